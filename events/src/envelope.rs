@@ -1,0 +1,121 @@
+//! The event envelope: what a command hands the store ([`NewEvent`]) and what the log holds ([`RecordedEvent`]).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::catalogue::DomainEvent;
+
+/// A position in the global log: 1, 2, 3 … with no gaps. 0 means "before the first event".
+pub type Position = i64;
+
+/// Who caused an event and in answer to what. Stored as the event's `metadata` JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// `admin:<name>`, `client:<id>` or `system`.
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_addr: Option<String>,
+    /// Groups the events of one piece of work (an upload: transfer, file, logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// The event or request that directly caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+}
+
+impl Metadata {
+    pub fn system() -> Self {
+        Self::with_actor("system".to_owned())
+    }
+
+    pub fn admin(name: &str) -> Self {
+        Self::with_actor(format!("admin:{name}"))
+    }
+
+    pub fn client(id: Uuid) -> Self {
+        Self::with_actor(format!("client:{id}"))
+    }
+
+    fn with_actor(actor: String) -> Self {
+        Self {
+            actor,
+            ..Self::default()
+        }
+    }
+
+    pub fn with_request(mut self, request_id: impl Into<String>, remote_addr: Option<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self.remote_addr = remote_addr;
+        self
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("metadata is plain strings and always serialises")
+    }
+}
+
+/// An event not yet in the log. Its id makes appends idempotent: appending an id that is already stored
+/// returns the stored position and writes nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub event_type: String,
+    pub schema: u32,
+    /// JSON text, stored and hashed exactly as given.
+    pub data: String,
+    /// JSON text, stored and hashed exactly as given.
+    pub metadata: String,
+}
+
+impl NewEvent {
+    /// Wraps a catalogue event with a fresh time-ordered id.
+    pub fn from_domain(event: &DomainEvent, metadata: &Metadata) -> Self {
+        Self::with_id(Uuid::now_v7(), event, metadata)
+    }
+
+    pub fn with_id(id: Uuid, event: &DomainEvent, metadata: &Metadata) -> Self {
+        Self {
+            id,
+            event_type: event.event_type().to_owned(),
+            schema: event.schema(),
+            data: event.data_json(),
+            metadata: metadata.to_json(),
+        }
+    }
+}
+
+/// An event as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedEvent {
+    pub position: Position,
+    pub id: Uuid,
+    pub stream: String,
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema: u32,
+    pub data: String,
+    pub metadata: String,
+    pub recorded_at: String,
+    pub crc: u32,
+    #[serde(serialize_with = "hex_hash")]
+    pub hash: [u8; 32],
+}
+
+fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(hash))
+}
+
+impl RecordedEvent {
+    /// Decodes the payload into the typed catalogue event.
+    pub fn decode(&self) -> Result<DomainEvent, crate::catalogue::DecodeError> {
+        DomainEvent::decode(&self.event_type, self.schema, &self.data)
+    }
+
+    /// The metadata, parsed; an unparseable metadata column reads as an unknown actor.
+    pub fn metadata(&self) -> Metadata {
+        serde_json::from_str(&self.metadata).unwrap_or_else(|_| Metadata::with_actor("unknown".into()))
+    }
+}
