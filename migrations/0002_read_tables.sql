@@ -79,7 +79,7 @@ CREATE TABLE stats (
     errors                 INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
--- Running totals since the first event: one row.
+-- Running totals since the first event: one row. (The number of events is the head position.)
 CREATE TABLE stats_totals (
     id                     INTEGER PRIMARY KEY CHECK (id = 1),
     uploads                INTEGER NOT NULL DEFAULT 0,
@@ -90,8 +90,7 @@ CREATE TABLE stats_totals (
     verifications_failed   INTEGER NOT NULL DEFAULT 0,
     registrations          INTEGER NOT NULL DEFAULT 0,
     deletions              INTEGER NOT NULL DEFAULT 0,
-    errors                 INTEGER NOT NULL DEFAULT 0,
-    events                 INTEGER NOT NULL DEFAULT 0
+    errors                 INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO stats_totals (id) VALUES (1);
 

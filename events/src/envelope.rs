@@ -119,3 +119,30 @@ impl RecordedEvent {
         serde_json::from_str(&self.metadata).unwrap_or_else(|_| Metadata::with_actor("unknown".into()))
     }
 }
+
+/// Parses an RFC 3339 time (or a plain `YYYY-MM-DD`, meaning its midnight UTC) into the log's own form,
+/// UTC with microseconds, so that it compares correctly with `recorded_at` as text.
+pub fn normalize_time(input: &str) -> Result<String, String> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(input.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(input.trim(), "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| format!("{input:?} is not an RFC 3339 time (2026-11-22T10:00:00Z) or a date (2026-11-22)"))?;
+    Ok(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_time;
+
+    #[test]
+    fn times_are_normalised_to_utc_microseconds() {
+        assert_eq!(normalize_time("2026-11-22T10:10:00Z").unwrap(), "2026-11-22T10:10:00.000000Z");
+        assert_eq!(normalize_time("2026-11-22T12:10:00.5+02:00").unwrap(), "2026-11-22T10:10:00.500000Z");
+        assert_eq!(normalize_time("2026-11-22").unwrap(), "2026-11-22T00:00:00.000000Z");
+        assert!(normalize_time("yesterday").is_err());
+        assert!(normalize_time("").is_err());
+    }
+}

@@ -23,7 +23,7 @@ pub mod writer;
 
 pub use catalogue::DomainEvent;
 pub use chain::{ChainError, ChainVerifier};
-pub use envelope::{Metadata, NewEvent, Position, RecordedEvent};
+pub use envelope::{normalize_time, Metadata, NewEvent, Position, RecordedEvent};
 pub use error::{AppendError, StoreError};
 pub use reader::{EventFilter, EventPage, VerifyReport};
 pub use schema::Durability;

@@ -88,9 +88,9 @@ pub struct EventFilter {
     pub after: Option<Position>,
     /// Only events at or before this position.
     pub until: Option<Position>,
-    /// Only events recorded at or after this RFC 3339 time.
+    /// Only events recorded at or after this time, in the log's form (see [`crate::normalize_time`]).
     pub from_time: Option<String>,
-    /// Only events recorded before this RFC 3339 time.
+    /// Only events recorded before this time, in the log's form.
     pub to_time: Option<String>,
     /// At most this many (bounded by [`MAX_PAGE`]; 100 when unset).
     pub limit: Option<usize>,

@@ -1,0 +1,77 @@
+//! cairn's read models: tables projected from the event log, their queries, and their rebuild.
+//!
+//! Every table here can be dropped and rebuilt from `events`. A projection's `apply` reads only the event and
+//! the read tables (never the clock, the disk, the network or randomness), so replay is deterministic.
+//!
+//! - [`clients`], [`files`], [`transfers`], [`logs`], [`stats`]: one module per read table, with its `apply`
+//!   and its queries.
+//! - [`checkpoints`]: how far each projection has applied the log.
+//! - [`query`]: pagination, sorting and searching shared by every list.
+//! - [`rebuild`]: replaying the log into a fresh database, verifying the chain as it reads.
+//! - [`diff`]: comparing the read tables of two databases, row by row.
+
+pub mod checkpoints;
+pub mod clients;
+pub mod diff;
+pub mod files;
+pub mod logs;
+pub mod query;
+pub mod rebuild;
+pub mod stats;
+pub mod transfers;
+
+use cairn_events::{ApplyError, Projector, RecordedEvent};
+use rusqlite::Connection;
+
+pub use query::{ListQuery, Page, QueryError};
+
+/// Every read table, in the order a rebuild swaps them in.
+pub const READ_TABLES: &[&str] = &[
+    "clients",
+    "files",
+    "transfers",
+    "logs",
+    "stats",
+    "stats_totals",
+    "projection_checkpoints",
+];
+
+/// The projections, by the name their checkpoint carries.
+pub const PROJECTIONS: &[&str] = &["clients", "files", "transfers", "logs", "stats"];
+
+/// A query's failure: bad input from the caller, or the database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// All read tables, applied together to each event.
+#[derive(Debug, Default)]
+pub struct Projections;
+
+impl Projections {
+    /// Applies one event to every read table.
+    pub fn apply_event(conn: &Connection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let domain = event.decode()?;
+        clients::apply(conn, event, &domain)?;
+        files::apply(conn, event, &domain)?;
+        transfers::apply(conn, event, &domain)?;
+        logs::apply(conn, event, &domain)?;
+        stats::apply(conn, event, &domain)?;
+        Ok(())
+    }
+}
+
+impl Projector for Projections {
+    fn apply(&mut self, conn: &Connection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        Self::apply_event(conn, event)
+    }
+
+    fn checkpoint(&mut self, conn: &Connection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        checkpoints::record_all(conn, event.position, &event.recorded_at)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! The `clients` read table: who is registered, their status, and what they store.
+
+use cairn_events::{ApplyError, DomainEvent, RecordedEvent};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::query::{paged, Conditions, ListQuery, Page, QueryError};
+
+/// A row of `clients`, with the old server's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Client {
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    pub status: String,
+    pub last_seen: Option<String>,
+    pub files_count: i64,
+    pub total_size: i64,
+    pub ip_address: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub version: i64,
+}
+
+const COLUMNS: &str =
+    "id, client_id, name, status, last_seen, files_count, total_size, ip_address, created_at, updated_at, token_hash, version";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
+    Ok(Client {
+        id: r.get(0)?,
+        client_id: r.get(1)?,
+        name: r.get(2)?,
+        status: r.get(3)?,
+        last_seen: r.get(4)?,
+        files_count: r.get(5)?,
+        total_size: r.get(6)?,
+        ip_address: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        token_hash: r.get(10)?,
+        version: r.get(11)?,
+    })
+}
+
+pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Result<(), ApplyError> {
+    let at = &e.recorded_at;
+    match event {
+        DomainEvent::ClientRegistered(c) => {
+            conn.prepare_cached(
+                "INSERT INTO clients (id, client_id, name, status, ip_address, created_at, updated_at, token_hash, version)
+                 VALUES (?1, ?2, ?3, 'Registered', ?4, ?5, ?5, ?6, ?7)",
+            )?
+            .execute(params![c.client_id.to_string(), c.external_id, c.name, c.ip_address, at, c.token_hash, e.version])?;
+        }
+        DomainEvent::ClientUpdated(c) => {
+            conn.prepare_cached(
+                "UPDATE clients SET name = coalesce(?2, name), ip_address = coalesce(?3, ip_address),
+                 updated_at = ?4, version = ?5 WHERE id = ?1",
+            )?
+            .execute(params![c.client_id.to_string(), c.name, c.ip_address, at, e.version])?;
+        }
+        DomainEvent::ClientConnected(c) => {
+            conn.prepare_cached(
+                "UPDATE clients SET status = 'Connected', last_seen = ?2, ip_address = coalesce(?3, ip_address),
+                 updated_at = ?2, version = ?4 WHERE id = ?1",
+            )?
+            .execute(params![c.client_id.to_string(), at, c.ip_address, e.version])?;
+        }
+        DomainEvent::ClientDisconnected(c) => {
+            conn.prepare_cached(
+                "UPDATE clients SET status = 'Offline', last_seen = ?2, updated_at = ?2, version = ?3 WHERE id = ?1",
+            )?
+            .execute(params![c.client_id.to_string(), at, e.version])?;
+        }
+        DomainEvent::ClientTokenRotated(c) => {
+            conn.prepare_cached("UPDATE clients SET token_hash = ?2, updated_at = ?3, version = ?4 WHERE id = ?1")?
+                .execute(params![c.client_id.to_string(), c.token_hash, at, e.version])?;
+        }
+        DomainEvent::ClientDeleted(c) => {
+            conn.prepare_cached("DELETE FROM clients WHERE id = ?1")?
+                .execute([c.client_id.to_string()])?;
+        }
+        DomainEvent::FileStored(f) => {
+            conn.prepare_cached(
+                "UPDATE clients SET files_count = files_count + 1, total_size = total_size + ?2 WHERE id = ?1",
+            )?
+            .execute(params![f.client_id.to_string(), f.size as i64])?;
+        }
+        DomainEvent::FileDeleted(f) => {
+            conn.prepare_cached(
+                "UPDATE clients SET files_count = files_count - 1, total_size = total_size - ?2 WHERE id = ?1",
+            )?
+            .execute(params![f.client_id.to_string(), f.size as i64])?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<Client>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM clients WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
+}
+
+/// Names are unique without regard to case.
+pub fn by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Client>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM clients WHERE name = ?1 COLLATE NOCASE"))?
+        .query_row([name], from_row)
+        .optional()
+}
+
+/// Filters of the clients list, besides paging.
+#[derive(Debug, Clone, Default)]
+pub struct ClientFilter {
+    pub status: Option<String>,
+}
+
+pub const SORTABLE: &[&str] = &["name", "status", "last_seen", "files_count", "total_size", "created_at", "client_id"];
+
+pub fn list(conn: &Connection, query: &ListQuery, filter: &ClientFilter) -> Result<Page<Client>, crate::Error> {
+    let order = query.order_by(SORTABLE, "created_at ASC, rowid ASC")?;
+    let mut c = Conditions::default();
+    if let Some(status) = &filter.status {
+        if !["Registered", "Connected", "Offline"].contains(&status.as_str()) {
+            return Err(QueryError::Filter {
+                field: "status",
+                reason: "one of Registered, Connected, Offline".into(),
+            }
+            .into());
+        }
+        c.add("status = ?", [Value::Text(status.clone())]);
+    }
+    if let Some(like) = query.like() {
+        c.add(
+            "(name LIKE ? ESCAPE '\\' OR client_id LIKE ? ESCAPE '\\' OR ifnull(ip_address, '') LIKE ? ESCAPE '\\')",
+            [Value::Text(like.clone()), Value::Text(like.clone()), Value::Text(like)],
+        );
+    }
+    Ok(paged(conn, "clients", COLUMNS, &c, &order, query, from_row)?)
+}
+
+/// Counts by status, for `/api/status` and the overview.
+pub fn counts(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(
+        "SELECT count(*), coalesce(sum(status = 'Connected'), 0) FROM clients",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
