@@ -1,0 +1,24 @@
+//! cairn: a backup server whose every state change is an event.
+//!
+//! This crate holds the rules and the edges; the log lives in `cairn-events`, the read tables in
+//! `cairn-projections`.
+//!
+//! - [`commands`]: the rules that turn a request into events, one file per area.
+//! - [`blobs`]: the content-addressed blob store, streamed and checksummed.
+//! - [`app`]: [`Cairn`], one open data directory and the operations that span the log and the blobs.
+//! - [`datadir`]: the data directory's layout and its lock.
+//! - [`replay`]: rebuilding the read tables from the log, verifying them, and the state as of a moment.
+//! - [`cli`]: the `cairn` command line; [`bench`]: the benchmarks of `BENCHMARKS.md`.
+//! - [`error`]: [`CommandError`], with the stable codes of the API.
+
+pub mod app;
+pub mod bench;
+pub mod blobs;
+pub mod cli;
+pub mod commands;
+pub mod datadir;
+pub mod error;
+pub mod replay;
+
+pub use app::{Cairn, Options, Upload};
+pub use error::CommandError;

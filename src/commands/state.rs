@@ -1,0 +1,118 @@
+//! What commands read before deciding: the [`State`] trait, and [`SqlState`] over the writer's connection.
+
+use cairn_events::{StoreError, Unit};
+use cairn_projections::{clients, files, logs, transfers};
+use uuid::Uuid;
+
+/// What a client's rules look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientState {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub version: i64,
+    pub token_hash: String,
+}
+
+/// What a file's rules look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileState {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub sha256: String,
+    pub crc32: u32,
+    pub size: u64,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferState {
+    pub id: Uuid,
+    pub status: String,
+}
+
+/// The current state, as commands see it.
+pub trait State {
+    fn client(&self, id: Uuid) -> Result<Option<ClientState>, StoreError>;
+    /// Names are unique without regard to case.
+    fn client_by_name(&self, name: &str) -> Result<Option<ClientState>, StoreError>;
+    /// A stream's version (0 if it never existed): tells a deleted entity from an unknown one.
+    fn stream_version(&self, stream: &str) -> Result<i64, StoreError>;
+    fn file(&self, id: Uuid) -> Result<Option<FileState>, StoreError>;
+    fn files_of_client(&self, id: Uuid) -> Result<Vec<FileState>, StoreError>;
+    fn transfer(&self, id: Uuid) -> Result<Option<TransferState>, StoreError>;
+    fn log_count(&self) -> Result<u64, StoreError>;
+}
+
+/// Reads the read tables on the writer's own connection, inside the batch's transaction.
+pub struct SqlState<'a, 'w> {
+    unit: &'a Unit<'w>,
+}
+
+impl<'a, 'w> SqlState<'a, 'w> {
+    pub fn new(unit: &'a Unit<'w>) -> Self {
+        Self { unit }
+    }
+}
+
+fn uuid(text: &str) -> Uuid {
+    // The read tables hold only ids the commands wrote from `Uuid`s.
+    Uuid::parse_str(text).unwrap_or_default()
+}
+
+fn client_state(c: clients::Client) -> ClientState {
+    ClientState {
+        id: uuid(&c.id),
+        name: c.name,
+        status: c.status,
+        version: c.version,
+        token_hash: c.token_hash,
+    }
+}
+
+fn file_state(f: files::File) -> FileState {
+    FileState {
+        id: uuid(&f.id),
+        client_id: uuid(&f.client_id),
+        sha256: f.checksum,
+        crc32: f.crc32,
+        size: u64::try_from(f.size).unwrap_or(0),
+        version: f.version,
+    }
+}
+
+impl State for SqlState<'_, '_> {
+    fn client(&self, id: Uuid) -> Result<Option<ClientState>, StoreError> {
+        Ok(clients::get(self.unit.conn(), &id.to_string())?.map(client_state))
+    }
+
+    fn client_by_name(&self, name: &str) -> Result<Option<ClientState>, StoreError> {
+        Ok(clients::by_name(self.unit.conn(), name)?.map(client_state))
+    }
+
+    fn stream_version(&self, stream: &str) -> Result<i64, StoreError> {
+        self.unit.stream_version(stream)
+    }
+
+    fn file(&self, id: Uuid) -> Result<Option<FileState>, StoreError> {
+        Ok(files::get(self.unit.conn(), &id.to_string())?.map(file_state))
+    }
+
+    fn files_of_client(&self, id: Uuid) -> Result<Vec<FileState>, StoreError> {
+        Ok(files::of_client(self.unit.conn(), &id.to_string())?
+            .into_iter()
+            .map(file_state)
+            .collect())
+    }
+
+    fn transfer(&self, id: Uuid) -> Result<Option<TransferState>, StoreError> {
+        Ok(transfers::get(self.unit.conn(), &id.to_string())?.map(|t| TransferState {
+            id: uuid(&t.id),
+            status: t.status,
+        }))
+    }
+
+    fn log_count(&self) -> Result<u64, StoreError> {
+        Ok(u64::try_from(logs::count(self.unit.conn())?).unwrap_or(0))
+    }
+}

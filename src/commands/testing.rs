@@ -1,0 +1,218 @@
+//! Given/when/then for commands, without a database: `given` folds events into an in-memory [`State`], `when`
+//! decides a command against it, `then_*` checks the outcome.
+
+use std::collections::HashMap;
+
+use cairn_events::catalogue::{ClientRegistered, FileStored};
+use cairn_events::{DomainEvent, StoreError};
+use uuid::Uuid;
+
+use super::{ClientState, Command, Decision, FileState, State, TransferState};
+use crate::error::CommandError;
+
+#[derive(Default)]
+pub struct MemoryState {
+    clients: HashMap<Uuid, ClientState>,
+    files: HashMap<Uuid, FileState>,
+    transfers: HashMap<Uuid, TransferState>,
+    versions: HashMap<String, i64>,
+    logs: u64,
+}
+
+impl MemoryState {
+    fn fold(&mut self, event: &DomainEvent) {
+        let version = {
+            let v = self.versions.entry(event.stream()).or_default();
+            *v += 1;
+            *v
+        };
+        match event {
+            DomainEvent::ClientRegistered(c) => {
+                self.clients.insert(
+                    c.client_id,
+                    ClientState {
+                        id: c.client_id,
+                        name: c.name.clone(),
+                        status: "Registered".into(),
+                        version,
+                        token_hash: c.token_hash.clone(),
+                    },
+                );
+            }
+            DomainEvent::ClientUpdated(c) => self.client(c.client_id, version, |s| {
+                if let Some(n) = &c.name {
+                    s.name = n.clone();
+                }
+            }),
+            DomainEvent::ClientConnected(c) => self.client(c.client_id, version, |s| s.status = "Connected".into()),
+            DomainEvent::ClientDisconnected(c) => self.client(c.client_id, version, |s| s.status = "Offline".into()),
+            DomainEvent::ClientTokenRotated(c) => {
+                self.client(c.client_id, version, |s| s.token_hash = c.token_hash.clone())
+            }
+            DomainEvent::ClientDeleted(c) => {
+                self.clients.remove(&c.client_id);
+            }
+            DomainEvent::FileStored(f) => {
+                self.files.insert(
+                    f.file_id,
+                    FileState {
+                        id: f.file_id,
+                        client_id: f.client_id,
+                        sha256: f.sha256.clone(),
+                        crc32: f.crc32,
+                        size: f.size,
+                        version,
+                    },
+                );
+            }
+            DomainEvent::FileVerified(f) => self.file(f.file_id, version),
+            DomainEvent::FileDownloaded(f) => self.file(f.file_id, version),
+            DomainEvent::FileDeleted(f) => {
+                self.files.remove(&f.file_id);
+            }
+            DomainEvent::TransferStarted(t) => {
+                self.transfers.insert(
+                    t.transfer_id,
+                    TransferState {
+                        id: t.transfer_id,
+                        status: "InProgress".into(),
+                    },
+                );
+            }
+            DomainEvent::TransferCompleted(t) => self.transfer(t.transfer_id, "Completed"),
+            DomainEvent::TransferFailed(t) => self.transfer(t.transfer_id, "Failed"),
+            DomainEvent::LogRecorded(_) => self.logs += 1,
+            DomainEvent::LogsCleared(_) => self.logs = 0,
+            _ => {}
+        }
+    }
+
+    fn client(&mut self, id: Uuid, version: i64, f: impl FnOnce(&mut ClientState)) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            f(c);
+            c.version = version;
+        }
+    }
+
+    fn file(&mut self, id: Uuid, version: i64) {
+        if let Some(f) = self.files.get_mut(&id) {
+            f.version = version;
+        }
+    }
+
+    fn transfer(&mut self, id: Uuid, status: &str) {
+        if let Some(t) = self.transfers.get_mut(&id) {
+            t.status = status.into();
+        }
+    }
+}
+
+impl State for MemoryState {
+    fn client(&self, id: Uuid) -> Result<Option<ClientState>, StoreError> {
+        Ok(self.clients.get(&id).cloned())
+    }
+    fn client_by_name(&self, name: &str) -> Result<Option<ClientState>, StoreError> {
+        Ok(self.clients.values().find(|c| c.name.eq_ignore_ascii_case(name)).cloned())
+    }
+    fn stream_version(&self, stream: &str) -> Result<i64, StoreError> {
+        Ok(self.versions.get(stream).copied().unwrap_or(0))
+    }
+    fn file(&self, id: Uuid) -> Result<Option<FileState>, StoreError> {
+        Ok(self.files.get(&id).cloned())
+    }
+    fn files_of_client(&self, id: Uuid) -> Result<Vec<FileState>, StoreError> {
+        let mut files: Vec<_> = self.files.values().filter(|f| f.client_id == id).cloned().collect();
+        files.sort_by_key(|f| f.id);
+        Ok(files)
+    }
+    fn transfer(&self, id: Uuid) -> Result<Option<TransferState>, StoreError> {
+        Ok(self.transfers.get(&id).cloned())
+    }
+    fn log_count(&self) -> Result<u64, StoreError> {
+        Ok(self.logs)
+    }
+}
+
+pub struct Given {
+    state: MemoryState,
+}
+
+pub fn given(events: Vec<DomainEvent>) -> Given {
+    let mut state = MemoryState::default();
+    for e in &events {
+        state.fold(e);
+    }
+    Given { state }
+}
+
+pub struct When<T> {
+    result: Result<Decision<T>, CommandError>,
+}
+
+impl Given {
+    pub fn when<C: Command>(self, command: C) -> When<C::Output> {
+        When {
+            result: command.decide(&self.state),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> When<T> {
+    /// Asserts the decided events (in order) and returns the decision for further checks.
+    #[track_caller]
+    pub fn then_expect(self, expected: Vec<DomainEvent>) -> Decision<T> {
+        let decision = match self.result {
+            Ok(d) => d,
+            Err(e) => panic!("expected events, got the error {e:?}"),
+        };
+        let events: Vec<DomainEvent> = decision.events.iter().map(|(e, _)| e.clone()).collect();
+        assert_eq!(events, expected);
+        decision
+    }
+
+    #[track_caller]
+    pub fn then_error(self, matches: impl Fn(&CommandError) -> bool) {
+        match self.result {
+            Ok(d) => panic!("expected an error, got the decision {d:?}"),
+            Err(e) => assert!(matches(&e), "unexpected error {e:?}"),
+        }
+    }
+}
+
+pub fn registered(id: Uuid, name: &str) -> DomainEvent {
+    ClientRegistered {
+        client_id: id,
+        external_id: id.to_string(),
+        name: name.into(),
+        ip_address: None,
+        token_hash: super::token_hash("secret"),
+    }
+    .into()
+}
+
+pub fn stored(file: Uuid, client: Uuid, sha256: &str, size: u64) -> DomainEvent {
+    FileStored {
+        file_id: file,
+        client_id: client,
+        client_name: "alpha".into(),
+        filename: "f.txt".into(),
+        original_path: "/f.txt".into(),
+        size,
+        sha256: sha256.into(),
+        crc32: 1,
+        mime_type: "text/plain".into(),
+        transfer_id: None,
+    }
+    .into()
+}
+
+impl<T: std::fmt::Debug> When<T> {
+    /// Asserts success whatever the events, for tests that look at the decision itself.
+    #[track_caller]
+    pub fn then_expect_any(self) -> Decision<T> {
+        match self.result {
+            Ok(d) => d,
+            Err(e) => panic!("expected a decision, got the error {e:?}"),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The data directory: `<data>/cairn.db`, `<data>/blobs/`, and `<data>/cairn.lock`, which one process holds
+//! while it writes (so that `cairn replay` cannot swap tables under a running server).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Why the data directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("cannot use data directory {path}: {detail}")]
+    Unusable { path: PathBuf, detail: String },
+    #[error("data directory {path} is in use by another cairn process (it holds {path}/cairn.lock); stop it first")]
+    Locked { path: PathBuf },
+}
+
+/// An open data directory, locked for this process until dropped.
+#[derive(Debug)]
+pub struct DataDir {
+    root: PathBuf,
+    /// Held open: the OS lock lives as long as the file handle.
+    _lock: File,
+}
+
+pub fn db_path(root: &Path) -> PathBuf {
+    root.join("cairn.db")
+}
+
+pub fn blobs_path(root: &Path) -> PathBuf {
+    root.join("blobs")
+}
+
+impl DataDir {
+    /// Creates the directory if needed and takes its lock.
+    pub fn open(root: &Path) -> Result<Self, DataDirError> {
+        let unusable = |e: std::io::Error| DataDirError::Unusable {
+            path: root.to_owned(),
+            detail: e.to_string(),
+        };
+        std::fs::create_dir_all(root).map_err(unusable)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join("cairn.lock"))
+            .map_err(unusable)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(DataDirError::Locked { path: root.to_owned() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(unusable(e)),
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        db_path(&self.root)
+    }
+
+    pub fn blobs_path(&self) -> PathBuf {
+        blobs_path(&self.root)
+    }
+}

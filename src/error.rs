@@ -1,0 +1,120 @@
+//! [`CommandError`]: why a command was refused or failed. Each variant has a stable code the HTTP edge
+//! sends, and a status class.
+
+use cairn_events::{AppendError, StoreError};
+use uuid::Uuid;
+
+use crate::blobs::BlobError;
+
+/// Why a command wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// 400 `VALIDATION_ERROR`: a field is empty, too long, malformed or holds forbidden characters.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// 404 `CLIENT_NOT_FOUND`.
+    #[error("client {0} not found")]
+    ClientNotFound(Uuid),
+    /// 409 `CLIENT_DELETED`: the client existed and was deleted; nothing more can happen to it.
+    #[error("client {0} was deleted")]
+    ClientDeleted(Uuid),
+    /// 409 `CLIENT_NAME_TAKEN`.
+    #[error("a client named {0:?} already exists")]
+    NameTaken(String),
+    /// 409 `CLIENT_NOT_CONNECTED`.
+    #[error("client {0} is not connected")]
+    ClientNotConnected(Uuid),
+    /// 404 `FILE_NOT_FOUND`.
+    #[error("file {0} not found")]
+    FileNotFound(Uuid),
+    /// 404 `TRANSFER_NOT_FOUND`.
+    #[error("transfer {0} not found")]
+    TransferNotFound(Uuid),
+    /// 409 `TRANSFER_FINISHED`: a transfer completes or fails once.
+    #[error("transfer {id} is already {status}")]
+    TransferFinished { id: Uuid, status: String },
+    /// 409 `VERSION_CONFLICT`: the entity changed since the caller read it.
+    #[error("{stream} is at version {actual}, expected {expected}")]
+    VersionConflict { stream: String, expected: String, actual: i64 },
+    /// 400 `CHECKSUM_MISMATCH`: the content does not match the checksum the client declared.
+    #[error("declared {which} {declared} does not match the content's {actual}")]
+    ChecksumMismatch { which: &'static str, declared: String, actual: String },
+    /// 413 `PAYLOAD_TOO_LARGE`.
+    #[error("the upload is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// 500: the blob store failed (disk full, permissions).
+    #[error("blob store: {0}")]
+    Blob(#[source] std::io::Error),
+    /// 500: the event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CommandError {
+    /// The stable error code of the HTTP API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "VALIDATION_ERROR",
+            Self::ClientNotFound(_) => "CLIENT_NOT_FOUND",
+            Self::ClientDeleted(_) => "CLIENT_DELETED",
+            Self::NameTaken(_) => "CLIENT_NAME_TAKEN",
+            Self::ClientNotConnected(_) => "CLIENT_NOT_CONNECTED",
+            Self::FileNotFound(_) => "FILE_NOT_FOUND",
+            Self::TransferNotFound(_) => "TRANSFER_NOT_FOUND",
+            Self::TransferFinished { .. } => "TRANSFER_FINISHED",
+            Self::VersionConflict { .. } => "VERSION_CONFLICT",
+            Self::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
+            Self::TooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::Blob(_) | Self::Store(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<AppendError> for CommandError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => Self::VersionConflict {
+                stream,
+                expected,
+                actual,
+            },
+            AppendError::Store(s) => Self::Store(s),
+            other => Self::Store(StoreError::Commit(other.to_string())),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for CommandError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Store(StoreError::Sql(e))
+    }
+}
+
+impl From<BlobError> for CommandError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::TooLarge { limit } => Self::TooLarge { limit },
+            BlobError::Mismatch {
+                which,
+                declared,
+                actual,
+            } => Self::ChecksumMismatch {
+                which,
+                declared,
+                actual,
+            },
+            BlobError::Io(io) => Self::Blob(io),
+        }
+    }
+}
