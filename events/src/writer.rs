@@ -118,8 +118,10 @@ struct WriterState {
 pub struct Unit<'w> {
     state: &'w mut WriterState,
     after_commit: Vec<AfterCommit>,
-    /// Set when an append failed halfway: the savepoint is then rolled back whatever the command returns.
+    /// Set when an append failed halfway: the command's writes are then undone whatever it returns.
     poisoned: bool,
+    /// Set once the command began writing: undoing it then needs a rollback, otherwise nothing.
+    wrote: bool,
 }
 
 impl Unit<'_> {
@@ -256,6 +258,7 @@ impl Unit<'_> {
 
     /// Writes one row, chains it, and applies the projections to it.
     fn insert(&mut self, stream: &str, version: i64, event: &NewEvent) -> Result<Position, StoreError> {
+        self.wrote = true;
         let st = &mut *self.state;
         let position = st.head + 1;
         let now = now_rfc3339();
@@ -276,24 +279,6 @@ impl Unit<'_> {
         );
         let crc = crc(&st.buf);
         let hash = chain_hash(&st.head_hash, &st.buf);
-        st.conn
-            .prepare_cached(
-                "INSERT INTO events (position, id, stream, version, type, schema, data, metadata, recorded_at, crc, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?
-            .execute(params![
-                position,
-                event.id.to_string(),
-                stream,
-                version,
-                event.event_type,
-                event.schema,
-                event.data,
-                event.metadata,
-                recorded_at,
-                crc,
-                hex::encode(hash),
-            ])?;
         let recorded = RecordedEvent {
             position,
             id: event.id,
@@ -303,22 +288,42 @@ impl Unit<'_> {
             schema: event.schema,
             data: event.data.clone(),
             metadata: event.metadata.clone(),
-            recorded_at: recorded_at.clone(),
+            recorded_at,
             crc,
             hash,
         };
-        st.projector
-            .apply(&st.conn, &recorded)
-            .map_err(|e| StoreError::Projection {
-                position,
-                detail: e.to_string(),
-            })?;
+        write_row(&st.conn, &mut *st.projector, &recorded)?;
         st.head = position;
         st.head_hash = hash;
-        st.last_time = recorded_at;
+        st.last_time.clone_from(&recorded.recorded_at);
         st.pending.push(recorded);
         Ok(position)
     }
+}
+
+/// Inserts an event's row and applies every projection to it.
+fn write_row(conn: &Connection, projector: &mut dyn Projector, e: &RecordedEvent) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO events (position, id, stream, version, type, schema, data, metadata, recorded_at, crc, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        e.position,
+        e.id.to_string(),
+        e.stream,
+        e.version,
+        e.event_type,
+        e.schema,
+        e.data,
+        e.metadata,
+        e.recorded_at,
+        e.crc,
+        hex::encode(e.hash),
+    ])?;
+    projector.apply(conn, e).map_err(|err| StoreError::Projection {
+        position: e.position,
+        detail: err.to_string(),
+    })
 }
 
 fn is_unique_violation(e: &StoreError, column_prefix: &str) -> bool {
@@ -578,6 +583,18 @@ fn run(
     events: &broadcast::Sender<Arc<RecordedEvent>>,
     stats: &WriterStats,
 ) {
+    let (notifier, notifications) = mpsc::channel::<Committed>();
+    let publisher = events.clone();
+    let notifier_thread = match std::thread::Builder::new()
+        .name("cairn-notifier".into())
+        .spawn(move || notify(notifications, publisher))
+    {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the notifier thread; the writer answers callers itself");
+            None
+        }
+    };
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
         jobs.push(first);
@@ -589,9 +606,15 @@ fn run(
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        run_batch(&mut state, &mut jobs, committed, events);
+        run_batch(&mut state, &mut jobs, committed, events, &notifier);
     }
-    // Every handle is gone: leave the WAL folded into the database for the next opener.
+    // Every handle is gone: answer what is pending, then leave the WAL folded into the database.
+    drop(notifier);
+    if let Some(t) = notifier_thread {
+        if t.join().is_err() {
+            tracing::error!("the notifier thread panicked");
+        }
+    }
     if let Err(e) = state.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "WAL checkpoint at writer shutdown failed");
     }
@@ -602,6 +625,7 @@ fn run_batch(
     jobs: &mut Vec<Box<dyn Job>>,
     committed: &AtomicI64,
     events: &broadcast::Sender<Arc<RecordedEvent>>,
+    notifier: &mpsc::Sender<Committed>,
 ) {
     let start = (state.head, state.head_hash, state.last_time.clone());
     let mut replies = Vec::with_capacity(jobs.len());
@@ -616,45 +640,41 @@ fn run_batch(
         return;
     }
 
+    // No savepoint per command: a command that fails does so, nearly always, before it writes, and then there
+    // is nothing to undo. One that fails after writing is undone by rolling the transaction back and writing
+    // again the events of the commands before it (the projections are deterministic, so this restores exactly
+    // the state it started from). Savepoints would instead copy every page each command touches.
     let mut failure: Option<StoreError> = None;
     let mut queue = std::mem::take(jobs).into_iter();
-    let mut unrun: Vec<Box<dyn Job>> = Vec::new();
     for job in queue.by_ref() {
         let mark = (state.head, state.head_hash, state.last_time.clone(), state.pending.len());
-        if let Err(e) = state.conn.execute_batch("SAVEPOINT command") {
-            failure = Some(StoreError::Sql(e));
-            unrun.push(job);
-            break;
-        }
         let mut unit = Unit {
             state,
             after_commit: Vec::new(),
             poisoned: false,
+            wrote: false,
         };
         let completion = job.run(&mut unit);
         let Unit {
-            after_commit, poisoned, ..
+            after_commit,
+            poisoned,
+            wrote,
+            ..
         } = unit;
-        let keep = completion.keep && !poisoned;
-        let end = if keep {
-            state.conn.execute_batch("RELEASE command")
-        } else {
-            state
-                .conn
-                .execute_batch("ROLLBACK TO command; RELEASE command")
-        };
-        if keep {
-            effects.extend(after_commit);
-        } else {
-            state.head = mark.0;
-            state.head_hash = mark.1;
-            state.last_time = mark.2;
-            state.pending.truncate(mark.3);
-        }
         replies.push(completion.reply);
-        if let Err(e) = end {
-            failure = Some(StoreError::Sql(e));
-            break;
+        if completion.keep && !poisoned {
+            effects.extend(after_commit);
+            continue;
+        }
+        state.head = mark.0;
+        state.head_hash = mark.1;
+        state.last_time = mark.2;
+        state.pending.truncate(mark.3);
+        if wrote {
+            if let Err(e) = redo(state) {
+                failure = Some(e);
+                break;
+            }
         }
     }
 
@@ -676,15 +696,17 @@ fn run_batch(
 
     if let Some(e) = failure {
         tracing::error!(error = %e, "a write batch failed and was rolled back");
-        if let Err(rollback) = state.conn.execute_batch("ROLLBACK") {
-            tracing::error!(error = %rollback, "rollback after a failed batch failed too");
+        if !state.conn.is_autocommit() {
+            if let Err(rollback) = state.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %rollback, "rollback after a failed batch failed too");
+            }
         }
         state.head = start.0;
         state.head_hash = start.1;
         state.last_time = start.2;
         state.pending.clear();
         let e = Arc::new(e);
-        for job in unrun.into_iter().chain(queue) {
+        for job in queue {
             job.refuse(e.clone());
         }
         for reply in replies {
@@ -697,11 +719,49 @@ fn run_batch(
     for effect in effects {
         effect(&state.conn);
     }
-    for reply in replies {
-        reply(Ok(()));
+    let committed_events = std::mem::take(&mut state.pending);
+    if let Err(mpsc::SendError(done)) = notifier.send(Committed {
+        replies,
+        events: committed_events,
+    }) {
+        // The notifier is gone only if it panicked; answer here rather than leave callers waiting.
+        done.deliver(events);
     }
-    for event in state.pending.drain(..) {
-        // No receiver is not a failure: nobody is watching the live feed.
-        let _no_subscribers = events.send(Arc::new(event));
+}
+
+/// A committed batch: the answers to send and the events to publish, in commit order.
+struct Committed {
+    replies: Vec<Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>>,
+    events: Vec<RecordedEvent>,
+}
+
+impl Committed {
+    fn deliver(self, broadcast: &broadcast::Sender<Arc<RecordedEvent>>) {
+        for reply in self.replies {
+            reply(Ok(()));
+        }
+        for event in self.events {
+            // No receiver is not a failure: nobody is watching the live feed.
+            let _no_subscribers = broadcast.send(Arc::new(event));
+        }
     }
+}
+
+/// Answers callers and publishes events of committed batches, in order, so that the writer can begin the next
+/// batch instead of waking each caller's thread itself.
+fn notify(rx: mpsc::Receiver<Committed>, broadcast: broadcast::Sender<Arc<RecordedEvent>>) {
+    while let Ok(done) = rx.recv() {
+        done.deliver(&broadcast);
+    }
+}
+
+/// Undoes a failed command's writes: rolls the transaction back, begins again, and rewrites the events the
+/// batch's earlier commands appended (still in `pending`), applying the projections to them again.
+fn redo(state: &mut WriterState) -> Result<(), StoreError> {
+    tracing::debug!(kept = state.pending.len(), "a command failed after writing; rewriting the batch without it");
+    state.conn.execute_batch("ROLLBACK; BEGIN IMMEDIATE")?;
+    for event in &state.pending {
+        write_row(&state.conn, &mut *state.projector, event)?;
+    }
+    Ok(())
 }

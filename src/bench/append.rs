@@ -1,1 +1,188 @@
+//! `cairn bench append`: events appended per second by raw rusqlite (the reference), by cairn's log alone, and
+//! by cairn with every projection, for a number of producers and a durability.
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use cairn_events::chain::{canonical_bytes_into, chain_hash, crc, EventFields, GENESIS};
+use cairn_events::writer::now_rfc3339;
+use cairn_events::{Durability, EventStore, ExpectedVersion, Metadata, NoProjections, StoreOptions};
+use rusqlite::params;
+
+use super::{rate, sample_event, sample_log};
+use crate::commands::log::RecordLog;
+use crate::{Cairn, Options};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub events: usize,
+    pub producers: usize,
+    pub durability: Durability,
+    /// Where cairn-with-projections appends (kept); a temporary directory when `None`.
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub producers: usize,
+    pub durability: Durability,
+    pub events: usize,
+    pub raw: f64,
+    pub log_only: f64,
+    pub with_projections: f64,
+    /// Mean commands per transaction in the log-only run; the reference commits in batches of this size.
+    pub batch: f64,
+    pub batch_projections: f64,
+}
+
+/// Runs the three measurements of one configuration.
+pub fn run(config: &Config) -> anyhow::Result<Outcome> {
+    let scratch = tempfile::tempdir()?;
+    let per = config.events.div_ceil(config.producers);
+    let events = per * config.producers;
+
+    let (log_only, batch) = log_only(&scratch.path().join("log"), config, per)?;
+    let raw = raw(&scratch.path().join("raw"), config.durability, events, batch.round().max(1.0) as usize)?;
+    let projections_dir = config.data.clone().unwrap_or_else(|| scratch.path().join("projections"));
+    let (with_projections, batch_projections) = with_projections(&projections_dir, config, per)?;
+    Ok(Outcome {
+        producers: config.producers,
+        durability: config.durability,
+        events,
+        raw,
+        log_only,
+        with_projections,
+        batch,
+        batch_projections,
+    })
+}
+
+/// `producers` threads, each running `per` jobs through `f`; returns events per second.
+fn producers(count: usize, per: usize, f: impl Fn(usize) -> anyhow::Result<()> + Sync) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..count)
+            .map(|p| {
+                let f = &f;
+                s.spawn(move || (0..per).try_for_each(|i| f(p * per + i)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("a producer panicked"))?)
+    })?;
+    Ok(rate(count * per, started.elapsed().as_secs_f64()))
+}
+
+fn log_only(dir: &Path, config: &Config, per: usize) -> anyhow::Result<(f64, f64)> {
+    std::fs::create_dir_all(dir)?;
+    let store = EventStore::open(
+        &dir.join("cairn.db"),
+        StoreOptions {
+            durability: config.durability,
+            ..StoreOptions::default()
+        },
+        Box::new(NoProjections),
+    )?;
+    let eps = producers(config.producers, per, |i| {
+        let event = sample_event(i);
+        store
+            .writer()
+            .execute_blocking(move |unit| unit.append("log", ExpectedVersion::Any, &[event]))?;
+        Ok(())
+    })?;
+    let stats = store.writer().stats();
+    let batch = stats.jobs.load(Ordering::Relaxed) as f64 / stats.batches.load(Ordering::Relaxed).max(1) as f64;
+    store.close();
+    Ok((eps, batch))
+}
+
+fn with_projections(dir: &Path, config: &Config, per: usize) -> anyhow::Result<(f64, f64)> {
+    let cairn = Cairn::open(
+        dir,
+        Options {
+            durability: config.durability,
+            ..Options::default()
+        },
+    )?;
+    let before = (
+        cairn.store().writer().stats().jobs.load(Ordering::Relaxed),
+        cairn.store().writer().stats().batches.load(Ordering::Relaxed),
+    );
+    let eps = producers(config.producers, per, |i| {
+        let l = sample_log(i);
+        let command = RecordLog {
+            level: l.level,
+            message: l.message,
+            source: l.source,
+            client_id: None,
+            file_id: None,
+        };
+        cairn.execute_blocking(command, Metadata::system())?;
+        Ok(())
+    })?;
+    let stats = cairn.store().writer().stats();
+    let jobs = stats.jobs.load(Ordering::Relaxed) - before.0;
+    let batches = stats.batches.load(Ordering::Relaxed) - before.1;
+    cairn.close();
+    Ok((eps, jobs as f64 / batches.max(1) as f64))
+}
+
+/// The reference: the same rows, chained beforehand, inserted by one connection with the same schema and
+/// pragmas, committing every `batch` rows.
+fn raw(dir: &Path, durability: Durability, events: usize, batch: usize) -> anyhow::Result<f64> {
+    std::fs::create_dir_all(dir)?;
+    let conn = cairn_events::schema::open_writable(&dir.join("raw.db"), durability)?;
+    let mut previous = GENESIS;
+    let mut buf = Vec::new();
+    let rows: Vec<_> = (0..events)
+        .map(|i| {
+            let e = sample_event(i);
+            let position = i as i64 + 1;
+            let at = now_rfc3339();
+            canonical_bytes_into(
+                &EventFields {
+                    position,
+                    id: e.id,
+                    stream: "log",
+                    version: position,
+                    event_type: &e.event_type,
+                    schema: e.schema,
+                    data: &e.data,
+                    metadata: &e.metadata,
+                    recorded_at: &at,
+                },
+                &mut buf,
+            );
+            let hash = chain_hash(&previous, &buf);
+            previous = hash;
+            (position, e, at, crc(&buf), hex::encode(hash))
+        })
+        .collect();
+    let started = Instant::now();
+    for chunk in rows.chunks(batch) {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO events (position, id, stream, version, type, schema, data, metadata, recorded_at, crc, hash)
+                 VALUES (?1, ?2, 'log', ?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (position, e, at, crc, hash) in chunk {
+                insert.execute(params![
+                    position,
+                    e.id.to_string(),
+                    e.event_type,
+                    e.schema,
+                    e.data,
+                    e.metadata,
+                    at,
+                    crc,
+                    hash
+                ])?;
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+    }
+    Ok(rate(events, started.elapsed().as_secs_f64()))
+}

@@ -1,1 +1,28 @@
+//! The benchmarks of `BENCHMARKS.md`. Each figure is measured beside its reference in the same run: raw SQLite
+//! doing the same work with the same schema, pragmas and batch sizes is the limit cairn chases.
+
 pub mod append;
+pub mod replay;
+
+use cairn_events::catalogue::LogRecorded;
+use cairn_events::{DomainEvent, Metadata, NewEvent};
+
+/// A log line like the ones backup agents send.
+pub fn sample_log(i: usize) -> LogRecorded {
+    LogRecorded {
+        level: ["info", "info", "warning", "info", "error"][i % 5].into(),
+        message: format!("backup job {i} finished: {} files, {} MiB", 1000 + i % 777, 10 + i % 90),
+        source: format!("agent-{:02}", i % 45),
+        client_id: None,
+        file_id: None,
+    }
+}
+
+pub fn sample_event(i: usize) -> NewEvent {
+    NewEvent::from_domain(&DomainEvent::from(sample_log(i)), &Metadata::system())
+}
+
+/// Events per second.
+pub fn rate(events: usize, seconds: f64) -> f64 {
+    events as f64 / seconds.max(1e-9)
+}

@@ -1,1 +1,61 @@
+//! The command line, one file per command. Every command's `--help` says what it does.
 
+mod backup;
+mod bench;
+mod events;
+mod replay;
+mod verify;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about = "A backup server whose every state change is an event")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The data directory: `cairn.db`, `blobs/`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArg {
+    /// The data directory
+    #[arg(long, value_name = "DIR", default_value = "./cairn-data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Rebuild the read tables from the event log (verifying every CRC and the chain as it reads)
+    Replay(replay::Args),
+    /// Check every event's CRC and the hash chain; exit 1 naming the first position that does not match
+    Verify(verify::Args),
+    /// Print the audit trail
+    Events(events::Args),
+    /// Write a consistent copy of the database, while a server runs (SQLite online backup)
+    Backup(backup::Args),
+    /// Run the benchmarks of BENCHMARKS.md
+    Bench(bench::Args),
+}
+
+/// Parses `args` and runs the command. `Ok` carries the exit code of a command that ran (verify's 1).
+pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not failures; a usage error is, with clap's exit code 2.
+            e.print()?;
+            return Ok(ExitCode::from(e.exit_code() as u8));
+        }
+    };
+    match cli.command {
+        Command::Replay(a) => replay::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Events(a) => events::run(a),
+        Command::Backup(a) => backup::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}

@@ -1,0 +1,96 @@
+//! `cairn bench`: the benchmarks of BENCHMARKS.md, printed as Markdown rows.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cairn_events::Durability;
+
+use crate::bench;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Which {
+    /// Appends per second: raw SQLite, cairn's log alone, cairn with every projection
+    Append,
+    /// Rebuilding the read tables from a log, beside a raw read-and-insert of the same rows
+    Replay,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(value_enum)]
+    which: Which,
+    /// Events per configuration (default: 20,000 for append, 1,000,000 for replay)
+    #[arg(long, value_name = "N")]
+    events: Option<usize>,
+    /// Concurrent producers (default: both 1 and 64)
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    producers: Option<u16>,
+    /// full or normal (default: both)
+    #[arg(long, value_name = "full|normal")]
+    durability: Option<Durability>,
+    /// Keep the log written here (a data directory that verify, replay and events can open)
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.data {
+        if crate::datadir::db_path(dir).exists() && args.which == Which::Replay {
+            anyhow::bail!("{} already holds a database; bench replay writes a new log", dir.display());
+        }
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    println!("machine: {} cores, {cpu}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    match args.which {
+        Which::Append => {
+            let events = args.events.unwrap_or(20_000);
+            let producers: Vec<usize> = args.producers.map_or(vec![1, 64], |p| vec![usize::from(p)]);
+            let durabilities = args.durability.map_or(vec![Durability::Full, Durability::Normal], |d| vec![d]);
+            println!("| durability | producers | events | raw SQLite ev/s | log only ev/s | ratio | log + projections ev/s | ratio | mean batch (log / +proj) |");
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for d in &durabilities {
+                for p in &producers {
+                    let o = bench::append::run(&bench::append::Config {
+                        events,
+                        producers: *p,
+                        durability: *d,
+                        data: args.data.clone(),
+                    })?;
+                    println!(
+                        "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.1} / {:.1} |",
+                        d.as_str(),
+                        o.producers,
+                        o.events,
+                        o.raw,
+                        o.log_only,
+                        o.log_only / o.raw,
+                        o.with_projections,
+                        o.with_projections / o.raw,
+                        o.batch,
+                        o.batch_projections
+                    );
+                }
+            }
+        }
+        Which::Replay => {
+            let events = args.events.unwrap_or(1_000_000);
+            let scratch = tempfile::tempdir()?;
+            let dir = args.data.clone().unwrap_or_else(|| scratch.path().join("data"));
+            let o = bench::replay::run(&dir, events)?;
+            println!("| events | raw read + insert ev/s | cairn rebuild ev/s | ratio | cairn replay (rebuild + swap) ev/s |");
+            println!("|---:|---:|---:|---:|---:|");
+            println!(
+                "| {} | {:.0} | {:.0} | {:.2} | {:.0} |",
+                o.events,
+                o.raw,
+                o.rebuild,
+                o.rebuild / o.raw,
+                o.replay
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
