@@ -1,0 +1,193 @@
+//! The command line as a user runs it: exit codes, one-line errors, and what each command prints.
+
+mod common;
+
+use common::{cairn_bin, spawn};
+
+/// A data directory with a few events, closed so the CLI can open it.
+fn closed_data(events: usize) -> tempfile::TempDir {
+    let t = spawn();
+    let a = t.register("alpha");
+    for i in 0..events.saturating_sub(1) {
+        t.cairn
+            .execute_blocking(
+                cairn::commands::log::RecordLog {
+                    level: "info".into(),
+                    message: format!("line {i}"),
+                    source: "agent".into(),
+                    client_id: Some(a),
+                    file_id: None,
+                },
+                common::admin(),
+            )
+            .unwrap();
+    }
+    let common::TestData { dir, cairn } = t;
+    cairn.close();
+    dir
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = cairn_bin().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn verify_passes_on_an_intact_log() {
+    let dir = closed_data(10);
+    let (code, out, _) = run(&["verify", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("ok: 10 events verified; head 10"), "{out}");
+}
+
+#[test]
+fn changing_any_byte_of_a_stored_event_makes_verify_exit_1_naming_that_position() {
+    // Each column, changed by one character (or one unit) at position 5 of 10.
+    let tamperings = [
+        ("data", "UPDATE events SET data = replace(data, 'line', 'lime') WHERE position = 5"),
+        ("metadata", "UPDATE events SET metadata = replace(metadata, 'admin', 'admiN') WHERE position = 5"),
+        ("stream", "UPDATE events SET stream = 'loh' WHERE position = 5"),
+        ("type", "UPDATE events SET type = 'LogRecordeD' WHERE position = 5"),
+        ("version", "UPDATE events SET version = version + 1000 WHERE position = 5"),
+        ("schema", "UPDATE events SET schema = 2 WHERE position = 5"),
+        ("recorded_at", "UPDATE events SET recorded_at = replace(recorded_at, 'Z', 'z') WHERE position = 5"),
+        ("id", "UPDATE events SET id = '00000000-0000-0000-0000-000000000005' WHERE position = 5"),
+        ("crc", "UPDATE events SET crc = CASE WHEN crc & 1 THEN crc - 1 ELSE crc + 1 END WHERE position = 5"),
+        ("hash", "UPDATE events SET hash = substr(hash, 1, 63) || CASE substr(hash, 64) WHEN '0' THEN '1' ELSE '0' END WHERE position = 5"),
+        ("position", "UPDATE events SET position = 5000 WHERE position = 5"),
+        ("deleted", "DELETE FROM events WHERE position = 5"),
+    ];
+    for (what, sql) in tamperings {
+        let dir = closed_data(10);
+        let db = dir.path().join("cairn.db");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(sql).unwrap_or_else(|e| panic!("{what}: {e}"));
+        drop(conn);
+        let (code, _, err) = run(&["verify", "--data", dir.path().to_str().unwrap()]);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains("chain broken at position 5:"), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+    }
+}
+
+#[test]
+fn a_change_to_the_last_event_is_found_too() {
+    let dir = closed_data(3);
+    let conn = rusqlite::Connection::open(dir.path().join("cairn.db")).unwrap();
+    conn.execute_batch("UPDATE events SET data = replace(data, 'line 1', 'line 9') WHERE position = 3").unwrap();
+    drop(conn);
+    let (code, _, err) = run(&["verify", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("position 3"), "{err}");
+}
+
+#[test]
+fn every_failure_is_one_line_on_stderr_and_a_non_zero_exit() {
+    let empty = tempfile::tempdir().unwrap();
+    let path = empty.path().to_str().unwrap();
+    for args in [
+        vec!["verify", "--data", path],
+        vec!["events", "--data", path],
+        vec!["replay", "--data", path],
+        vec!["backup", "/tmp/never-written.db", "--data", path],
+    ] {
+        let (code, _, err) = run(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("cairn: "), "{args:?}: {err}");
+    }
+    let (code, _, err) = run(&["replay", "--until", "12"]);
+    assert_eq!(code, 2, "--until needs --into: {err}");
+    let (code, _, err) = run(&["events", "--type", "NoSuchEvent", "--data", path]);
+    assert_eq!((code, err.contains("unknown event type")), (1, true), "{err}");
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for command in ["replay", "verify", "events", "backup", "bench"] {
+        assert!(out.contains(command), "--help lists {command}");
+    }
+}
+
+#[test]
+fn events_prints_the_trail_filtered_and_as_json() {
+    let dir = closed_data(5);
+    let data = dir.path().to_str().unwrap();
+    let (code, out, _) = run(&["events", "--data", data]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 5);
+    assert!(out.lines().next().unwrap().contains("ClientRegistered"));
+    let (_, out, _) = run(&["events", "--data", data, "--type", "LogRecorded", "--from", "3", "--limit", "2", "--json"]);
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["position"], 3);
+    assert_eq!(lines[0]["data"]["message"], "line 1");
+    assert_eq!(lines[0]["metadata"]["actor"], "admin:test");
+    let (_, out, _) = run(&["events", "--data", data, "--stream", "log"]);
+    assert_eq!(out.lines().count(), 4);
+}
+
+#[test]
+fn backup_writes_a_consistent_copy_that_verifies_and_refuses_to_overwrite() {
+    let dir = closed_data(4);
+    let data = dir.path().to_str().unwrap();
+    let dest = dir.path().join("copy");
+    std::fs::create_dir(&dest).unwrap();
+    let dest_db = dest.join("cairn.db");
+    let (code, out, err) = run(&["backup", dest_db.to_str().unwrap(), "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("backed up"));
+    let (code, out, _) = run(&["verify", "--data", dest.to_str().unwrap()]);
+    assert_eq!((code, out.contains("4 events verified")), (0, true), "{out}");
+    let (code, _, err) = run(&["backup", dest_db.to_str().unwrap(), "--data", data]);
+    assert_eq!((code, err.contains("already exists")), (1, true));
+}
+
+#[test]
+fn replay_and_its_verify_and_until_run_from_the_command_line() {
+    let dir = closed_data(6);
+    let data = dir.path().to_str().unwrap();
+    let (code, out, err) = run(&["replay", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rebuilt the read tables from 6 events"), "{out}");
+    let (code, out, _) = run(&["replay", "--verify", "--data", data]);
+    assert_eq!((code, out.starts_with("ok:")), (0, true), "{out}");
+    let into = dir.path().join("then.db");
+    let (code, out, err) = run(&["replay", "--data", data, "--until", "2", "--into", into.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("as of position 2"), "{out}");
+    let logs: i64 = rusqlite::Connection::open(&into).unwrap().query_row("SELECT count(*) FROM logs", [], |r| r.get(0)).unwrap();
+    assert_eq!(logs, 1);
+
+    rusqlite::Connection::open(dir.path().join("cairn.db")).unwrap().execute_batch("DELETE FROM logs WHERE id = 3").unwrap();
+    let (code, out, err) = run(&["replay", "--verify", "--data", data]);
+    assert_eq!(code, 1);
+    assert!(out.contains("logs 3: only in rebuilt"), "{out}");
+    assert!(err.contains("1 difference(s)"), "{err}");
+}
+
+#[test]
+fn bench_append_with_data_leaves_a_log_that_verifies_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bench");
+    let (code, out, err) = run(&["bench", "append", "--events", "200", "--producers", "4", "--durability", "normal", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("| normal | 4 | 200 |"), "{out}");
+    let (code, out, _) = run(&["verify", "--data", data.to_str().unwrap()]);
+    assert_eq!((code, out.contains("200 events verified")), (0, true), "{out}");
+    let (code, _, err) = run(&["replay", "--verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn bench_replay_reports_both_rates_and_leaves_a_replayable_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bench");
+    let (code, out, err) = run(&["bench", "replay", "--events", "3000", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().last().unwrap().starts_with("| 3000 |"), "{out}");
+    let (code, _, err) = run(&["replay", "--verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
