@@ -48,6 +48,9 @@ pub enum OpenError {
     Blobs(#[from] std::io::Error),
 }
 
+/// The answer to a queued command, once its batch committed.
+pub type Pending<T> = tokio::sync::oneshot::Receiver<Result<Executed<T>, CommandError>>;
+
 /// A file upload's metadata; the content comes as a reader.
 #[derive(Debug, Clone, Default)]
 pub struct Upload {
@@ -78,7 +81,10 @@ impl Cairn {
     /// Opens (creating if needed) the data directory at `root`.
     pub fn open(root: &Path, options: Options) -> Result<Self, OpenError> {
         let data = DataDir::open(root)?;
-        let blobs = Arc::new(BlobStore::open(&data.blobs_path(), options.durability == Durability::Full)?);
+        let blobs = Arc::new(BlobStore::open(
+            &data.blobs_path(),
+            options.durability == Durability::Full,
+        )?);
         let store = EventStore::open(
             &data.db_path(),
             StoreOptions {
@@ -117,11 +123,7 @@ impl Cairn {
     }
 
     /// Queues a command; the receiver gets its result after the batch holding it committed.
-    pub fn submit<C: Command>(
-        &self,
-        command: C,
-        metadata: Metadata,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<Executed<C::Output>, CommandError>>, CommandError> {
+    pub fn submit<C: Command>(&self, command: C, metadata: Metadata) -> Result<Pending<C::Output>, CommandError> {
         let blobs = self.inner.blobs.clone();
         Ok(self
             .inner
@@ -130,7 +132,11 @@ impl Cairn {
             .submit(move |unit| commands::run(unit, &blobs, command, &metadata))?)
     }
 
-    pub async fn execute<C: Command>(&self, command: C, metadata: Metadata) -> Result<Executed<C::Output>, CommandError> {
+    pub async fn execute<C: Command>(
+        &self,
+        command: C,
+        metadata: Metadata,
+    ) -> Result<Executed<C::Output>, CommandError> {
         self.submit(command, metadata)?
             .await
             .map_err(|_| CommandError::Store(StoreError::CommandPanicked))?
@@ -178,7 +184,11 @@ impl Cairn {
                 tracing::error!(%transfer_id, error = %e, "could not record a failed transfer");
             }
         };
-        let blob = match self.inner.blobs.write_from(body, self.inner.options.max_upload, &upload.declared) {
+        let blob = match self
+            .inner
+            .blobs
+            .write_from(body, self.inner.options.max_upload, &upload.declared)
+        {
             Ok(b) => b,
             Err(e) => {
                 let e = CommandError::from(e);
@@ -212,7 +222,11 @@ impl Cairn {
                 .ok_or(CommandError::FileNotFound(file_id))?
                 .checksum
         };
-        let found = self.inner.blobs.digest(&sha).map_err(|e| format!("cannot read the blob: {e}"));
+        let found = self
+            .inner
+            .blobs
+            .digest(&sha)
+            .map_err(|e| format!("cannot read the blob: {e}"));
         Ok(self.execute_blocking(VerifyFile { file_id, found }, metadata)?.output)
     }
 

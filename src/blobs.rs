@@ -113,7 +113,10 @@ impl BlobWriter {
         let sha256 = hex::encode(std::mem::take(&mut self.sha).finalize());
         let crc32 = std::mem::take(&mut self.crc).finalize();
         let pending = PendingBlob {
-            temp: self.temp.take().expect("a writer's temporary path is taken only by finish"),
+            temp: self
+                .temp
+                .take()
+                .expect("a writer's temporary path is taken only by finish"),
             sha256,
             crc32,
             size: self.size,
@@ -184,7 +187,10 @@ impl BlobStore {
     /// Starts an upload of at most `limit` bytes.
     pub fn writer(&self, limit: u64) -> io::Result<BlobWriter> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let temp = self.root.join("tmp").join(format!("{}-{n}", uuid::Uuid::new_v4().simple()));
+        let temp = self
+            .root
+            .join("tmp")
+            .join(format!("{}-{n}", uuid::Uuid::new_v4().simple()));
         let file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
         Ok(BlobWriter {
             file,
@@ -309,7 +315,11 @@ mod tests {
             store.write_from(&[0u8; 101][..], 100, &Declared::default()),
             Err(BlobError::TooLarge { limit: 100 })
         ));
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "failed uploads leave nothing");
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "failed uploads leave nothing"
+        );
         let d = store.digest(&sha).unwrap();
         assert_eq!((d.sha256, d.crc32, d.size), (sha, 0x3610a686, 5));
     }

@@ -35,10 +35,18 @@ pub enum CommandError {
     TransferFinished { id: Uuid, status: String },
     /// 409 `VERSION_CONFLICT`: the entity changed since the caller read it.
     #[error("{stream} is at version {actual}, expected {expected}")]
-    VersionConflict { stream: String, expected: String, actual: i64 },
+    VersionConflict {
+        stream: String,
+        expected: String,
+        actual: i64,
+    },
     /// 400 `CHECKSUM_MISMATCH`: the content does not match the checksum the client declared.
     #[error("declared {which} {declared} does not match the content's {actual}")]
-    ChecksumMismatch { which: &'static str, declared: String, actual: String },
+    ChecksumMismatch {
+        which: &'static str,
+        declared: String,
+        actual: String,
+    },
     /// 413 `PAYLOAD_TOO_LARGE`.
     #[error("the upload is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },

@@ -1,4 +1,5 @@
 //! The command line as a user runs it: exit codes, one-line errors, and what each command prints.
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
 
 mod common;
 
@@ -78,7 +79,8 @@ fn changing_any_byte_of_a_stored_event_makes_verify_exit_1_naming_that_position(
 fn a_change_to_the_last_event_is_found_too() {
     let dir = closed_data(3);
     let conn = rusqlite::Connection::open(dir.path().join("cairn.db")).unwrap();
-    conn.execute_batch("UPDATE events SET data = replace(data, 'line 1', 'line 9') WHERE position = 3").unwrap();
+    conn.execute_batch("UPDATE events SET data = replace(data, 'line 1', 'line 9') WHERE position = 3")
+        .unwrap();
     drop(conn);
     let (code, _, err) = run(&["verify", "--data", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1);
@@ -119,7 +121,18 @@ fn events_prints_the_trail_filtered_and_as_json() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 5);
     assert!(out.lines().next().unwrap().contains("ClientRegistered"));
-    let (_, out, _) = run(&["events", "--data", data, "--type", "LogRecorded", "--from", "3", "--limit", "2", "--json"]);
+    let (_, out, _) = run(&[
+        "events",
+        "--data",
+        data,
+        "--type",
+        "LogRecorded",
+        "--from",
+        "3",
+        "--limit",
+        "2",
+        "--json",
+    ]);
     let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["position"], 3);
@@ -155,13 +168,27 @@ fn replay_and_its_verify_and_until_run_from_the_command_line() {
     let (code, out, _) = run(&["replay", "--verify", "--data", data]);
     assert_eq!((code, out.starts_with("ok:")), (0, true), "{out}");
     let into = dir.path().join("then.db");
-    let (code, out, err) = run(&["replay", "--data", data, "--until", "2", "--into", into.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "replay",
+        "--data",
+        data,
+        "--until",
+        "2",
+        "--into",
+        into.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("as of position 2"), "{out}");
-    let logs: i64 = rusqlite::Connection::open(&into).unwrap().query_row("SELECT count(*) FROM logs", [], |r| r.get(0)).unwrap();
+    let logs: i64 = rusqlite::Connection::open(&into)
+        .unwrap()
+        .query_row("SELECT count(*) FROM logs", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(logs, 1);
 
-    rusqlite::Connection::open(dir.path().join("cairn.db")).unwrap().execute_batch("DELETE FROM logs WHERE id = 3").unwrap();
+    rusqlite::Connection::open(dir.path().join("cairn.db"))
+        .unwrap()
+        .execute_batch("DELETE FROM logs WHERE id = 3")
+        .unwrap();
     let (code, out, err) = run(&["replay", "--verify", "--data", data]);
     assert_eq!(code, 1);
     assert!(out.contains("logs 3: only in rebuilt"), "{out}");
@@ -172,7 +199,18 @@ fn replay_and_its_verify_and_until_run_from_the_command_line() {
 fn bench_append_with_data_leaves_a_log_that_verifies_and_replays() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("bench");
-    let (code, out, err) = run(&["bench", "append", "--events", "200", "--producers", "4", "--durability", "normal", "--data", data.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "bench",
+        "append",
+        "--events",
+        "200",
+        "--producers",
+        "4",
+        "--durability",
+        "normal",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("| normal | 4 | 200 |"), "{out}");
     let (code, out, _) = run(&["verify", "--data", data.to_str().unwrap()]);

@@ -1,4 +1,5 @@
 //! The core end to end: commands through the writer, the blob store and the read tables.
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
 
 mod common;
 
@@ -26,37 +27,124 @@ fn log(message: &str, client: Option<Uuid>) -> RecordLog {
 fn a_client_lives_from_registration_to_deletion_and_its_blobs_go_with_it() {
     let t = spawn();
     let a = t.register("alpha");
-    let beat = t.cairn.execute_blocking(ConnectClient { id: a, ip_address: Some("10.1.1.1".into()) }, admin()).unwrap();
+    let beat = t
+        .cairn
+        .execute_blocking(
+            ConnectClient {
+                id: a,
+                ip_address: Some("10.1.1.1".into()),
+            },
+            admin(),
+        )
+        .unwrap();
     assert_eq!(beat.output, Heartbeat::Connected);
-    let again = t.cairn.execute_blocking(ConnectClient { id: a, ip_address: None }, admin()).unwrap();
-    assert_eq!((again.output, again.positions.len()), (Heartbeat::AlreadyConnected, 0), "heartbeats do not flood the log");
+    let again = t
+        .cairn
+        .execute_blocking(
+            ConnectClient {
+                id: a,
+                ip_address: None,
+            },
+            admin(),
+        )
+        .unwrap();
+    assert_eq!(
+        (again.output, again.positions.len()),
+        (Heartbeat::AlreadyConnected, 0),
+        "heartbeats do not flood the log"
+    );
 
     let stored = t.upload(a, "notes.txt", b"remember the milk").unwrap();
     assert_eq!(stored.size, 17);
     let conn = t.read();
     let row = files::get(&conn, &stored.file_id.to_string()).unwrap().unwrap();
-    assert_eq!((row.filename.as_str(), row.mime_type.as_str(), row.client_name.as_str()), ("notes.txt", "text/plain", "alpha"));
-    assert!(t.root().join("blobs").join(&stored.sha256[..2]).join(&stored.sha256).exists());
+    assert_eq!(
+        (row.filename.as_str(), row.mime_type.as_str(), row.client_name.as_str()),
+        ("notes.txt", "text/plain", "alpha")
+    );
+    assert!(t
+        .root()
+        .join("blobs")
+        .join(&stored.sha256[..2])
+        .join(&stored.sha256)
+        .exists());
     let c = clients::get(&conn, &a.to_string()).unwrap().unwrap();
-    assert_eq!((c.status.as_str(), c.files_count, c.total_size, c.ip_address.as_deref()), ("Connected", 1, 17, Some("10.1.1.1")));
-    let transfer = transfers::list(&conn, &Default::default(), &Default::default()).unwrap().items.remove(0);
-    assert_eq!((transfer.status.as_str(), transfer.bytes, transfer.file_id), ("Completed", 17, Some(stored.file_id.to_string())));
+    assert_eq!(
+        (c.status.as_str(), c.files_count, c.total_size, c.ip_address.as_deref()),
+        ("Connected", 1, 17, Some("10.1.1.1"))
+    );
+    let transfer = transfers::list(&conn, &Default::default(), &Default::default())
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(
+        (transfer.status.as_str(), transfer.bytes, transfer.file_id),
+        ("Completed", 17, Some(stored.file_id.to_string()))
+    );
 
     let verified = t.cairn.verify_file_blocking(stored.file_id, admin()).unwrap();
     assert!(verified.ok);
-    t.cairn.execute_blocking(RecordDownload { file_id: stored.file_id, by: "admin:test".into(), bytes: 17 }, admin()).unwrap();
-    t.cairn.execute_blocking(UpdateClient { id: a, name: Some("alpha-2".into()), ip_address: None, expected_version: None }, admin()).unwrap();
-    t.cairn.execute_blocking(RotateToken { id: a, token: "new".into() }, admin()).unwrap();
-    t.cairn.execute_blocking(DisconnectClient { id: a, reason: DisconnectReason::Admin }, admin()).unwrap();
+    t.cairn
+        .execute_blocking(
+            RecordDownload {
+                file_id: stored.file_id,
+                by: "admin:test".into(),
+                bytes: 17,
+            },
+            admin(),
+        )
+        .unwrap();
+    t.cairn
+        .execute_blocking(
+            UpdateClient {
+                id: a,
+                name: Some("alpha-2".into()),
+                ip_address: None,
+                expected_version: None,
+            },
+            admin(),
+        )
+        .unwrap();
+    t.cairn
+        .execute_blocking(
+            RotateToken {
+                id: a,
+                token: "new".into(),
+            },
+            admin(),
+        )
+        .unwrap();
+    t.cairn
+        .execute_blocking(
+            DisconnectClient {
+                id: a,
+                reason: DisconnectReason::Admin,
+            },
+            admin(),
+        )
+        .unwrap();
     let f = files::get(&t.read(), &stored.file_id.to_string()).unwrap().unwrap();
     assert_eq!((f.verified, f.downloads, f.client_name.as_str()), (true, 1, "alpha-2"));
 
-    let deleted = t.cairn.execute_blocking(DeleteClient { id: a, expected_version: None }, admin()).unwrap();
+    let deleted = t
+        .cairn
+        .execute_blocking(
+            DeleteClient {
+                id: a,
+                expected_version: None,
+            },
+            admin(),
+        )
+        .unwrap();
     assert_eq!(deleted.output, 1);
     assert_eq!(t.count("SELECT count(*) FROM clients"), 0);
     assert_eq!(t.count("SELECT count(*) FROM files"), 0);
     assert_eq!(t.blob_count(), 0, "the blob no file holds is removed");
-    assert_eq!(t.count("SELECT count(*) FROM events WHERE type = 'FileDeleted'"), 1, "the events stay");
+    assert_eq!(
+        t.count("SELECT count(*) FROM events WHERE type = 'FileDeleted'"),
+        1,
+        "the events stay"
+    );
     let refused = t.upload(a, "late.txt", b"x").unwrap_err();
     assert!(matches!(refused, CommandError::ClientDeleted(_)), "{refused:?}");
 }
@@ -72,9 +160,25 @@ fn identical_content_is_stored_once_and_its_blob_outlives_all_but_the_last_file(
     let (count, bytes, stored) = files::totals(&t.read()).unwrap();
     assert_eq!((count, bytes, stored), (2, 20, 10));
 
-    t.cairn.execute_blocking(DeleteFile { file_id: one.file_id, expected_version: None }, admin()).unwrap();
+    t.cairn
+        .execute_blocking(
+            DeleteFile {
+                file_id: one.file_id,
+                expected_version: None,
+            },
+            admin(),
+        )
+        .unwrap();
     assert_eq!(t.blob_count(), 1, "the other file still holds the content");
-    t.cairn.execute_blocking(DeleteClient { id: b, expected_version: None }, admin()).unwrap();
+    t.cairn
+        .execute_blocking(
+            DeleteClient {
+                id: b,
+                expected_version: None,
+            },
+            admin(),
+        )
+        .unwrap();
     assert_eq!(t.blob_count(), 0);
 }
 
@@ -85,22 +189,35 @@ fn an_upload_whose_sha256_does_not_match_stores_nothing_and_fails_its_transfer()
     let upload = cairn::Upload {
         client_id: a,
         filename: "x.bin".into(),
-        declared: cairn::blobs::Declared { sha256: Some("0".repeat(64)), crc32: None },
+        declared: cairn::blobs::Declared {
+            sha256: Some("0".repeat(64)),
+            crc32: None,
+        },
         ..cairn::Upload::default()
     };
     let err = t.cairn.upload_blocking(upload, &b"content"[..], admin()).unwrap_err();
-    assert!(matches!(err, CommandError::ChecksumMismatch { which: "SHA-256", .. }), "{err:?}");
+    assert!(
+        matches!(err, CommandError::ChecksumMismatch { which: "SHA-256", .. }),
+        "{err:?}"
+    );
     assert_eq!(t.count("SELECT count(*) FROM files"), 0);
     assert_eq!(t.blob_count(), 0);
     assert_eq!(std::fs::read_dir(t.root().join("blobs/tmp")).unwrap().count(), 0);
-    let tr = transfers::list(&t.read(), &Default::default(), &Default::default()).unwrap().items.remove(0);
+    let tr = transfers::list(&t.read(), &Default::default(), &Default::default())
+        .unwrap()
+        .items
+        .remove(0);
     assert_eq!(tr.status, "Failed");
     assert!(tr.error.unwrap().contains("does not match"));
 }
 
 #[test]
 fn an_upload_over_the_limit_is_refused_and_leaves_no_file() {
-    let t = spawn_with(Options { durability: Durability::Normal, max_upload: 1024, ..Options::default() });
+    let t = spawn_with(Options {
+        durability: Durability::Normal,
+        max_upload: 1024,
+        ..Options::default()
+    });
     let a = t.register("alpha");
     let err = t.upload(a, "big.bin", &[7u8; 4096]).unwrap_err();
     assert!(matches!(err, CommandError::TooLarge { limit: 1024 }), "{err:?}");
@@ -114,9 +231,16 @@ fn a_filename_with_a_path_in_it_never_reaches_the_disk_layout() {
     let a = t.register("alpha");
     for bad in ["../../escape", "dir/file", "..", "C:\\x"] {
         let err = t.upload(a, bad, b"x").unwrap_err();
-        assert!(matches!(err, CommandError::Invalid { field: "filename", .. }), "{bad}: {err:?}");
+        assert!(
+            matches!(err, CommandError::Invalid { field: "filename", .. }),
+            "{bad}: {err:?}"
+        );
     }
-    assert_eq!(t.count("SELECT count(*) FROM events WHERE type = 'TransferStarted'"), 0, "refused before starting");
+    assert_eq!(
+        t.count("SELECT count(*) FROM events WHERE type = 'TransferStarted'"),
+        0,
+        "refused before starting"
+    );
     assert!(!t.root().join("escape").exists() && !t.root().parent().unwrap().join("escape").exists());
 }
 
@@ -128,7 +252,10 @@ fn concurrent_registrations_of_one_name_let_exactly_one_through() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, CommandError::NameTaken(_))));
+    assert!(results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| matches!(e, CommandError::NameTaken(_))));
     assert_eq!(t.count("SELECT count(*) FROM events"), 1);
 }
 
@@ -136,10 +263,18 @@ fn concurrent_registrations_of_one_name_let_exactly_one_through() {
 fn a_stale_expected_version_on_an_update_is_a_conflict_that_writes_nothing() {
     let t = spawn();
     let a = t.register("alpha");
-    let update = |v| UpdateClient { id: a, name: None, ip_address: Some("10.0.0.2".into()), expected_version: Some(v) };
+    let update = |v| UpdateClient {
+        id: a,
+        name: None,
+        ip_address: Some("10.0.0.2".into()),
+        expected_version: Some(v),
+    };
     t.cairn.execute_blocking(update(1), admin()).unwrap();
     let err = t.cairn.execute_blocking(update(1), admin()).unwrap_err();
-    assert!(matches!(err, CommandError::VersionConflict { actual: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, CommandError::VersionConflict { actual: 2, .. }),
+        "{err:?}"
+    );
     assert_eq!(t.count("SELECT count(*) FROM events"), 2);
 }
 
@@ -148,7 +283,11 @@ fn in_a_full_batch_the_failing_commands_fail_alone() {
     let t = spawn();
     let receivers: Vec<_> = (0..200)
         .map(|i| {
-            let command = if i % 50 == 7 { log("", None) } else { log(&format!("line {i}"), None) };
+            let command = if i % 50 == 7 {
+                log("", None)
+            } else {
+                log(&format!("line {i}"), None)
+            };
             t.cairn.submit(command, admin()).unwrap()
         })
         .collect();
@@ -156,7 +295,15 @@ fn in_a_full_batch_the_failing_commands_fail_alone() {
     assert_eq!(results.iter().filter(|r| r.is_err()).count(), 4);
     assert_eq!(t.count("SELECT count(*) FROM logs"), 196);
     assert_eq!(t.count("SELECT count(*) FROM events"), 196);
-    assert!(t.cairn.store().writer().stats().batches.load(std::sync::atomic::Ordering::Relaxed) < 200);
+    assert!(
+        t.cairn
+            .store()
+            .writer()
+            .stats()
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < 200
+    );
 }
 
 #[test]
@@ -165,7 +312,10 @@ fn logs_are_recorded_and_cleared_and_the_events_stay() {
     let a = t.register("alpha");
     t.cairn.execute_blocking(log("hello", Some(a)), admin()).unwrap();
     t.cairn.execute_blocking(log("world", None), admin()).unwrap();
-    let err = t.cairn.execute_blocking(log("orphan", Some(Uuid::now_v7())), admin()).unwrap_err();
+    let err = t
+        .cairn
+        .execute_blocking(log("orphan", Some(Uuid::now_v7())), admin())
+        .unwrap_err();
     assert!(matches!(err, CommandError::ClientNotFound(_)));
     let cleared = t.cairn.execute_blocking(ClearLogs, admin()).unwrap();
     assert_eq!(cleared.output, 2);
@@ -186,11 +336,19 @@ fn an_unusable_data_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
-    let err = cairn::Cairn::open(&file.join("data"), Options::default()).err().unwrap();
+    let err = cairn::Cairn::open(&file.join("data"), Options::default())
+        .err()
+        .unwrap();
     assert!(err.to_string().starts_with("cannot use data directory"), "{err}");
     // /proc refuses new directories even to root, whom permission bits do not stop.
-    let err = cairn::Cairn::open(std::path::Path::new("/proc/cairn-data"), Options::default()).err().unwrap();
-    assert!(err.to_string().starts_with("cannot use data directory /proc/cairn-data"), "{err}");
+    let err = cairn::Cairn::open(std::path::Path::new("/proc/cairn-data"), Options::default())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("cannot use data directory /proc/cairn-data"),
+        "{err}"
+    );
 }
 
 #[test]

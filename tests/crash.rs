@@ -26,13 +26,23 @@ fn main() {
     }
     let started = Instant::now();
     a_writer_killed_mid_load_loses_no_acknowledged_event();
-    println!("test a_writer_killed_mid_load_loses_no_acknowledged_event ... ok ({:.1} s)", started.elapsed().as_secs_f64());
+    println!(
+        "test a_writer_killed_mid_load_loses_no_acknowledged_event ... ok ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
     println!("crash: 1 passed, 0 failed");
 }
 
 /// The load: four threads of log lines and uploads, each acknowledged write printed once committed.
 fn child(dir: &Path) {
-    let cairn = Cairn::open(dir, Options { durability: Durability::Full, ..Options::default() }).expect("open");
+    let cairn = Cairn::open(
+        dir,
+        Options {
+            durability: Durability::Full,
+            ..Options::default()
+        },
+    )
+    .expect("open");
     let client = cairn::commands::client::RegisterClient {
         id: uuid::Uuid::now_v7(),
         name: "crash-test".into(),
@@ -40,7 +50,10 @@ fn child(dir: &Path) {
         ip_address: None,
         token: "t".into(),
     };
-    let client = cairn.execute_blocking(client, Metadata::system()).expect("register").output;
+    let client = cairn
+        .execute_blocking(client, Metadata::system())
+        .expect("register")
+        .output;
     std::thread::scope(|s| {
         for t in 0..4 {
             let cairn = &cairn;
@@ -52,11 +65,23 @@ fn child(dir: &Path) {
                     }
                     let marker = format!("m-{t}-{i}");
                     if i % 4 == 0 {
-                        let upload = Upload { client_id: client, filename: format!("{marker}.txt"), ..Upload::default() };
-                        let stored = cairn.upload_blocking(upload, marker.as_bytes(), Metadata::client(client)).expect("upload");
+                        let upload = Upload {
+                            client_id: client,
+                            filename: format!("{marker}.txt"),
+                            ..Upload::default()
+                        };
+                        let stored = cairn
+                            .upload_blocking(upload, marker.as_bytes(), Metadata::client(client))
+                            .expect("upload");
                         println!("file {} {}", stored.file_id, stored.sha256);
                     } else {
-                        let log = RecordLog { level: "info".into(), message: marker.clone(), source: "crash".into(), client_id: Some(client), file_id: None };
+                        let log = RecordLog {
+                            level: "info".into(),
+                            message: marker.clone(),
+                            source: "crash".into(),
+                            client_id: Some(client),
+                            file_id: None,
+                        };
                         let done = cairn.execute_blocking(log, Metadata::system()).expect("log");
                         println!("ack {} {marker}", done.positions[0]);
                     }
@@ -95,7 +120,11 @@ fn a_writer_killed_mid_load_loses_no_acknowledged_event() {
         }
         acked.push(line.trim_end().to_owned());
     }
-    assert!(acked.len() >= ACKS_BEFORE_KILL, "the writer acknowledged only {} writes", acked.len());
+    assert!(
+        acked.len() >= ACKS_BEFORE_KILL,
+        "the writer acknowledged only {} writes",
+        acked.len()
+    );
 
     // Restart: opening recovers the WAL.
     let cairn = Cairn::open(dir.path(), Options::default()).expect("reopen after the kill");
@@ -112,30 +141,52 @@ fn a_writer_killed_mid_load_loses_no_acknowledged_event() {
                 let data: String = conn
                     .query_row("SELECT data FROM events WHERE position = ?1", [position], |r| r.get(0))
                     .unwrap_or_else(|e| panic!("acknowledged position {position} is missing: {e}"));
-                assert!(data.contains(&format!("\"{}\"", parts[2])), "position {position} holds another event");
+                assert!(
+                    data.contains(&format!("\"{}\"", parts[2])),
+                    "position {position} holds another event"
+                );
                 logs += 1;
             }
             "file" => {
                 let row = cairn_projections::files::get(&conn, parts[1]).expect("query");
                 assert!(row.is_some(), "acknowledged file {} is missing", parts[1]);
-                assert!(cairn.blobs().path_of(parts[2]).exists(), "the blob of {} is missing", parts[1]);
+                assert!(
+                    cairn.blobs().path_of(parts[2]).exists(),
+                    "the blob of {} is missing",
+                    parts[1]
+                );
                 files += 1;
             }
             other => panic!("unexpected line {other:?}"),
         }
     }
-    assert!(logs > 0 && files > 0, "both kinds of write were acknowledged ({logs} logs, {files} files)");
+    assert!(
+        logs > 0 && files > 0,
+        "both kinds of write were acknowledged ({logs} logs, {files} files)"
+    );
     drop(conn);
 
     // The read tables agree with the log, and the log goes on.
     let head = cairn.store().head();
     cairn.close();
     let verify = cairn::replay::replay(dir.path(), &cairn::replay::Mode::Verify, |_| {}).expect("replay --verify");
-    assert!(verify.differences.is_empty(), "read tables differ from the log: {:?}", verify.differences);
+    assert!(
+        verify.differences.is_empty(),
+        "read tables differ from the log: {:?}",
+        verify.differences
+    );
     assert_eq!(verify.head, head);
     let cairn = Cairn::open(dir.path(), Options::default()).expect("reopen");
-    let log = RecordLog { level: "info".into(), message: "after".into(), source: "crash".into(), client_id: None, file_id: None };
-    let done = cairn.execute_blocking(log, Metadata::system()).expect("append after the crash");
+    let log = RecordLog {
+        level: "info".into(),
+        message: "after".into(),
+        source: "crash".into(),
+        client_id: None,
+        file_id: None,
+    };
+    let done = cairn
+        .execute_blocking(log, Metadata::system())
+        .expect("append after the crash");
     assert_eq!(done.positions, vec![head + 1]);
     let report = reader::verify_chain(&cairn.store().reader().expect("reader"), |_| {}).expect("verify");
     assert_eq!(report.first_bad, None);

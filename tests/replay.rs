@@ -1,5 +1,6 @@
 //! Replay: after a random workload the rebuilt read tables equal the live ones, and the state rebuilt up to a
 //! position equals the live state as it was at that position.
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
 
 mod common;
 
@@ -67,23 +68,47 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
             }
             Op::Connect(i) => {
                 if let Some(id) = pick(&clients, i) {
-                    let _ = c.execute_blocking(ConnectClient { id, ip_address: Some(format!("10.0.0.{i}")) }, admin());
+                    let _ = c.execute_blocking(
+                        ConnectClient {
+                            id,
+                            ip_address: Some(format!("10.0.0.{i}")),
+                        },
+                        admin(),
+                    );
                 }
             }
             Op::Disconnect(i, timeout) => {
                 if let Some(id) = pick(&clients, i) {
-                    let reason = if timeout { DisconnectReason::Timeout } else { DisconnectReason::Admin };
+                    let reason = if timeout {
+                        DisconnectReason::Timeout
+                    } else {
+                        DisconnectReason::Admin
+                    };
                     let _ = c.execute_blocking(DisconnectClient { id, reason }, admin());
                 }
             }
             Op::Rename(i, n) => {
                 if let Some(id) = pick(&clients, i) {
-                    let _ = c.execute_blocking(UpdateClient { id, name: Some(format!("client-{}", n % 12)), ip_address: None, expected_version: None }, admin());
+                    let _ = c.execute_blocking(
+                        UpdateClient {
+                            id,
+                            name: Some(format!("client-{}", n % 12)),
+                            ip_address: None,
+                            expected_version: None,
+                        },
+                        admin(),
+                    );
                 }
             }
             Op::Rotate(i) => {
                 if let Some(id) = pick(&clients, i) {
-                    let _ = c.execute_blocking(RotateToken { id, token: format!("t{i}") }, admin());
+                    let _ = c.execute_blocking(
+                        RotateToken {
+                            id,
+                            token: format!("t{i}"),
+                        },
+                        admin(),
+                    );
                 }
             }
             Op::Upload(i, k) => {
@@ -101,23 +126,48 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
             }
             Op::Download(i) => {
                 if let Some(f) = pick(&files, i) {
-                    let _ = c.execute_blocking(RecordDownload { file_id: f, by: "admin:test".into(), bytes: 9 }, admin());
+                    let _ = c.execute_blocking(
+                        RecordDownload {
+                            file_id: f,
+                            by: "admin:test".into(),
+                            bytes: 9,
+                        },
+                        admin(),
+                    );
                 }
             }
             Op::DeleteFile(i) => {
                 if let Some(f) = pick(&files, i) {
-                    let _ = c.execute_blocking(DeleteFile { file_id: f, expected_version: None }, admin());
+                    let _ = c.execute_blocking(
+                        DeleteFile {
+                            file_id: f,
+                            expected_version: None,
+                        },
+                        admin(),
+                    );
                 }
             }
             Op::DeleteClient(i) => {
                 if let Some(id) = pick(&clients, i) {
-                    let _ = c.execute_blocking(DeleteClient { id, expected_version: None }, admin());
+                    let _ = c.execute_blocking(
+                        DeleteClient {
+                            id,
+                            expected_version: None,
+                        },
+                        admin(),
+                    );
                 }
             }
             Op::Log(i, l) => {
                 let level = ["debug", "info", "warning", "error", "critical"][usize::from(l) % 5];
                 let _ = c.execute_blocking(
-                    RecordLog { level: level.into(), message: format!("m{l}"), source: "s".into(), client_id: pick(&clients, i), file_id: None },
+                    RecordLog {
+                        level: level.into(),
+                        message: format!("m{l}"),
+                        source: "s".into(),
+                        client_id: pick(&clients, i),
+                        file_id: None,
+                    },
                     admin(),
                 );
             }
@@ -167,15 +217,35 @@ fn replay_swaps_rebuilt_tables_in_and_repairs_a_damaged_read_table() {
     let common::TestData { dir, cairn } = t;
     cairn.close();
     let db = root.join("cairn.db");
-    rusqlite::Connection::open(&db).unwrap().execute_batch("DELETE FROM files; UPDATE clients SET name = 'vandal'").unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DELETE FROM files; UPDATE clients SET name = 'vandal'")
+        .unwrap();
 
     let verify = replay::replay(&root, &Mode::Verify, |_| {}).unwrap();
-    assert!(verify.differences.iter().any(|d| d.table == "files" && d.detail.contains("only in rebuilt")), "{:?}", verify.differences);
-    assert!(verify.differences.iter().any(|d| d.table == "clients" && d.detail.contains("vandal")), "{:?}", verify.differences);
+    assert!(
+        verify
+            .differences
+            .iter()
+            .any(|d| d.table == "files" && d.detail.contains("only in rebuilt")),
+        "{:?}",
+        verify.differences
+    );
+    assert!(
+        verify
+            .differences
+            .iter()
+            .any(|d| d.table == "clients" && d.detail.contains("vandal")),
+        "{:?}",
+        verify.differences
+    );
 
     let swap = replay::replay(&root, &Mode::Swap, |_| {}).unwrap();
     assert_eq!(swap.events, 4);
-    assert!(replay::replay(&root, &Mode::Verify, |_| {}).unwrap().differences.is_empty());
+    assert!(replay::replay(&root, &Mode::Verify, |_| {})
+        .unwrap()
+        .differences
+        .is_empty());
     assert!(!root.join("cairn.db.replay").exists(), "the scratch file is removed");
     drop(dir);
 }
@@ -187,10 +257,21 @@ fn replay_refuses_to_swap_under_a_running_writer_and_until_refuses_an_existing_f
     let err = replay::replay(t.root(), &Mode::Swap, |_| {}).unwrap_err();
     assert!(err.to_string().contains("in use by another cairn process"), "{err}");
     // Verify reads one snapshot, so it runs beside the writer.
-    assert!(replay::replay(t.root(), &Mode::Verify, |_| {}).unwrap().differences.is_empty());
+    assert!(replay::replay(t.root(), &Mode::Verify, |_| {})
+        .unwrap()
+        .differences
+        .is_empty());
     let existing = t.root().join("exists.db");
     std::fs::write(&existing, b"keep me").unwrap();
-    let err = replay::replay(t.root(), &Mode::Until { until: Until::Position(1), into: existing.clone() }, |_| {}).unwrap_err();
+    let err = replay::replay(
+        t.root(),
+        &Mode::Until {
+            until: Until::Position(1),
+            into: existing.clone(),
+        },
+        |_| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("already exists"));
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
 }
@@ -203,10 +284,24 @@ fn until_a_time_takes_the_last_event_recorded_by_then() {
     std::thread::sleep(std::time::Duration::from_millis(5));
     t.register("bravo");
     let into = t.root().join("then.db");
-    let report = replay::replay(t.root(), &Mode::Until { until: between.parse().unwrap(), into: into.clone() }, |_| {}).unwrap();
+    let report = replay::replay(
+        t.root(),
+        &Mode::Until {
+            until: between.parse().unwrap(),
+            into: into.clone(),
+        },
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(report.head, 1);
-    let names: Vec<String> = rusqlite::Connection::open(&into).unwrap().prepare("SELECT name FROM clients").unwrap()
-        .query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    let names: Vec<String> = rusqlite::Connection::open(&into)
+        .unwrap()
+        .prepare("SELECT name FROM clients")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(names, ["alpha"]);
     assert!("-3".parse::<Until>().is_err());
     assert!("not a time".parse::<Until>().is_err());

@@ -315,7 +315,10 @@ mod tests {
 
     #[test]
     fn an_unknown_type_or_schema_is_a_decode_error() {
-        assert!(matches!(DomainEvent::decode("Nope", 1, "{}"), Err(DecodeError::UnknownType(_))));
+        assert!(matches!(
+            DomainEvent::decode("Nope", 1, "{}"),
+            Err(DecodeError::UnknownType(_))
+        ));
         assert!(matches!(
             DomainEvent::decode("LogsCleared", 9, r#"{"cleared":1}"#),
             Err(DecodeError::UnknownSchema { .. })

@@ -81,6 +81,26 @@ pub fn canonical_bytes_into(fields: &EventFields<'_>, buf: &mut Vec<u8>) {
     string(buf, fields.recorded_at);
 }
 
+/// ```
+/// use cairn_events::chain::{canonical_bytes, chain_hash, crc, EventFields, GENESIS};
+/// let fields = EventFields {
+///     position: 1,
+///     id: uuid::Uuid::nil(),
+///     stream: "log",
+///     version: 1,
+///     event_type: "LogsCleared",
+///     schema: 1,
+///     data: r#"{"cleared":0}"#,
+///     metadata: r#"{"actor":"system"}"#,
+///     recorded_at: "2026-11-22T10:00:00.000000Z",
+/// };
+/// let bytes = canonical_bytes(&fields);
+/// assert!(bytes.starts_with(b"cairn/v1"));
+/// // The first event chains from 32 zero bytes; any change to a field changes both checks.
+/// let changed = canonical_bytes(&EventFields { version: 2, ..fields });
+/// assert_ne!(crc(&bytes), crc(&changed));
+/// assert_ne!(chain_hash(&GENESIS, &bytes), chain_hash(&GENESIS, &changed));
+/// ```
 pub fn canonical_bytes(fields: &EventFields<'_>) -> Vec<u8> {
     let mut buf = Vec::with_capacity(128 + fields.data.len() + fields.metadata.len());
     canonical_bytes_into(fields, &mut buf);
@@ -104,7 +124,11 @@ pub enum ChainError {
     #[error("position {position}: expected position {expected} (a gap or a reordering)")]
     Gap { position: Position, expected: Position },
     #[error("position {position}: CRC-32 is {stored:08x}, the event's bytes give {computed:08x}")]
-    Crc { position: Position, stored: u32, computed: u32 },
+    Crc {
+        position: Position,
+        stored: u32,
+        computed: u32,
+    },
     #[error("position {position}: hash does not chain from the previous event")]
     Hash { position: Position },
     #[error("position {position}: {detail}")]
@@ -216,10 +240,7 @@ mod tests {
         let mut events = Vec::new();
         let mut previous = GENESIS;
         for position in 1..=3 {
-            let fields = EventFields {
-                position,
-                ..fixed()
-            };
+            let fields = EventFields { position, ..fixed() };
             let bytes = canonical_bytes(&fields);
             let hash = chain_hash(&previous, &bytes);
             events.push(RecordedEvent {
@@ -247,7 +268,10 @@ mod tests {
         tampered[1].data = tampered[1].data.replace("alpha", "alphb");
         let mut v = ChainVerifier::new();
         v.check(&tampered[0]).unwrap();
-        assert!(matches!(v.check(&tampered[1]), Err(ChainError::Crc { position: 2, .. })));
+        assert!(matches!(
+            v.check(&tampered[1]),
+            Err(ChainError::Crc { position: 2, .. })
+        ));
 
         let mut rehashed = events.clone();
         rehashed[1].hash[0] ^= 1;
@@ -257,7 +281,13 @@ mod tests {
 
         let mut v = ChainVerifier::new();
         v.check(&events[0]).unwrap();
-        assert_eq!(v.check(&events[2]), Err(ChainError::Gap { position: 2, expected: 2 }));
+        assert_eq!(
+            v.check(&events[2]),
+            Err(ChainError::Gap {
+                position: 2,
+                expected: 2
+            })
+        );
     }
 
     const PINNED_LEN: usize = 235;

@@ -122,6 +122,12 @@ impl RecordedEvent {
 
 /// Parses an RFC 3339 time (or a plain `YYYY-MM-DD`, meaning its midnight UTC) into the log's own form,
 /// UTC with microseconds, so that it compares correctly with `recorded_at` as text.
+///
+/// ```
+/// use cairn_events::normalize_time;
+/// assert_eq!(normalize_time("2026-11-22T12:00:00+02:00").unwrap(), "2026-11-22T10:00:00.000000Z");
+/// assert!(normalize_time("last tuesday").is_err());
+/// ```
 pub fn normalize_time(input: &str) -> Result<String, String> {
     let parsed = chrono::DateTime::parse_from_rfc3339(input.trim())
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -139,8 +145,14 @@ mod tests {
 
     #[test]
     fn times_are_normalised_to_utc_microseconds() {
-        assert_eq!(normalize_time("2026-11-22T10:10:00Z").unwrap(), "2026-11-22T10:10:00.000000Z");
-        assert_eq!(normalize_time("2026-11-22T12:10:00.5+02:00").unwrap(), "2026-11-22T10:10:00.500000Z");
+        assert_eq!(
+            normalize_time("2026-11-22T10:10:00Z").unwrap(),
+            "2026-11-22T10:10:00.000000Z"
+        );
+        assert_eq!(
+            normalize_time("2026-11-22T12:10:00.5+02:00").unwrap(),
+            "2026-11-22T10:10:00.500000Z"
+        );
         assert_eq!(normalize_time("2026-11-22").unwrap(), "2026-11-22T00:00:00.000000Z");
         assert!(normalize_time("yesterday").is_err());
         assert!(normalize_time("").is_err());

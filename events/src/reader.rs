@@ -160,7 +160,9 @@ pub fn query(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<EventP
     let size = filter.page_size();
     params.push(Value::Integer(size as i64 + 1));
     let mut events: Vec<RecordedEvent> = conn
-        .prepare(&format!("SELECT {COLUMNS} FROM events {clause} ORDER BY position LIMIT ?"))?
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM events {clause} ORDER BY position LIMIT ?"
+        ))?
         .query_map(rusqlite::params_from_iter(params), from_row)?
         .collect::<rusqlite::Result<_>>()?;
     let next_after = if events.len() > size {
@@ -197,12 +199,7 @@ pub fn position_at_time(conn: &Connection, time: &str) -> rusqlite::Result<Posit
 }
 
 /// Calls `f` with every event after `after` and up to `until`, in order, reading in chunks so memory stays flat.
-pub fn scan<F>(
-    conn: &Connection,
-    after: Position,
-    until: Option<Position>,
-    mut f: F,
-) -> rusqlite::Result<Position>
+pub fn scan<F>(conn: &Connection, after: Position, until: Option<Position>, mut f: F) -> rusqlite::Result<Position>
 where
     F: FnMut(rusqlite::Result<RecordedEvent>) -> ControlFlow<()>,
 {
@@ -292,7 +289,9 @@ pub struct PooledConnection<'p> {
 impl std::ops::Deref for PooledConnection<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("a pooled connection is present until it is dropped")
+        self.conn
+            .as_ref()
+            .expect("a pooled connection is present until it is dropped")
     }
 }
 

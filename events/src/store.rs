@@ -68,12 +68,7 @@ impl EventStore {
     /// Stops the writer once every queued job has run, and waits for it. Other clones of this store can no
     /// longer write afterwards: their jobs are answered with [`StoreError::WriterStopped`].
     pub fn close(self) {
-        let thread = self
-            .inner
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let thread = self.inner.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         // The writer thread ends when every sender is gone; this store's sender goes with `self`.
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => {

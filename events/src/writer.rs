@@ -337,15 +337,16 @@ fn is_unique_violation(e: &StoreError, column_prefix: &str) -> bool {
 
 /// RFC 3339 UTC with microseconds, the format of `recorded_at`.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// What a job hands back: whether to keep its savepoint, and how to answer once the batch's fate is known.
+/// Answers a job's caller once its batch committed (`Ok`) or failed.
+type Reply = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+
+/// What a job hands back: whether to keep its writes, and how to answer once the batch's fate is known.
 struct Completion {
     keep: bool,
-    reply: Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
+    reply: Reply,
 }
 
 /// One queued piece of work. `refuse` answers it without running it, when its batch failed first.
@@ -478,11 +479,16 @@ impl Writer {
         let thread_committed = committed.clone();
         let thread_events = events.clone();
         let thread_stats = stats.clone();
-        let handle = std::thread::Builder::new()
-            .name("cairn-writer".into())
-            .spawn(move || {
-                run(state, rx, options.max_batch.max(1), &thread_committed, &thread_events, &thread_stats)
-            })?;
+        let handle = std::thread::Builder::new().name("cairn-writer".into()).spawn(move || {
+            run(
+                state,
+                rx,
+                options.max_batch.max(1),
+                &thread_committed,
+                &thread_events,
+                &thread_stats,
+            )
+        })?;
         Ok((
             Writer {
                 tx,
@@ -647,7 +653,12 @@ fn run_batch(
     let mut failure: Option<StoreError> = None;
     let mut queue = std::mem::take(jobs).into_iter();
     for job in queue.by_ref() {
-        let mark = (state.head, state.head_hash, state.last_time.clone(), state.pending.len());
+        let mark = (
+            state.head,
+            state.head_hash,
+            state.last_time.clone(),
+            state.pending.len(),
+        );
         let mut unit = Unit {
             state,
             after_commit: Vec::new(),
@@ -731,7 +742,7 @@ fn run_batch(
 
 /// A committed batch: the answers to send and the events to publish, in commit order.
 struct Committed {
-    replies: Vec<Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>>,
+    replies: Vec<Reply>,
     events: Vec<RecordedEvent>,
 }
 
@@ -758,7 +769,10 @@ fn notify(rx: mpsc::Receiver<Committed>, broadcast: broadcast::Sender<Arc<Record
 /// Undoes a failed command's writes: rolls the transaction back, begins again, and rewrites the events the
 /// batch's earlier commands appended (still in `pending`), applying the projections to them again.
 fn redo(state: &mut WriterState) -> Result<(), StoreError> {
-    tracing::debug!(kept = state.pending.len(), "a command failed after writing; rewriting the batch without it");
+    tracing::debug!(
+        kept = state.pending.len(),
+        "a command failed after writing; rewriting the batch without it"
+    );
     state.conn.execute_batch("ROLLBACK; BEGIN IMMEDIATE")?;
     for event in &state.pending {
         write_row(&state.conn, &mut *state.projector, event)?;

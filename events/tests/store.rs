@@ -1,4 +1,5 @@
 //! The event store's properties, against real database files.
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,10 +23,20 @@ fn log_event(message: &str) -> NewEvent {
 }
 
 fn open(dir: &tempfile::TempDir) -> EventStore {
-    EventStore::open(&dir.path().join("cairn.db"), StoreOptions::default(), Box::new(NoProjections)).unwrap()
+    EventStore::open(
+        &dir.path().join("cairn.db"),
+        StoreOptions::default(),
+        Box::new(NoProjections),
+    )
+    .unwrap()
 }
 
-fn append(store: &EventStore, stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> Result<Appended, AppendError> {
+fn append(
+    store: &EventStore,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> Result<Appended, AppendError> {
     let stream = stream.to_owned();
     store
         .writer()
@@ -43,7 +54,13 @@ fn sixty_four_concurrent_writers_leave_a_gapless_log_whose_chain_verifies() {
             std::thread::spawn(move || {
                 let stream = format!("s-{}", w % 8);
                 for i in 0..per_writer {
-                    append(&store, &stream, ExpectedVersion::Any, vec![log_event(&format!("{w}/{i}"))]).unwrap();
+                    append(
+                        &store,
+                        &stream,
+                        ExpectedVersion::Any,
+                        vec![log_event(&format!("{w}/{i}"))],
+                    )
+                    .unwrap();
                 }
             })
         })
@@ -72,7 +89,14 @@ fn sixty_four_concurrent_writers_leave_a_gapless_log_whose_chain_verifies() {
     let report = reader::verify_chain(&conn, |_| {}).unwrap();
     assert_eq!(report.first_bad, None);
     assert_eq!(report.checked, 64 * per_writer);
-    assert!(store.writer().stats().batches.load(std::sync::atomic::Ordering::Relaxed) < (64 * per_writer) as u64);
+    assert!(
+        store
+            .writer()
+            .stats()
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < (64 * per_writer) as u64
+    );
 }
 
 #[test]
@@ -99,7 +123,10 @@ fn an_append_mixing_stored_and_new_ids_is_refused_whole() {
     let stored = log_event("stored");
     append(&store, "log", ExpectedVersion::Any, vec![stored.clone()]).unwrap();
     let err = append(&store, "log", ExpectedVersion::Any, vec![log_event("new"), stored]).unwrap_err();
-    assert!(matches!(err, AppendError::PartialDuplicate { position: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, AppendError::PartialDuplicate { position: 1, .. }),
+        "{err:?}"
+    );
     assert_eq!(reader::head(&store.reader().unwrap()).unwrap(), 1);
 }
 
@@ -209,9 +236,14 @@ fn after_commit_work_runs_only_for_kept_commands() {
 fn a_foreign_file_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cairn.db");
-    std::fs::write(&path, b"this is a text file, not a database, and it is long enough to look like a header....")
+    std::fs::write(
+        &path,
+        b"this is a text file, not a database, and it is long enough to look like a header....",
+    )
+    .unwrap();
+    let err = EventStore::open(&path, StoreOptions::default(), Box::new(NoProjections))
+        .err()
         .unwrap();
-    let err = EventStore::open(&path, StoreOptions::default(), Box::new(NoProjections)).err().unwrap();
     assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
     assert!(err.to_string().contains("not a cairn database"));
 
@@ -220,7 +252,9 @@ fn a_foreign_file_is_refused_with_a_clear_error() {
         .unwrap()
         .execute_batch("CREATE TABLE mine (x INTEGER)")
         .unwrap();
-    let err = EventStore::open(&other, StoreOptions::default(), Box::new(NoProjections)).err().unwrap();
+    let err = EventStore::open(&other, StoreOptions::default(), Box::new(NoProjections))
+        .err()
+        .unwrap();
     assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
 }
 
@@ -234,7 +268,9 @@ fn a_database_from_a_newer_cairn_is_refused() {
         .unwrap()
         .execute_batch("PRAGMA user_version = 999")
         .unwrap();
-    let err = EventStore::open(&path, StoreOptions::default(), Box::new(NoProjections)).err().unwrap();
+    let err = EventStore::open(&path, StoreOptions::default(), Box::new(NoProjections))
+        .err()
+        .unwrap();
     assert!(matches!(err, StoreError::TooNew { found: 999, .. }), "{err}");
     assert!(err.to_string().contains("newer cairn"));
 }
@@ -301,7 +337,10 @@ fn filtered_reads_page_with_a_cursor() {
         },
     )
     .unwrap();
-    assert_eq!(admin.events.iter().map(|e| e.position).collect::<Vec<_>>(), vec![1, 6, 11, 16, 21]);
+    assert_eq!(
+        admin.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1, 6, 11, 16, 21]
+    );
     let window = reader::query(
         &conn,
         &EventFilter {
@@ -322,7 +361,13 @@ fn filtered_reads_page_with_a_cursor() {
 fn the_head_survives_a_reopen_and_the_chain_continues() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    append(&store, "log", ExpectedVersion::Any, vec![log_event("a"), log_event("b")]).unwrap();
+    append(
+        &store,
+        "log",
+        ExpectedVersion::Any,
+        vec![log_event("a"), log_event("b")],
+    )
+    .unwrap();
     store.close();
     let store = open(&dir);
     assert_eq!(store.head(), 2);

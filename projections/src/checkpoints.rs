@@ -39,5 +39,9 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Checkpoint>> {
 
 /// The least position any projection has applied (0 before the first event).
 pub fn lowest(conn: &Connection) -> rusqlite::Result<Position> {
-    conn.query_row("SELECT coalesce(min(position), 0) FROM projection_checkpoints", [], |r| r.get(0))
+    conn.query_row(
+        "SELECT coalesce(min(position), 0) FROM projection_checkpoints",
+        [],
+        |r| r.get(0),
+    )
 }

@@ -119,7 +119,15 @@ pub struct ClientFilter {
     pub status: Option<String>,
 }
 
-pub const SORTABLE: &[&str] = &["name", "status", "last_seen", "files_count", "total_size", "created_at", "client_id"];
+pub const SORTABLE: &[&str] = &[
+    "name",
+    "status",
+    "last_seen",
+    "files_count",
+    "total_size",
+    "created_at",
+    "client_id",
+];
 
 pub fn list(conn: &Connection, query: &ListQuery, filter: &ClientFilter) -> Result<Page<Client>, crate::Error> {
     let order = query.order_by(SORTABLE, "created_at ASC, rowid ASC")?;

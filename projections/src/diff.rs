@@ -35,10 +35,21 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn rows_only_in(conn: &Connection, table: &str, left: &str, right: &str) -> rusqlite::Result<BTreeMap<String, Vec<Value>>> {
-    let mut stmt = conn.prepare(&format!("SELECT * FROM {left}.{table} EXCEPT SELECT * FROM {right}.{table}"))?;
+fn rows_only_in(
+    conn: &Connection,
+    table: &str,
+    left: &str,
+    right: &str,
+) -> rusqlite::Result<BTreeMap<String, Vec<Value>>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT * FROM {left}.{table} EXCEPT SELECT * FROM {right}.{table}"
+    ))?;
     let n = stmt.column_count();
-    let rows = stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<Vec<_>>>())?;
+    let rows = stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| r.get::<_, Value>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })?;
     let mut out = BTreeMap::new();
     for row in rows {
         let row = row?;
@@ -53,7 +64,9 @@ pub fn compare(conn: &Connection, left: &str, right: &str, limit: usize) -> rusq
     let mut out = Vec::new();
     for table in READ_TABLES {
         let columns: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM {left}.pragma_table_info('{table}') ORDER BY cid"))?
+            .prepare(&format!(
+                "SELECT name FROM {left}.pragma_table_info('{table}') ORDER BY cid"
+            ))?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let only_left = rows_only_in(conn, table, left, right)?;

@@ -102,9 +102,11 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<File>> {
 
 /// Every file of a client, oldest first.
 pub fn of_client(conn: &Connection, client_id: &str) -> rusqlite::Result<Vec<File>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE client_id = ?1 ORDER BY uploaded_at, id"))?
-        .query_map([client_id], from_row)?
-        .collect()
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM files WHERE client_id = ?1 ORDER BY uploaded_at, id"
+    ))?
+    .query_map([client_id], from_row)?
+    .collect()
 }
 
 /// How many files hold this content: a blob is removed only when none does.
@@ -120,7 +122,15 @@ pub struct FileFilter {
     pub verified: Option<bool>,
 }
 
-pub const SORTABLE: &[&str] = &["filename", "size", "uploaded_at", "client_name", "verified", "mime_type", "downloads"];
+pub const SORTABLE: &[&str] = &[
+    "filename",
+    "size",
+    "uploaded_at",
+    "client_name",
+    "verified",
+    "mime_type",
+    "downloads",
+];
 
 pub fn list(conn: &Connection, query: &ListQuery, filter: &FileFilter) -> Result<Page<File>, crate::Error> {
     let order = query.order_by(SORTABLE, "uploaded_at DESC, rowid DESC")?;

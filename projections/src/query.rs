@@ -44,7 +44,19 @@ pub enum QueryError {
 
 impl ListQuery {
     /// Checks bounds given as signed numbers (as a query string carries them).
-    pub fn new(page: Option<i64>, per_page: Option<i64>, sort: Option<String>, q: Option<String>) -> Result<Self, QueryError> {
+    ///
+    /// ```
+    /// use cairn_projections::{ListQuery, QueryError};
+    /// let q = ListQuery::new(Some(2), Some(25), Some("-name".into()), None).unwrap();
+    /// assert_eq!(q.offset(), 25);
+    /// assert_eq!(ListQuery::new(Some(0), None, None, None), Err(QueryError::Page(0)));
+    /// ```
+    pub fn new(
+        page: Option<i64>,
+        per_page: Option<i64>,
+        sort: Option<String>,
+        q: Option<String>,
+    ) -> Result<Self, QueryError> {
         let page = page.unwrap_or(1);
         let per_page = per_page.unwrap_or(i64::from(DEFAULT_PER_PAGE));
         if page < 1 || page > i64::from(u32::MAX) {
@@ -180,7 +192,10 @@ mod tests {
         assert_eq!(ListQuery::new(Some(0), None, None, None), Err(QueryError::Page(0)));
         assert_eq!(ListQuery::new(Some(-3), None, None, None), Err(QueryError::Page(-3)));
         assert_eq!(ListQuery::new(None, Some(0), None, None), Err(QueryError::PerPage(0)));
-        assert_eq!(ListQuery::new(None, Some(1_000_000), None, None), Err(QueryError::PerPage(1_000_000)));
+        assert_eq!(
+            ListQuery::new(None, Some(1_000_000), None, None),
+            Err(QueryError::PerPage(1_000_000))
+        );
         let q = ListQuery::new(Some(3), Some(10), Some("-name".into()), Some("  a_b ".into())).unwrap();
         assert_eq!(q.offset(), 20);
         assert_eq!(q.order_by(&["name"], "x").unwrap(), "name DESC, rowid DESC");

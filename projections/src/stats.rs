@@ -139,16 +139,25 @@ impl Bucket {
 }
 
 /// Buckets from `from` (inclusive) to `to` (exclusive), RFC 3339 times; empty buckets are absent.
-pub fn range(conn: &Connection, from: Option<&str>, to: Option<&str>, bucket: Bucket) -> Result<Vec<Counters>, crate::Error> {
+pub fn range(
+    conn: &Connection,
+    from: Option<&str>,
+    to: Option<&str>,
+    bucket: Bucket,
+) -> Result<Vec<Counters>, crate::Error> {
     let len = bucket.prefix_len();
     let from = from.map(|f| crate::query::time("from", f)).transpose()?;
     let to = to.map(|t| crate::query::time("to", t)).transpose()?;
-    Ok(conn.prepare(&format!(
-        "SELECT substr(bucket, 1, {len}) AS b, {SUMS} FROM stats
+    Ok(conn
+        .prepare(&format!(
+            "SELECT substr(bucket, 1, {len}) AS b, {SUMS} FROM stats
          WHERE bucket >= substr(?1, 1, 16) AND bucket < substr(?2, 1, 16) GROUP BY b ORDER BY b"
-    ))?
-    .query_map(params![from.unwrap_or_default(), to.unwrap_or_else(|| "9999".into())], from_row)?
-    .collect::<rusqlite::Result<_>>()?)
+        ))?
+        .query_map(
+            params![from.unwrap_or_default(), to.unwrap_or_else(|| "9999".into())],
+            from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn totals(conn: &Connection) -> rusqlite::Result<Counters> {

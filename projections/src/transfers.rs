@@ -82,7 +82,13 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
                 "UPDATE transfers SET status = 'Failed', bytes = ?2, duration_ms = ?3, error = ?4, finished_at = ?5
                  WHERE id = ?1",
             )?
-            .execute(params![t.transfer_id.to_string(), t.bytes as i64, t.duration_ms as i64, t.error, e.recorded_at])?;
+            .execute(params![
+                t.transfer_id.to_string(),
+                t.bytes as i64,
+                t.duration_ms as i64,
+                t.error,
+                e.recorded_at
+            ])?;
         }
         _ => {}
     }
@@ -101,7 +107,14 @@ pub struct TransferFilter {
     pub client_id: Option<String>,
 }
 
-pub const SORTABLE: &[&str] = &["started_at", "finished_at", "bytes", "status", "filename", "duration_ms"];
+pub const SORTABLE: &[&str] = &[
+    "started_at",
+    "finished_at",
+    "bytes",
+    "status",
+    "filename",
+    "duration_ms",
+];
 
 pub fn list(conn: &Connection, query: &ListQuery, filter: &TransferFilter) -> Result<Page<Transfer>, crate::Error> {
     let order = query.order_by(SORTABLE, "started_at DESC, rowid DESC")?;

@@ -43,8 +43,16 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
     let events = per * config.producers;
 
     let (log_only, batch) = log_only(&scratch.path().join("log"), config, per)?;
-    let raw = raw(&scratch.path().join("raw"), config.durability, events, batch.round().max(1.0) as usize)?;
-    let projections_dir = config.data.clone().unwrap_or_else(|| scratch.path().join("projections"));
+    let raw = raw(
+        &scratch.path().join("raw"),
+        config.durability,
+        events,
+        batch.round().max(1.0) as usize,
+    )?;
+    let projections_dir = config
+        .data
+        .clone()
+        .unwrap_or_else(|| scratch.path().join("projections"));
     let (with_projections, batch_projections) = with_projections(&projections_dir, config, per)?;
     Ok(Outcome {
         producers: config.producers,

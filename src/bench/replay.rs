@@ -59,20 +59,82 @@ pub fn generate(dir: &Path, events: usize) -> anyhow::Result<()> {
             0 => {
                 let (t, f) = (Uuid::now_v7(), Uuid::now_v7());
                 let size = 1024 + (i as u64 * 7919) % 50_000_000;
-                history.push(TransferStarted { transfer_id: t, client_id: Some(c), file_id: None, filename: format!("file-{i}.tar.gz"), direction: Direction::Upload, expected_bytes: Some(size) }.into());
-                history.push(FileStored { file_id: f, client_id: c, client_name: format!("workstation-{:02}", i % 45), filename: format!("file-{i}.tar.gz"), original_path: format!("/home/user/file-{i}.tar.gz"), size, sha256: format!("{:064x}", i), crc32: i as u32, mime_type: "application/gzip".into(), transfer_id: Some(t) }.into());
-                history.push(TransferCompleted { transfer_id: t, file_id: Some(f), bytes: size, duration_ms: 40 }.into());
+                history.push(
+                    TransferStarted {
+                        transfer_id: t,
+                        client_id: Some(c),
+                        file_id: None,
+                        filename: format!("file-{i}.tar.gz"),
+                        direction: Direction::Upload,
+                        expected_bytes: Some(size),
+                    }
+                    .into(),
+                );
+                history.push(
+                    FileStored {
+                        file_id: f,
+                        client_id: c,
+                        client_name: format!("workstation-{:02}", i % 45),
+                        filename: format!("file-{i}.tar.gz"),
+                        original_path: format!("/home/user/file-{i}.tar.gz"),
+                        size,
+                        sha256: format!("{:064x}", i),
+                        crc32: i as u32,
+                        mime_type: "application/gzip".into(),
+                        transfer_id: Some(t),
+                    }
+                    .into(),
+                );
+                history.push(
+                    TransferCompleted {
+                        transfer_id: t,
+                        file_id: Some(f),
+                        bytes: size,
+                        duration_ms: 40,
+                    }
+                    .into(),
+                );
                 files.push(f);
             }
             1 if !files.is_empty() => {
                 let f = files[i % files.len()];
-                history.push(FileVerified { file_id: f, ok: i % 97 != 0, expected_sha256: "x".into(), actual_sha256: Some("x".into()), expected_crc32: 1, actual_crc32: Some(1), detail: None }.into());
+                history.push(
+                    FileVerified {
+                        file_id: f,
+                        ok: !i.is_multiple_of(97),
+                        expected_sha256: "x".into(),
+                        actual_sha256: Some("x".into()),
+                        expected_crc32: 1,
+                        actual_crc32: Some(1),
+                        detail: None,
+                    }
+                    .into(),
+                );
             }
             2 if !files.is_empty() => {
-                history.push(FileDownloaded { file_id: files[i % files.len()], by: "admin:ops".into(), bytes: 4096 }.into());
+                history.push(
+                    FileDownloaded {
+                        file_id: files[i % files.len()],
+                        by: "admin:ops".into(),
+                        bytes: 4096,
+                    }
+                    .into(),
+                );
             }
-            3 => history.push(ClientConnected { client_id: c, ip_address: None }.into()),
-            4 => history.push(ClientDisconnected { client_id: c, reason: DisconnectReason::Timeout }.into()),
+            3 => history.push(
+                ClientConnected {
+                    client_id: c,
+                    ip_address: None,
+                }
+                .into(),
+            ),
+            4 => history.push(
+                ClientDisconnected {
+                    client_id: c,
+                    reason: DisconnectReason::Timeout,
+                }
+                .into(),
+            ),
             _ => {
                 let mut l = sample_log(i);
                 l.client_id = Some(c);
@@ -84,10 +146,14 @@ pub fn generate(dir: &Path, events: usize) -> anyhow::Result<()> {
     history.truncate(events);
     let metadata = Metadata::system();
     for chunk in history.chunks(2000) {
-        let batch: Vec<(String, NewEvent)> = chunk.iter().map(|e| (e.stream(), NewEvent::from_domain(e, &metadata))).collect();
+        let batch: Vec<(String, NewEvent)> = chunk
+            .iter()
+            .map(|e| (e.stream(), NewEvent::from_domain(e, &metadata)))
+            .collect();
         store.writer().execute_blocking(move |unit| -> Result<(), StoreError> {
             for (stream, event) in batch {
-                unit.append(&stream, ExpectedVersion::Any, &[event]).map_err(|e| StoreError::Commit(e.to_string()))?;
+                unit.append(&stream, ExpectedVersion::Any, &[event])
+                    .map_err(|e| StoreError::Commit(e.to_string()))?;
             }
             Ok(())
         })?;
@@ -117,7 +183,7 @@ pub fn run(dir: &Path, events: usize) -> anyhow::Result<Outcome> {
         let values: Vec<rusqlite::types::Value> = (0..11).map(|i| r.get(i)).collect::<Result<_, _>>()?;
         insert.execute(rusqlite::params_from_iter(values))?;
         copied += 1;
-        if copied % 20_000 == 0 {
+        if copied.is_multiple_of(20_000) {
             target.execute_batch("COMMIT; BEGIN")?;
         }
     }

@@ -36,19 +36,31 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.data {
         if crate::datadir::db_path(dir).exists() && args.which == Which::Replay {
-            anyhow::bail!("{} already holds a database; bench replay writes a new log", dir.display());
+            anyhow::bail!(
+                "{} already holds a database; bench replay writes a new log",
+                dir.display()
+            );
         }
     }
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    println!("machine: {} cores, {cpu}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "machine: {} cores, {cpu}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     match args.which {
         Which::Append => {
             let events = args.events.unwrap_or(20_000);
             let producers: Vec<usize> = args.producers.map_or(vec![1, 64], |p| vec![usize::from(p)]);
-            let durabilities = args.durability.map_or(vec![Durability::Full, Durability::Normal], |d| vec![d]);
+            let durabilities = args
+                .durability
+                .map_or(vec![Durability::Full, Durability::Normal], |d| vec![d]);
             println!("| durability | producers | events | raw SQLite ev/s | log only ev/s | ratio | log + projections ev/s | ratio | mean batch (log / +proj) |");
             println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             for d in &durabilities {
@@ -80,7 +92,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let scratch = tempfile::tempdir()?;
             let dir = args.data.clone().unwrap_or_else(|| scratch.path().join("data"));
             let o = bench::replay::run(&dir, events)?;
-            println!("| events | raw read + insert ev/s | cairn rebuild ev/s | ratio | cairn replay (rebuild + swap) ev/s |");
+            println!(
+                "| events | raw read + insert ev/s | cairn rebuild ev/s | ratio | cairn replay (rebuild + swap) ev/s |"
+            );
             println!("|---:|---:|---:|---:|---:|");
             println!(
                 "| {} | {:.0} | {:.0} | {:.2} | {:.0} |",

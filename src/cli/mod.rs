@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about = "A backup server whose every state change is an event")]
+#[command(
+    name = "cairn",
+    version,
+    about = "A backup server whose every state change is an event"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

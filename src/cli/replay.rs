@@ -47,7 +47,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Mode::Verify if report.differences.is_empty() => {
-            println!("ok: the read tables match a rebuild from {} events (head {})", report.events, report.head);
+            println!(
+                "ok: the read tables match a rebuild from {} events (head {})",
+                report.events, report.head
+            );
             Ok(ExitCode::SUCCESS)
         }
         Mode::Verify => {

@@ -79,7 +79,9 @@ impl Command for UpdateClient {
         if name.is_none() && ip_address.is_none() {
             return Ok(Decision::new(()));
         }
-        let expected = self.expected_version.map_or(ExpectedVersion::StreamExists, ExpectedVersion::Exact);
+        let expected = self
+            .expected_version
+            .map_or(ExpectedVersion::StreamExists, ExpectedVersion::Exact);
         Ok(Decision::new(()).event(
             ClientUpdated {
                 client_id: self.id,
@@ -243,14 +245,16 @@ mod tests {
     #[test]
     fn registering_records_the_token_hash_and_not_the_token() {
         let id = Uuid::now_v7();
-        given(vec![]).when(register(id, "  alpha ")).then_expect(vec![ClientRegistered {
-            client_id: id,
-            external_id: id.to_string(),
-            name: "alpha".into(),
-            ip_address: Some("192.168.1.4".into()),
-            token_hash: token_hash("secret"),
-        }
-        .into()]);
+        given(vec![])
+            .when(register(id, "  alpha "))
+            .then_expect(vec![ClientRegistered {
+                client_id: id,
+                external_id: id.to_string(),
+                name: "alpha".into(),
+                ip_address: Some("192.168.1.4".into()),
+                token_hash: token_hash("secret"),
+            }
+            .into()]);
     }
 
     #[test]
@@ -270,43 +274,101 @@ mod tests {
         }
         let mut bad_ip = register(Uuid::now_v7(), "ok");
         bad_ip.ip_address = Some("999.1.1.1".into());
-        given(vec![]).when(bad_ip).then_error(|e| matches!(e, CommandError::Invalid { field: "ip_address", .. }));
+        given(vec![]).when(bad_ip).then_error(|e| {
+            matches!(
+                e,
+                CommandError::Invalid {
+                    field: "ip_address",
+                    ..
+                }
+            )
+        });
     }
 
     #[test]
     fn a_heartbeat_connects_once_and_then_records_nothing() {
         let a = Uuid::now_v7();
         given(vec![registered(a, "alpha")])
-            .when(ConnectClient { id: a, ip_address: None })
-            .then_expect(vec![ClientConnected { client_id: a, ip_address: None }.into()]);
-        given(vec![registered(a, "alpha"), ClientConnected { client_id: a, ip_address: None }.into()])
-            .when(ConnectClient { id: a, ip_address: None })
-            .then_expect(vec![]);
+            .when(ConnectClient {
+                id: a,
+                ip_address: None,
+            })
+            .then_expect(vec![ClientConnected {
+                client_id: a,
+                ip_address: None,
+            }
+            .into()]);
+        given(vec![
+            registered(a, "alpha"),
+            ClientConnected {
+                client_id: a,
+                ip_address: None,
+            }
+            .into(),
+        ])
+        .when(ConnectClient {
+            id: a,
+            ip_address: None,
+        })
+        .then_expect(vec![]);
     }
 
     #[test]
     fn commands_on_an_unknown_or_deleted_client_are_refused_distinctly() {
         let a = Uuid::now_v7();
         given(vec![])
-            .when(ConnectClient { id: a, ip_address: None })
+            .when(ConnectClient {
+                id: a,
+                ip_address: None,
+            })
             .then_error(|e| matches!(e, CommandError::ClientNotFound(_)));
-        given(vec![registered(a, "alpha"), ClientDeleted { client_id: a, name: "alpha".into() }.into()])
-            .when(RotateToken { id: a, token: "t".into() })
-            .then_error(|e| matches!(e, CommandError::ClientDeleted(_)));
+        given(vec![
+            registered(a, "alpha"),
+            ClientDeleted {
+                client_id: a,
+                name: "alpha".into(),
+            }
+            .into(),
+        ])
+        .when(RotateToken {
+            id: a,
+            token: "t".into(),
+        })
+        .then_error(|e| matches!(e, CommandError::ClientDeleted(_)));
     }
 
     #[test]
     fn disconnecting_an_offline_client_is_refused_unless_it_is_a_timeout() {
         let a = Uuid::now_v7();
         given(vec![registered(a, "alpha")])
-            .when(DisconnectClient { id: a, reason: DisconnectReason::Admin })
+            .when(DisconnectClient {
+                id: a,
+                reason: DisconnectReason::Admin,
+            })
             .then_error(|e| matches!(e, CommandError::ClientNotConnected(_)));
         given(vec![registered(a, "alpha")])
-            .when(DisconnectClient { id: a, reason: DisconnectReason::Timeout })
+            .when(DisconnectClient {
+                id: a,
+                reason: DisconnectReason::Timeout,
+            })
             .then_expect(vec![]);
-        given(vec![registered(a, "alpha"), ClientConnected { client_id: a, ip_address: None }.into()])
-            .when(DisconnectClient { id: a, reason: DisconnectReason::Timeout })
-            .then_expect(vec![ClientDisconnected { client_id: a, reason: DisconnectReason::Timeout }.into()]);
+        given(vec![
+            registered(a, "alpha"),
+            ClientConnected {
+                client_id: a,
+                ip_address: None,
+            }
+            .into(),
+        ])
+        .when(DisconnectClient {
+            id: a,
+            reason: DisconnectReason::Timeout,
+        })
+        .then_expect(vec![ClientDisconnected {
+            client_id: a,
+            reason: DisconnectReason::Timeout,
+        }
+        .into()]);
     }
 
     #[test]
@@ -321,31 +383,61 @@ mod tests {
         given(vec![registered(a, "alpha"), registered(b, "bravo")])
             .when(update("Bravo"))
             .then_error(|e| matches!(e, CommandError::NameTaken(_)));
-        given(vec![registered(a, "alpha")]).when(update("alpha")).then_expect(vec![]);
-        given(vec![registered(a, "alpha")]).when(update("Alpha")).then_expect(vec![ClientUpdated {
-            client_id: a,
-            name: Some("Alpha".into()),
-            ip_address: None,
-        }
-        .into()]);
+        given(vec![registered(a, "alpha")])
+            .when(update("alpha"))
+            .then_expect(vec![]);
+        given(vec![registered(a, "alpha")])
+            .when(update("Alpha"))
+            .then_expect(vec![ClientUpdated {
+                client_id: a,
+                name: Some("Alpha".into()),
+                ip_address: None,
+            }
+            .into()]);
     }
 
     #[test]
     fn deleting_a_client_deletes_each_of_its_files_first_and_releases_their_blobs() {
         let a = Uuid::now_v7();
         let (f1, f2) = (Uuid::now_v7(), Uuid::now_v7());
-        let decision = given(vec![registered(a, "alpha"), stored(f1, a, "s1", 3), stored(f2, a, "s1", 3)])
-            .when(DeleteClient { id: a, expected_version: None })
-            .then_expect(vec![
-                FileDeleted { file_id: f1, client_id: a, sha256: "s1".into(), size: 3, reason: "client deleted".into() }
-                    .into(),
-                FileDeleted { file_id: f2, client_id: a, sha256: "s1".into(), size: 3, reason: "client deleted".into() }
-                    .into(),
-                ClientDeleted { client_id: a, name: "alpha".into() }.into(),
-            ]);
+        let decision = given(vec![
+            registered(a, "alpha"),
+            stored(f1, a, "s1", 3),
+            stored(f2, a, "s1", 3),
+        ])
+        .when(DeleteClient {
+            id: a,
+            expected_version: None,
+        })
+        .then_expect(vec![
+            FileDeleted {
+                file_id: f1,
+                client_id: a,
+                sha256: "s1".into(),
+                size: 3,
+                reason: "client deleted".into(),
+            }
+            .into(),
+            FileDeleted {
+                file_id: f2,
+                client_id: a,
+                sha256: "s1".into(),
+                size: 3,
+                reason: "client deleted".into(),
+            }
+            .into(),
+            ClientDeleted {
+                client_id: a,
+                name: "alpha".into(),
+            }
+            .into(),
+        ]);
         assert_eq!(decision.release_blobs, vec!["s1".to_owned()]);
         given(vec![registered(a, "alpha")])
-            .when(DeleteClient { id: a, expected_version: Some(7) })
+            .when(DeleteClient {
+                id: a,
+                expected_version: Some(7),
+            })
             .then_error(|e| matches!(e, CommandError::VersionConflict { actual: 1, .. }));
     }
 }

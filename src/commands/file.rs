@@ -89,9 +89,7 @@ impl Command for StoreFile {
 fn validate_mime(m: &str) -> Result<String, CommandError> {
     let ok = m.len() <= 127
         && m.split_once('/').is_some_and(|(t, s)| {
-            !t.is_empty()
-                && !s.is_empty()
-                && m.chars().all(|c| c.is_ascii_alphanumeric() || "/.+-_;= ".contains(c))
+            !t.is_empty() && !s.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || "/.+-_;= ".contains(c))
         });
     if ok {
         Ok(m.to_owned())
@@ -101,8 +99,16 @@ fn validate_mime(m: &str) -> Result<String, CommandError> {
 }
 
 /// A MIME type from the filename's extension; `application/octet-stream` when unknown.
+///
+/// ```
+/// assert_eq!(cairn::commands::file::guess_mime("Backup.TAR"), "application/x-tar");
+/// assert_eq!(cairn::commands::file::guess_mime("README"), "application/octet-stream");
+/// ```
 pub fn guess_mime(filename: &str) -> &'static str {
-    let ext = filename.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "txt" | "log" => "text/plain",
         "csv" => "text/csv",
@@ -265,22 +271,30 @@ mod tests {
         };
         let mut command = store_file(f, a, "report.pdf", blob(&blobs, b"%PDF"));
         command.transfer = Some((t, 12));
-        let decision = given(vec![registered(a, "alpha"), started.into()]).when(command).then_expect(vec![
-            FileStored {
-                file_id: f,
-                client_id: a,
-                client_name: "alpha".into(),
-                filename: "report.pdf".into(),
-                original_path: "report.pdf".into(),
-                size: 4,
-                sha256: decision_sha(b"%PDF"),
-                crc32: crc32fast::hash(b"%PDF"),
-                mime_type: "application/pdf".into(),
-                transfer_id: Some(t),
-            }
-            .into(),
-            TransferCompleted { transfer_id: t, file_id: Some(f), bytes: 4, duration_ms: 12 }.into(),
-        ]);
+        let decision = given(vec![registered(a, "alpha"), started.into()])
+            .when(command)
+            .then_expect(vec![
+                FileStored {
+                    file_id: f,
+                    client_id: a,
+                    client_name: "alpha".into(),
+                    filename: "report.pdf".into(),
+                    original_path: "report.pdf".into(),
+                    size: 4,
+                    sha256: decision_sha(b"%PDF"),
+                    crc32: crc32fast::hash(b"%PDF"),
+                    mime_type: "application/pdf".into(),
+                    transfer_id: Some(t),
+                }
+                .into(),
+                TransferCompleted {
+                    transfer_id: t,
+                    file_id: Some(f),
+                    bytes: 4,
+                    duration_ms: 12,
+                }
+                .into(),
+            ]);
         assert!(decision.place_blob.is_some());
     }
 
@@ -294,10 +308,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobStore::open(dir.path(), false).unwrap();
         let a = Uuid::now_v7();
-        given(vec![registered(a, "alpha"), ClientDeleted { client_id: a, name: "alpha".into() }.into()])
-            .when(store_file(Uuid::now_v7(), a, "x", blob(&blobs, b"x")))
-            .then_error(|e| matches!(e, CommandError::ClientDeleted(_)));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "the refused upload is gone");
+        given(vec![
+            registered(a, "alpha"),
+            ClientDeleted {
+                client_id: a,
+                name: "alpha".into(),
+            }
+            .into(),
+        ])
+        .when(store_file(Uuid::now_v7(), a, "x", blob(&blobs, b"x")))
+        .then_error(|e| matches!(e, CommandError::ClientDeleted(_)));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "the refused upload is gone"
+        );
     }
 
     #[test]
@@ -305,7 +330,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobStore::open(dir.path(), false).unwrap();
         let a = Uuid::now_v7();
-        for bad in ["../etc/passwd", "a/b", "a\\b", "..", ".", "", "nul\0", "bell\u{7}", &"n".repeat(256)] {
+        for bad in [
+            "../etc/passwd",
+            "a/b",
+            "a\\b",
+            "..",
+            ".",
+            "",
+            "nul\0",
+            "bell\u{7}",
+            &"n".repeat(256),
+        ] {
             given(vec![registered(a, "alpha")])
                 .when(store_file(Uuid::now_v7(), a, bad, blob(&blobs, b"x")))
                 .then_error(|e| matches!(e, CommandError::Invalid { field: "filename", .. }));
@@ -313,21 +348,49 @@ mod tests {
         let mut command = store_file(Uuid::now_v7(), a, "passwd", blob(&blobs, b"x"));
         command.original_path = Some("../../etc/passwd".into());
         let d = given(vec![registered(a, "alpha")]).when(command).then_expect_any();
-        assert!(matches!(&d.events[0].0, cairn_events::DomainEvent::FileStored(f) if f.original_path == "../../etc/passwd"));
+        assert!(
+            matches!(&d.events[0].0, cairn_events::DomainEvent::FileStored(f) if f.original_path == "../../etc/passwd")
+        );
     }
 
     #[test]
     fn verification_compares_both_checksums_and_reports_an_unreadable_blob() {
         let (a, f) = (Uuid::now_v7(), Uuid::now_v7());
         let history = || vec![registered(a, "alpha"), stored(f, a, "abc", 3)];
-        let digest = |sha: &str, crc: u32| BlobDigest { sha256: sha.into(), crc32: crc, size: 3 };
-        let ok = given(history()).when(VerifyFile { file_id: f, found: Ok(digest("abc", 1)) }).then_expect_any();
+        let digest = |sha: &str, crc: u32| BlobDigest {
+            sha256: sha.into(),
+            crc32: crc,
+            size: 3,
+        };
+        let ok = given(history())
+            .when(VerifyFile {
+                file_id: f,
+                found: Ok(digest("abc", 1)),
+            })
+            .then_expect_any();
         assert!(ok.output.ok);
-        let bad = given(history()).when(VerifyFile { file_id: f, found: Ok(digest("abc", 2)) }).then_expect_any();
+        let bad = given(history())
+            .when(VerifyFile {
+                file_id: f,
+                found: Ok(digest("abc", 2)),
+            })
+            .then_expect_any();
         assert!(!bad.output.ok);
-        let gone = given(history()).when(VerifyFile { file_id: f, found: Err("blob missing".into()) }).then_expect_any();
-        assert_eq!((gone.output.ok, gone.output.detail.as_deref()), (false, Some("blob missing")));
-        given(vec![]).when(VerifyFile { file_id: f, found: Err("x".into()) })
+        let gone = given(history())
+            .when(VerifyFile {
+                file_id: f,
+                found: Err("blob missing".into()),
+            })
+            .then_expect_any();
+        assert_eq!(
+            (gone.output.ok, gone.output.detail.as_deref()),
+            (false, Some("blob missing"))
+        );
+        given(vec![])
+            .when(VerifyFile {
+                file_id: f,
+                found: Err("x".into()),
+            })
             .then_error(|e| matches!(e, CommandError::FileNotFound(_)));
     }
 
@@ -335,10 +398,17 @@ mod tests {
     fn deleting_a_file_releases_its_blob() {
         let (a, f) = (Uuid::now_v7(), Uuid::now_v7());
         let d = given(vec![registered(a, "alpha"), stored(f, a, "abc", 3)])
-            .when(DeleteFile { file_id: f, expected_version: None })
+            .when(DeleteFile {
+                file_id: f,
+                expected_version: None,
+            })
             .then_expect_any();
         assert_eq!(d.release_blobs, vec!["abc".to_owned()]);
-        given(vec![]).when(DeleteFile { file_id: f, expected_version: None })
+        given(vec![])
+            .when(DeleteFile {
+                file_id: f,
+                expected_version: None,
+            })
             .then_error(|e| matches!(e, CommandError::FileNotFound(_)));
     }
 

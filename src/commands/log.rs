@@ -26,13 +26,19 @@ impl Command for RecordLog {
     fn decide(self, state: &dyn State) -> Result<Decision<()>, CommandError> {
         let level = self.level.trim().to_ascii_lowercase();
         if !LEVELS.contains(&level.as_str()) {
-            return Err(CommandError::invalid("level", format!("must be one of {}", LEVELS.join(", "))));
+            return Err(CommandError::invalid(
+                "level",
+                format!("must be one of {}", LEVELS.join(", ")),
+            ));
         }
         if self.message.trim().is_empty() {
             return Err(CommandError::invalid("message", "must not be empty"));
         }
         if self.message.len() > MAX_MESSAGE {
-            return Err(CommandError::invalid("message", format!("must be at most {MAX_MESSAGE} bytes")));
+            return Err(CommandError::invalid(
+                "message",
+                format!("must be at most {MAX_MESSAGE} bytes"),
+            ));
         }
         validate::no_controls("message", &self.message, true)?;
         let source = validate::name("source", &self.source, 64)?;
@@ -85,33 +91,52 @@ mod tests {
 
     #[test]
     fn a_log_line_is_recorded_with_its_level_normalised() {
-        given(vec![]).when(line("WARNING", "disk at 91%\nsecond line")).then_expect(vec![LogRecorded {
-            level: "warning".into(),
-            message: "disk at 91%\nsecond line".into(),
-            source: "agent".into(),
-            client_id: None,
-            file_id: None,
-        }
-        .into()]);
+        given(vec![])
+            .when(line("WARNING", "disk at 91%\nsecond line"))
+            .then_expect(vec![LogRecorded {
+                level: "warning".into(),
+                message: "disk at 91%\nsecond line".into(),
+                source: "agent".into(),
+                client_id: None,
+                file_id: None,
+            }
+            .into()]);
     }
 
     #[test]
     fn bad_levels_empty_huge_or_control_messages_and_unknown_clients_are_refused() {
-        given(vec![]).when(line("loud", "x")).then_error(|e| matches!(e, CommandError::Invalid { field: "level", .. }));
-        given(vec![]).when(line("info", " ")).then_error(|e| matches!(e, CommandError::Invalid { field: "message", .. }));
+        given(vec![])
+            .when(line("loud", "x"))
+            .then_error(|e| matches!(e, CommandError::Invalid { field: "level", .. }));
+        given(vec![])
+            .when(line("info", " "))
+            .then_error(|e| matches!(e, CommandError::Invalid { field: "message", .. }));
         given(vec![])
             .when(line("info", &"x".repeat(MAX_MESSAGE + 1)))
             .then_error(|e| matches!(e, CommandError::Invalid { field: "message", .. }));
-        given(vec![]).when(line("info", "nul\0")).then_error(|e| matches!(e, CommandError::Invalid { .. }));
+        given(vec![])
+            .when(line("info", "nul\0"))
+            .then_error(|e| matches!(e, CommandError::Invalid { .. }));
         let mut orphan = line("info", "x");
         orphan.client_id = Some(Uuid::now_v7());
-        given(vec![]).when(orphan).then_error(|e| matches!(e, CommandError::ClientNotFound(_)));
+        given(vec![])
+            .when(orphan)
+            .then_error(|e| matches!(e, CommandError::ClientNotFound(_)));
     }
 
     #[test]
     fn clearing_records_how_many_lines_it_removed() {
-        let history = vec![LogRecorded { level: "info".into(), message: "a".into(), source: "s".into(), client_id: None, file_id: None }.into()];
-        let d = given(history).when(ClearLogs).then_expect(vec![LogsCleared { cleared: 1 }.into()]);
+        let history = vec![LogRecorded {
+            level: "info".into(),
+            message: "a".into(),
+            source: "s".into(),
+            client_id: None,
+            file_id: None,
+        }
+        .into()];
+        let d = given(history)
+            .when(ClearLogs)
+            .then_expect(vec![LogsCleared { cleared: 1 }.into()]);
         assert_eq!(d.output, 1);
     }
 }

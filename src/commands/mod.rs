@@ -138,7 +138,10 @@ pub(crate) mod validate {
             return Err(CommandError::invalid(field, "must not be empty"));
         }
         if v.chars().count() > max {
-            return Err(CommandError::invalid(field, format!("must be at most {max} characters")));
+            return Err(CommandError::invalid(
+                field,
+                format!("must be at most {max} characters"),
+            ));
         }
         no_controls(field, v, false)?;
         Ok(v.to_owned())
@@ -162,7 +165,10 @@ pub(crate) mod validate {
     pub fn filename(value: &str) -> Result<String, CommandError> {
         let v = name("filename", value, 255)?;
         if v.contains('/') || v.contains('\\') {
-            return Err(CommandError::invalid("filename", "must not contain / or \\ (send the path in `path`)"));
+            return Err(CommandError::invalid(
+                "filename",
+                "must not contain / or \\ (send the path in `path`)",
+            ));
         }
         if v == "." || v == ".." {
             return Err(CommandError::invalid("filename", "must not be . or .."));

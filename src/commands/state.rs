@@ -106,10 +106,12 @@ impl State for SqlState<'_, '_> {
     }
 
     fn transfer(&self, id: Uuid) -> Result<Option<TransferState>, StoreError> {
-        Ok(transfers::get(self.unit.conn(), &id.to_string())?.map(|t| TransferState {
-            id: uuid(&t.id),
-            status: t.status,
-        }))
+        Ok(
+            transfers::get(self.unit.conn(), &id.to_string())?.map(|t| TransferState {
+                id: uuid(&t.id),
+                status: t.status,
+            }),
+        )
     }
 
     fn log_count(&self) -> Result<u64, StoreError> {

@@ -112,7 +112,11 @@ impl State for MemoryState {
         Ok(self.clients.get(&id).cloned())
     }
     fn client_by_name(&self, name: &str) -> Result<Option<ClientState>, StoreError> {
-        Ok(self.clients.values().find(|c| c.name.eq_ignore_ascii_case(name)).cloned())
+        Ok(self
+            .clients
+            .values()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .cloned())
     }
     fn stream_version(&self, stream: &str) -> Result<i64, StoreError> {
         Ok(self.versions.get(stream).copied().unwrap_or(0))

@@ -122,20 +122,39 @@ mod tests {
     #[test]
     fn a_transfer_ends_once() {
         let t = Uuid::now_v7();
-        let fail = FailTransfer { transfer_id: t, bytes: 3, duration_ms: 5, error: "reset\n".into() };
-        given(vec![started(t)]).when(fail.clone()).then_expect(vec![TransferFailed {
+        let fail = FailTransfer {
+            transfer_id: t,
+            bytes: 3,
+            duration_ms: 5,
+            error: "reset\n".into(),
+        };
+        given(vec![started(t)])
+            .when(fail.clone())
+            .then_expect(vec![TransferFailed {
+                transfer_id: t,
+                bytes: 3,
+                duration_ms: 5,
+                error: "reset".into(),
+            }
+            .into()]);
+        let failed: cairn_events::DomainEvent = TransferFailed {
             transfer_id: t,
             bytes: 3,
             duration_ms: 5,
             error: "reset".into(),
         }
-        .into()]);
-        let failed: cairn_events::DomainEvent =
-            TransferFailed { transfer_id: t, bytes: 3, duration_ms: 5, error: "reset".into() }.into();
+        .into();
         given(vec![started(t), failed])
-            .when(CompleteTransfer { transfer_id: t, file_id: None, bytes: 3, duration_ms: 1 })
+            .when(CompleteTransfer {
+                transfer_id: t,
+                file_id: None,
+                bytes: 3,
+                duration_ms: 1,
+            })
             .then_error(|e| matches!(e, CommandError::TransferFinished { .. }));
-        given(vec![]).when(fail).then_error(|e| matches!(e, CommandError::TransferNotFound(_)));
+        given(vec![])
+            .when(fail)
+            .then_error(|e| matches!(e, CommandError::TransferNotFound(_)));
     }
 
     #[test]

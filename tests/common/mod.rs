@@ -1,5 +1,5 @@
 //! Shared by the integration tests: a fresh data directory with an open `Cairn`, and request helpers.
-#![allow(dead_code)] // each test file uses a different part of this
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses a different part; helpers panic on failure
 
 use std::path::{Path, PathBuf};
 
@@ -75,7 +75,10 @@ impl TestData {
     }
 
     pub fn blob_count(&self) -> usize {
-        walk_files(&self.root().join("blobs")).into_iter().filter(|p| !p.starts_with(self.root().join("blobs/tmp"))).count()
+        walk_files(&self.root().join("blobs"))
+            .into_iter()
+            .filter(|p| !p.starts_with(self.root().join("blobs/tmp")))
+            .count()
     }
 }
 
@@ -97,7 +100,8 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
 /// Every difference between two databases' read tables (attaching `other` to `conn`'s connection).
 pub fn differences(a: &Path, b: &Path) -> Vec<String> {
     let conn = Connection::open(a).expect("open");
-    conn.execute("ATTACH DATABASE ?1 AS other", [b.to_string_lossy()]).expect("attach");
+    conn.execute("ATTACH DATABASE ?1 AS other", [b.to_string_lossy()])
+        .expect("attach");
     cairn_projections::diff::compare(&conn, "main", "other", 100)
         .expect("compare")
         .into_iter()

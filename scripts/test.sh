@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check cairn has, as CI does: formatting, lints (warnings are errors), and every test of the
+# workspace (unit, integration, property, crash, CLI, doc examples). Works on a fresh machine with a Rust
+# toolchain. Ends with one line totalling the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+# libtest's "test result:" lines and the crash test's own line, added up.
+awk '/test result:|^crash: [0-9]+ passed/ {
+       for (i = 1; i <= NF; i++) {
+         if ($(i+1) ~ /^passed/) p += $i
+         if ($(i+1) ~ /^failed/) f += $i
+       }
+     }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
