@@ -112,6 +112,7 @@ fn rebuild_and_finish(
     progress: impl FnMut(i64),
 ) -> Result<Report, ReplayError> {
     let target = schema::open_writable(scratch, Durability::Normal)?;
+    rebuild::prepare_target(&target)?;
     live.execute("ATTACH DATABASE ?1 AS rebuilt", [scratch.to_string_lossy()])?;
     // One read transaction: the head, the rebuild's reads and the comparison all see one snapshot.
     live.execute_batch("BEGIN")?;
@@ -136,7 +137,7 @@ fn rebuild_and_finish(
     live.execute_batch("COMMIT")?;
     live.execute_batch("DETACH DATABASE rebuilt")?;
     if let Mode::Until { .. } = mode {
-        target.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        rebuild::finish_target(&target)?;
     }
     drop(target);
     if *mode == Mode::Swap {

@@ -571,8 +571,7 @@ fn load_head(conn: &Connection) -> Result<(Position, [u8; 32], String), StoreErr
     match last {
         None => Ok((0, GENESIS, String::new())),
         Some((position, hash, time)) => {
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(&hash, &mut bytes).map_err(|_| StoreError::Projection {
+            let bytes = crate::reader::decode_hash(hash.as_bytes()).ok_or_else(|| StoreError::Projection {
                 position,
                 detail: "the stored hash of the last event is not 64 hex digits; run `cairn verify`".into(),
             })?;

@@ -9,8 +9,8 @@ use rusqlite::{params, Connection};
 
 use crate::{checkpoints, Projections};
 
-/// Events per transaction on the target. Large enough to amortise the commit, small enough to bound the WAL.
-const CHUNK: i64 = 20_000;
+/// Events per transaction on the target: large enough to amortise the commit, small enough to bound memory.
+const CHUNK: i64 = 100_000;
 
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,16 +45,25 @@ pub struct RebuildOptions {
     pub copy_events: bool,
 }
 
+/// Readies a fresh scratch database for [`rebuild`]: no journal and no syncing, since a crash or an error only
+/// loses the scratch file, which is then removed. Call before any other connection opens or attaches it.
+pub fn prepare_target(target: &Connection) -> rusqlite::Result<()> {
+    target.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+}
+
+/// Makes a rebuilt database an ordinary cairn database again (WAL, full sync), for one that is kept.
+pub fn finish_target(target: &Connection) -> rusqlite::Result<()> {
+    target.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+}
+
 /// Reads `source`'s log in order, verifying every CRC and the chain, and applies every projection to `target`
-/// (a freshly migrated database with empty read tables). `progress` gets the count every 100,000 events.
+/// (a freshly migrated database with empty read tables, readied by [`prepare_target`]). `progress` gets the count every 100,000 events.
 pub fn rebuild(
     source: &Connection,
     target: &Connection,
     options: RebuildOptions,
     mut progress: impl FnMut(i64),
 ) -> Result<RebuildReport, RebuildError> {
-    // The target is a scratch file until it is swapped in: a crash only loses the scratch file.
-    target.execute_batch("PRAGMA synchronous = OFF;")?;
     let mut verifier = ChainVerifier::new();
     let mut failure: Option<RebuildError> = None;
     let mut last: Option<(Position, String)> = None;

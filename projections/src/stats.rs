@@ -6,50 +6,40 @@ use serde::Serialize;
 
 use crate::query::QueryError;
 
-/// The counters each bucket and the totals hold, as column names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Counter {
-    Uploads,
-    BytesIn,
-    Downloads,
-    BytesOut,
-    VerificationsPassed,
-    VerificationsFailed,
-    Registrations,
-    Deletions,
-    Errors,
-}
+/// The counters each bucket and the totals hold, in column order.
+const COUNTERS: [&str; 9] = [
+    "uploads",
+    "bytes_in",
+    "downloads",
+    "bytes_out",
+    "verifications_passed",
+    "verifications_failed",
+    "registrations",
+    "deletions",
+    "errors",
+];
 
-impl Counter {
-    fn column(self) -> &'static str {
-        match self {
-            Self::Uploads => "uploads",
-            Self::BytesIn => "bytes_in",
-            Self::Downloads => "downloads",
-            Self::BytesOut => "bytes_out",
-            Self::VerificationsPassed => "verifications_passed",
-            Self::VerificationsFailed => "verifications_failed",
-            Self::Registrations => "registrations",
-            Self::Deletions => "deletions",
-            Self::Errors => "errors",
-        }
-    }
-}
-
-/// Which counters an event moves, and by how much.
-fn counts(event: &DomainEvent) -> Vec<(Counter, i64)> {
-    use Counter::*;
+/// How much an event moves each counter (in [`COUNTERS`] order); `None` when it moves none.
+fn counts(event: &DomainEvent) -> Option<[i64; 9]> {
+    let mut c = [0i64; 9];
     match event {
-        DomainEvent::FileStored(f) => vec![(Uploads, 1), (BytesIn, f.size as i64)],
-        DomainEvent::FileDownloaded(d) => vec![(Downloads, 1), (BytesOut, d.bytes as i64)],
-        DomainEvent::FileVerified(v) if v.ok => vec![(VerificationsPassed, 1)],
-        DomainEvent::FileVerified(_) => vec![(VerificationsFailed, 1)],
-        DomainEvent::ClientRegistered(_) => vec![(Registrations, 1)],
-        DomainEvent::FileDeleted(_) | DomainEvent::ClientDeleted(_) => vec![(Deletions, 1)],
-        DomainEvent::TransferFailed(_) => vec![(Errors, 1)],
-        DomainEvent::LogRecorded(l) if l.level == "error" || l.level == "critical" => vec![(Errors, 1)],
-        _ => Vec::new(),
+        DomainEvent::FileStored(f) => {
+            c[0] = 1;
+            c[1] = f.size as i64;
+        }
+        DomainEvent::FileDownloaded(d) => {
+            c[2] = 1;
+            c[3] = d.bytes as i64;
+        }
+        DomainEvent::FileVerified(v) if v.ok => c[4] = 1,
+        DomainEvent::FileVerified(_) => c[5] = 1,
+        DomainEvent::ClientRegistered(_) => c[6] = 1,
+        DomainEvent::FileDeleted(_) | DomainEvent::ClientDeleted(_) => c[7] = 1,
+        DomainEvent::TransferFailed(_) => c[8] = 1,
+        DomainEvent::LogRecorded(l) if l.level == "error" || l.level == "critical" => c[8] = 1,
+        _ => return None,
     }
+    Some(c)
 }
 
 /// The minute an event falls in: `YYYY-MM-DDTHH:MM` of its `recorded_at`.
@@ -57,17 +47,48 @@ fn minute(recorded_at: &str) -> &str {
     recorded_at.get(..16).unwrap_or(recorded_at)
 }
 
+/// One upsert of the minute's bucket and one update of the totals, whatever the counters moved.
+fn statements() -> &'static (String, String) {
+    static SQL: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let cols = COUNTERS.join(", ");
+        let params: Vec<String> = (2..=10).map(|i| format!("?{i}")).collect();
+        let add: Vec<String> = COUNTERS.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect();
+        let totals: Vec<String> = COUNTERS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = {c} + ?{}", i + 1))
+            .collect();
+        (
+            format!(
+                "INSERT INTO stats (bucket, {cols}) VALUES (?1, {}) ON CONFLICT (bucket) DO UPDATE SET {}",
+                params.join(", "),
+                add.join(", ")
+            ),
+            format!("UPDATE stats_totals SET {} WHERE id = 1", totals.join(", ")),
+        )
+    })
+}
+
 pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Result<(), ApplyError> {
-    for (counter, by) in counts(event) {
-        let col = counter.column();
-        conn.prepare_cached(&format!(
-            "INSERT INTO stats (bucket, {col}) VALUES (?1, ?2)
-             ON CONFLICT (bucket) DO UPDATE SET {col} = {col} + excluded.{col}"
-        ))?
-        .execute(params![minute(&e.recorded_at), by])?;
-        conn.prepare_cached(&format!("UPDATE stats_totals SET {col} = {col} + ?1 WHERE id = 1"))?
-            .execute([by])?;
-    }
+    let Some(c) = counts(event) else {
+        return Ok(());
+    };
+    let (bucket, totals) = statements();
+    conn.prepare_cached(bucket)?.execute(params![
+        minute(&e.recorded_at),
+        c[0],
+        c[1],
+        c[2],
+        c[3],
+        c[4],
+        c[5],
+        c[6],
+        c[7],
+        c[8]
+    ])?;
+    conn.prepare_cached(totals)?
+        .execute(params![c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]])?;
     Ok(())
 }
 

@@ -193,6 +193,7 @@ pub fn run(dir: &Path, events: usize) -> anyhow::Result<Outcome> {
     drop(target);
 
     let rebuilt = schema::open_writable(&scratch.path().join("rebuilt.db"), Durability::Normal)?;
+    cairn_projections::rebuild::prepare_target(&rebuilt)?;
     let started = Instant::now();
     let report = cairn_projections::rebuild::rebuild(&source, &rebuilt, Default::default(), |_| {})?;
     let rebuild = rate(report.events as usize, started.elapsed().as_secs_f64());
