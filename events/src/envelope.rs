@@ -67,6 +67,9 @@ pub struct NewEvent {
     pub data: String,
     /// JSON text, stored and hashed exactly as given.
     pub metadata: String,
+    /// The typed event `data` was serialised from, when the appender has it: projections then use it instead
+    /// of parsing `data` back. (Replay always parses, and the replay test compares the two.)
+    pub typed: Option<DomainEvent>,
 }
 
 impl NewEvent {
@@ -76,12 +79,18 @@ impl NewEvent {
     }
 
     pub fn with_id(id: Uuid, event: &DomainEvent, metadata: &Metadata) -> Self {
+        Self::typed(id, event.clone(), metadata.to_json())
+    }
+
+    /// Wraps a catalogue event, keeping it typed for the projections.
+    pub fn typed(id: Uuid, event: DomainEvent, metadata: String) -> Self {
         Self {
             id,
             event_type: event.event_type().to_owned(),
             schema: event.schema(),
             data: event.data_json(),
-            metadata: metadata.to_json(),
+            metadata,
+            typed: Some(event),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::broadcast;
 
-use crate::catalogue::DecodeError;
+use crate::catalogue::{DecodeError, DomainEvent};
 use crate::chain::{canonical_bytes_into, chain_hash, crc, EventFields, GENESIS};
 use crate::envelope::{NewEvent, Position, RecordedEvent};
 use crate::error::{AppendError, StoreError};
@@ -74,8 +74,13 @@ pub enum ApplyError {
 /// The read tables, as the writer sees them: applied to every event in the transaction that appends it.
 pub trait Projector: Send + 'static {
     /// Applies one event. Reads only the event and the read tables (never the clock, disk or network), so that
-    /// replay is deterministic.
-    fn apply(&mut self, conn: &Connection, event: &RecordedEvent) -> Result<(), ApplyError>;
+    /// replay is deterministic. `typed` is the event already decoded, when the appender had it.
+    fn apply(
+        &mut self,
+        conn: &Connection,
+        event: &RecordedEvent,
+        typed: Option<&DomainEvent>,
+    ) -> Result<(), ApplyError>;
 
     /// Records that the read tables now reflect the log up to `event` (called once per batch, before COMMIT).
     fn checkpoint(&mut self, conn: &Connection, event: &RecordedEvent) -> Result<(), ApplyError>;
@@ -85,7 +90,7 @@ pub trait Projector: Send + 'static {
 pub struct NoProjections;
 
 impl Projector for NoProjections {
-    fn apply(&mut self, _: &Connection, _: &RecordedEvent) -> Result<(), ApplyError> {
+    fn apply(&mut self, _: &Connection, _: &RecordedEvent, _: Option<&DomainEvent>) -> Result<(), ApplyError> {
         Ok(())
     }
     fn checkpoint(&mut self, _: &Connection, _: &RecordedEvent) -> Result<(), ApplyError> {
@@ -292,7 +297,7 @@ impl Unit<'_> {
             crc,
             hash,
         };
-        write_row(&st.conn, &mut *st.projector, &recorded)?;
+        write_row(&st.conn, &mut *st.projector, &recorded, event.typed.as_ref())?;
         st.head = position;
         st.head_hash = hash;
         st.last_time.clone_from(&recorded.recorded_at);
@@ -302,7 +307,12 @@ impl Unit<'_> {
 }
 
 /// Inserts an event's row and applies every projection to it.
-fn write_row(conn: &Connection, projector: &mut dyn Projector, e: &RecordedEvent) -> Result<(), StoreError> {
+fn write_row(
+    conn: &Connection,
+    projector: &mut dyn Projector,
+    e: &RecordedEvent,
+    typed: Option<&DomainEvent>,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO events (position, id, stream, version, type, schema, data, metadata, recorded_at, crc, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -320,7 +330,7 @@ fn write_row(conn: &Connection, projector: &mut dyn Projector, e: &RecordedEvent
         e.crc,
         hex::encode(e.hash),
     ])?;
-    projector.apply(conn, e).map_err(|err| StoreError::Projection {
+    projector.apply(conn, e, typed).map_err(|err| StoreError::Projection {
         position: e.position,
         detail: err.to_string(),
     })
@@ -729,6 +739,13 @@ fn run_batch(
     for effect in effects {
         effect(&state.conn);
     }
+    // A batch of one or two (a quiet server) is answered here, saving its callers a thread hop; larger ones go to
+    // the notifier. Events always go through the notifier, so they are published in commit order.
+    if replies.len() <= INLINE_REPLIES {
+        for reply in replies.drain(..) {
+            reply(Ok(()));
+        }
+    }
     let committed_events = std::mem::take(&mut state.pending);
     if let Err(mpsc::SendError(done)) = notifier.send(Committed {
         replies,
@@ -738,6 +755,9 @@ fn run_batch(
         done.deliver(events);
     }
 }
+
+/// Batches with at most this many commands are answered by the writer itself.
+const INLINE_REPLIES: usize = 2;
 
 /// A committed batch: the answers to send and the events to publish, in commit order.
 struct Committed {
@@ -774,7 +794,7 @@ fn redo(state: &mut WriterState) -> Result<(), StoreError> {
     );
     state.conn.execute_batch("ROLLBACK; BEGIN IMMEDIATE")?;
     for event in &state.pending {
-        write_row(&state.conn, &mut *state.projector, event)?;
+        write_row(&state.conn, &mut *state.projector, event, None)?;
     }
     Ok(())
 }

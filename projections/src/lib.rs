@@ -20,7 +20,7 @@ pub mod rebuild;
 pub mod stats;
 pub mod transfers;
 
-use cairn_events::{ApplyError, Projector, RecordedEvent};
+use cairn_events::{ApplyError, DomainEvent, Projector, RecordedEvent};
 use rusqlite::Connection;
 
 pub use query::{ListQuery, Page, QueryError};
@@ -53,21 +53,37 @@ pub enum Error {
 pub struct Projections;
 
 impl Projections {
-    /// Applies one event to every read table.
-    pub fn apply_event(conn: &Connection, event: &RecordedEvent) -> Result<(), ApplyError> {
-        let domain = event.decode()?;
-        clients::apply(conn, event, &domain)?;
-        files::apply(conn, event, &domain)?;
-        transfers::apply(conn, event, &domain)?;
-        logs::apply(conn, event, &domain)?;
-        stats::apply(conn, event, &domain)?;
+    /// Applies one event to every read table, decoding its payload unless `typed` already holds it.
+    pub fn apply_event(
+        conn: &Connection,
+        event: &RecordedEvent,
+        typed: Option<&DomainEvent>,
+    ) -> Result<(), ApplyError> {
+        let decoded;
+        let domain = match typed {
+            Some(d) => d,
+            None => {
+                decoded = event.decode()?;
+                &decoded
+            }
+        };
+        clients::apply(conn, event, domain)?;
+        files::apply(conn, event, domain)?;
+        transfers::apply(conn, event, domain)?;
+        logs::apply(conn, event, domain)?;
+        stats::apply(conn, event, domain)?;
         Ok(())
     }
 }
 
 impl Projector for Projections {
-    fn apply(&mut self, conn: &Connection, event: &RecordedEvent) -> Result<(), ApplyError> {
-        Self::apply_event(conn, event)
+    fn apply(
+        &mut self,
+        conn: &Connection,
+        event: &RecordedEvent,
+        typed: Option<&DomainEvent>,
+    ) -> Result<(), ApplyError> {
+        Self::apply_event(conn, event, typed)
     }
 
     fn checkpoint(&mut self, conn: &Connection, event: &RecordedEvent) -> Result<(), ApplyError> {

@@ -99,7 +99,7 @@ pub fn rebuild(
                         hex::encode(event.hash),
                     ])?;
             }
-            Projections::apply_event(target, &event).map_err(|source| RebuildError::Apply {
+            Projections::apply_event(target, &event, None).map_err(|source| RebuildError::Apply {
                 position: event.position,
                 source,
             })?;

@@ -53,7 +53,7 @@ impl Feed {
             crc: 0,
             hash: [0; 32],
         };
-        Projections.apply(&self.conn, &recorded).unwrap();
+        Projections.apply(&self.conn, &recorded, None).unwrap();
         Projections.checkpoint(&self.conn, &recorded).unwrap();
         recorded
     }

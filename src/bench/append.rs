@@ -21,6 +21,8 @@ pub struct Config {
     pub durability: Durability,
     /// Where cairn-with-projections appends (kept); a temporary directory when `None`.
     pub data: Option<PathBuf>,
+    /// Rounds of the three measurements, interleaved; the medians are reported.
+    pub rounds: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -34,35 +36,58 @@ pub struct Outcome {
     /// Mean commands per transaction in the log-only run; the reference commits in batches of this size.
     pub batch: f64,
     pub batch_projections: f64,
+    /// The lowest and highest ratio (log only, with projections) over the rounds.
+    pub spread: [(f64, f64); 2],
 }
 
-/// Runs the three measurements of one configuration.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn range(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
+}
+
+/// Runs the three measurements of one configuration, `rounds` times, each round on fresh files.
 pub fn run(config: &Config) -> anyhow::Result<Outcome> {
-    let scratch = tempfile::tempdir()?;
     let per = config.events.div_ceil(config.producers);
     let events = per * config.producers;
-
-    let (log_only, batch) = log_only(&scratch.path().join("log"), config, per)?;
-    let raw = raw(
-        &scratch.path().join("raw"),
-        config.durability,
-        events,
-        batch.round().max(1.0) as usize,
-    )?;
-    let projections_dir = config
-        .data
-        .clone()
-        .unwrap_or_else(|| scratch.path().join("projections"));
-    let (with_projections, batch_projections) = with_projections(&projections_dir, config, per)?;
+    let (mut raws, mut logs, mut projs, mut batches, mut batches_p) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut ratio_log, mut ratio_proj) = (vec![], vec![]);
+    for _ in 0..config.rounds.max(1) {
+        let scratch = tempfile::tempdir()?;
+        let (log_only, batch) = log_only(&scratch.path().join("log"), config, per)?;
+        let raw = raw(
+            &scratch.path().join("raw"),
+            config.durability,
+            events,
+            batch.round().max(1.0) as usize,
+        )?;
+        let projections_dir = config
+            .data
+            .clone()
+            .unwrap_or_else(|| scratch.path().join("projections"));
+        let (with_projections, batch_projections) = with_projections(&projections_dir, config, per)?;
+        ratio_log.push(log_only / raw);
+        ratio_proj.push(with_projections / raw);
+        raws.push(raw);
+        logs.push(log_only);
+        projs.push(with_projections);
+        batches.push(batch);
+        batches_p.push(batch_projections);
+    }
     Ok(Outcome {
         producers: config.producers,
         durability: config.durability,
         events,
-        raw,
-        log_only,
-        with_projections,
-        batch,
-        batch_projections,
+        spread: [range(&ratio_log), range(&ratio_proj)],
+        raw: median(raws),
+        log_only: median(logs),
+        with_projections: median(projs),
+        batch: median(batches),
+        batch_projections: median(batches_p),
     })
 }
 

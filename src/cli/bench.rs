@@ -31,6 +31,9 @@ pub struct Args {
     /// Keep the log written here (a data directory that verify, replay and events can open)
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Rounds of each append measurement; the medians are printed, with the spread of the ratios
+    #[arg(long, value_name = "R", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+    rounds: u16,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -61,7 +64,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let durabilities = args
                 .durability
                 .map_or(vec![Durability::Full, Durability::Normal], |d| vec![d]);
-            println!("| durability | producers | events | raw SQLite ev/s | log only ev/s | ratio | log + projections ev/s | ratio | mean batch (log / +proj) |");
+            println!(
+                "medians of {} rounds; ratios are to raw SQLite in the same round, with their range",
+                args.rounds
+            );
+            println!("| durability | producers | events | raw SQLite ev/s | log only ev/s | ratio (range) | log + projections ev/s | ratio (range) | mean batch (log / +proj) |");
             println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             for d in &durabilities {
                 for p in &producers {
@@ -70,17 +77,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         producers: *p,
                         durability: *d,
                         data: args.data.clone(),
+                        rounds: usize::from(args.rounds),
                     })?;
                     println!(
-                        "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.1} / {:.1} |",
+                        "| {} | {} | {} | {:.0} | {:.0} | {:.2} ({:.2}–{:.2}) | {:.0} | {:.2} ({:.2}–{:.2}) | {:.1} / {:.1} |",
                         d.as_str(),
                         o.producers,
                         o.events,
                         o.raw,
                         o.log_only,
                         o.log_only / o.raw,
+                        o.spread[0].0,
+                        o.spread[0].1,
                         o.with_projections,
                         o.with_projections / o.raw,
+                        o.spread[1].0,
+                        o.spread[1].1,
                         o.batch,
                         o.batch_projections
                     );

@@ -87,9 +87,9 @@ pub fn run<C: Command>(
     // Consecutive events of one stream are appended together, checked against the first one's expectation.
     while let Some((first, expected)) = events.next() {
         let stream = first.stream();
-        let mut run = vec![envelope(&first, &metadata)];
+        let mut run = vec![NewEvent::typed(Uuid::now_v7(), first, metadata.clone())];
         while let Some((next, _)) = events.next_if(|(e, _)| e.stream() == stream) {
-            run.push(envelope(&next, &metadata));
+            run.push(NewEvent::typed(Uuid::now_v7(), next, metadata.clone()));
         }
         positions.extend(unit.append(&stream, expected, &run)?.positions);
     }
@@ -104,16 +104,6 @@ pub fn run<C: Command>(
         output: decision.output,
         positions,
     })
-}
-
-fn envelope(event: &DomainEvent, metadata: &str) -> NewEvent {
-    NewEvent {
-        id: Uuid::now_v7(),
-        event_type: event.event_type().to_owned(),
-        schema: event.schema(),
-        data: event.data_json(),
-        metadata: metadata.to_owned(),
-    }
 }
 
 /// The state a client must be in for anything to happen to it: present, or the reason it is not.
