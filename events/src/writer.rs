@@ -117,7 +117,13 @@ struct WriterState {
     pending: Vec<RecordedEvent>,
     /// Reused for every event's canonical bytes.
     buf: Vec<u8>,
+    /// Stream versions as of the open transaction. Exact, because this thread is the only writer; cleared
+    /// whenever a transaction is rolled back, and when it grows past [`VERSION_CACHE`] streams.
+    versions: std::collections::HashMap<String, i64>,
 }
+
+/// The most stream versions the writer remembers before it starts again from empty.
+const VERSION_CACHE: usize = 65_536;
 
 /// What a command sees inside the writer: the connection (to read the read tables and the log) and `append`.
 pub struct Unit<'w> {
@@ -137,6 +143,9 @@ impl Unit<'_> {
 
     /// The version of a stream (0 when it does not exist).
     pub fn stream_version(&self, stream: &str) -> Result<i64, StoreError> {
+        if let Some(v) = self.state.versions.get(stream) {
+            return Ok(*v);
+        }
         Ok(self
             .state
             .conn
@@ -158,7 +167,7 @@ impl Unit<'_> {
         &mut self,
         stream: &str,
         expected: ExpectedVersion,
-        events: &[NewEvent],
+        events: Vec<NewEvent>,
     ) -> Result<Appended, AppendError> {
         let result = self.try_append(stream, expected, events);
         if let Err(AppendError::Store(_)) = result {
@@ -171,7 +180,7 @@ impl Unit<'_> {
         &mut self,
         stream: &str,
         expected: ExpectedVersion,
-        events: &[NewEvent],
+        events: Vec<NewEvent>,
     ) -> Result<Appended, AppendError> {
         if events.is_empty() {
             return Err(AppendError::Empty);
@@ -179,7 +188,7 @@ impl Unit<'_> {
         let actual = self.stream_version(stream)?;
         if !expected.admits(actual) {
             // A retry of an append that already succeeded sees its own write as a conflict: answer it as stored.
-            if let Some(stored) = self.already_stored(events)? {
+            if let Some(stored) = self.already_stored(&events)? {
                 return Ok(stored);
             }
             return Err(AppendError::Conflict {
@@ -188,20 +197,23 @@ impl Unit<'_> {
                 actual,
             });
         }
+        let count = events.len() as i64;
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
         let mut positions = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
+        for (i, event) in events.into_iter().enumerate() {
             let version = actual + 1 + i as i64;
+            let id = event.id;
             match self.insert(stream, version, event) {
                 Ok(position) => positions.push(position),
                 Err(e) if is_unique_violation(&e, "events.id") => {
                     if i == 0 {
-                        if let Some(stored) = self.already_stored(events)? {
+                        if let Some(stored) = self.already_stored_ids(&ids)? {
                             return Ok(stored);
                         }
                     }
-                    let position = self.position_of(event.id)?.unwrap_or_default();
+                    let position = self.position_of(id)?.unwrap_or_default();
                     self.poisoned = true;
-                    return Err(AppendError::PartialDuplicate { id: event.id, position });
+                    return Err(AppendError::PartialDuplicate { id, position });
                 }
                 Err(e) if is_unique_violation(&e, "events.stream") => {
                     self.poisoned = true;
@@ -214,9 +226,15 @@ impl Unit<'_> {
                 Err(e) => return Err(AppendError::Store(e)),
             }
         }
+        let version = actual + count;
+        let versions = &mut self.state.versions;
+        if versions.len() >= VERSION_CACHE {
+            versions.clear();
+        }
+        versions.insert(stream.to_owned(), version);
         Ok(Appended {
             positions,
-            version: actual + events.len() as i64,
+            version,
             duplicate: false,
         })
     }
@@ -231,14 +249,19 @@ impl Unit<'_> {
 
     /// When every id is stored, the stored positions and the stream's version; `None` when none is.
     fn already_stored(&self, events: &[NewEvent]) -> Result<Option<Appended>, AppendError> {
-        let mut positions = Vec::with_capacity(events.len());
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+        self.already_stored_ids(&ids)
+    }
+
+    fn already_stored_ids(&self, ids: &[uuid::Uuid]) -> Result<Option<Appended>, AppendError> {
+        let mut positions = Vec::with_capacity(ids.len());
         let mut version = 0;
-        for event in events {
+        for id in ids {
             let found: Option<(Position, i64)> = self
                 .state
                 .conn
                 .prepare_cached("SELECT position, version FROM events WHERE id = ?1")?
-                .query_row([event.id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             match found {
                 Some((position, v)) => {
@@ -248,7 +271,7 @@ impl Unit<'_> {
                 None if positions.is_empty() => return Ok(None),
                 None => {
                     return Err(AppendError::PartialDuplicate {
-                        id: events[0].id,
+                        id: ids[0],
                         position: positions[0],
                     })
                 }
@@ -262,7 +285,7 @@ impl Unit<'_> {
     }
 
     /// Writes one row, chains it, and applies the projections to it.
-    fn insert(&mut self, stream: &str, version: i64, event: &NewEvent) -> Result<Position, StoreError> {
+    fn insert(&mut self, stream: &str, version: i64, event: NewEvent) -> Result<Position, StoreError> {
         self.wrote = true;
         let st = &mut *self.state;
         let position = st.head + 1;
@@ -284,20 +307,21 @@ impl Unit<'_> {
         );
         let crc = crc(&st.buf);
         let hash = chain_hash(&st.head_hash, &st.buf);
+        let typed = event.typed;
         let recorded = RecordedEvent {
             position,
             id: event.id,
             stream: stream.to_owned(),
             version,
-            event_type: event.event_type.clone(),
+            event_type: event.event_type,
             schema: event.schema,
-            data: event.data.clone(),
-            metadata: event.metadata.clone(),
+            data: event.data,
+            metadata: event.metadata,
             recorded_at,
             crc,
             hash,
         };
-        write_row(&st.conn, &mut *st.projector, &recorded, event.typed.as_ref())?;
+        write_row(&st.conn, &mut *st.projector, &recorded, typed.as_ref())?;
         st.head = position;
         st.head_hash = hash;
         st.last_time.clone_from(&recorded.recorded_at);
@@ -319,7 +343,7 @@ fn write_row(
     )?
     .execute(params![
         e.position,
-        e.id.to_string(),
+        &*e.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()),
         e.stream,
         e.version,
         e.event_type,
@@ -328,12 +352,22 @@ fn write_row(
         e.metadata,
         e.recorded_at,
         e.crc,
-        hex::encode(e.hash),
+        hex_hash(&e.hash, &mut [0u8; 64]),
     ])?;
     projector.apply(conn, e, typed).map_err(|err| StoreError::Projection {
         position: e.position,
         detail: err.to_string(),
     })
+}
+
+/// Lowercase hex of a hash, written into `buf` (one event at a time: no allocation on the hot path).
+fn hex_hash<'b>(hash: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in hash.iter().enumerate() {
+        buf[2 * i] = DIGITS[usize::from(byte >> 4)];
+        buf[2 * i + 1] = DIGITS[usize::from(byte & 15)];
+    }
+    std::str::from_utf8(buf).expect("hex digits are ASCII")
 }
 
 fn is_unique_violation(e: &StoreError, column_prefix: &str) -> bool {
@@ -346,8 +380,23 @@ fn is_unique_violation(e: &StoreError, column_prefix: &str) -> bool {
 }
 
 /// RFC 3339 UTC with microseconds, the format of `recorded_at`.
+///
+/// Formatted field by field: chrono's `format` parses its pattern on every call, which showed in the writer's
+/// profile.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    let now = chrono::Utc::now();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        now.year(),
+        now.month(),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        // A leap second shows as nanoseconds past 1e9; keep the field at six digits.
+        (now.nanosecond() / 1000).min(999_999)
+    )
 }
 
 /// Answers a job's caller once its batch committed (`Ok`) or failed.
@@ -485,6 +534,7 @@ impl Writer {
             last_time,
             pending: Vec::new(),
             buf: Vec::with_capacity(1024),
+            versions: std::collections::HashMap::new(),
         };
         let thread_committed = committed.clone();
         let thread_events = events.clone();
@@ -691,6 +741,7 @@ fn run_batch(
         state.last_time = mark.2;
         state.pending.truncate(mark.3);
         if wrote {
+            state.versions.clear();
             if let Err(e) = redo(state) {
                 failure = Some(e);
                 break;
@@ -725,6 +776,7 @@ fn run_batch(
         state.head_hash = start.1;
         state.last_time = start.2;
         state.pending.clear();
+        state.versions.clear();
         let e = Arc::new(e);
         for job in queue {
             job.refuse(e.clone());
@@ -797,4 +849,18 @@ fn redo(state: &mut WriterState) -> Result<(), StoreError> {
         write_row(&state.conn, &mut *state.projector, event, None)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::now_rfc3339;
+
+    #[test]
+    fn recorded_at_is_rfc3339_utc_with_microseconds() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 27, "{t}");
+        assert!(t.ends_with('Z'));
+        let parsed = chrono::DateTime::parse_from_rfc3339(&t).unwrap();
+        assert_eq!(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(), t);
+    }
 }

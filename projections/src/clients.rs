@@ -5,7 +5,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::query::{paged, Conditions, ListQuery, Page, QueryError};
+use crate::query::{paged, Conditions, ListQuery, Page};
 
 /// A row of `clients`, with the old server's field names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,14 +133,7 @@ pub fn list(conn: &Connection, query: &ListQuery, filter: &ClientFilter) -> Resu
     let order = query.order_by(SORTABLE, "created_at ASC, rowid ASC")?;
     let mut c = Conditions::default();
     if let Some(status) = &filter.status {
-        if !["Registered", "Connected", "Offline"].contains(&status.as_str()) {
-            return Err(QueryError::Filter {
-                field: "status",
-                reason: "one of Registered, Connected, Offline".into(),
-            }
-            .into());
-        }
-        c.add("status = ?", [Value::Text(status.clone())]);
+        c.one_of("status", status, &["Registered", "Connected", "Offline"])?;
     }
     if let Some(like) = query.like() {
         c.add(

@@ -79,13 +79,7 @@ pub const SORTABLE: &[&str] = &["id", "recorded_at", "level", "source"];
 fn conditions(query: &ListQuery, filter: &LogFilter) -> Result<Conditions, QueryError> {
     let mut c = Conditions::default();
     if let Some(level) = &filter.level {
-        if !LEVELS.contains(&level.as_str()) {
-            return Err(QueryError::Filter {
-                field: "level",
-                reason: format!("one of {}", LEVELS.join(", ")),
-            });
-        }
-        c.add("level = ?", [Value::Text(level.clone())]);
+        c.one_of("level", level, LEVELS)?;
     }
     if let Some(source) = &filter.source {
         c.add("source = ?", [Value::Text(source.clone())]);

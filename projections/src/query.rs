@@ -146,6 +146,21 @@ impl Conditions {
         self.params.extend(params);
     }
 
+    /// `column = value`, where `value` must be one of `allowed` (a filter on an enumerated column).
+    pub fn one_of(&mut self, field: &'static str, value: &str, allowed: &[&str]) -> Result<(), QueryError> {
+        if !allowed.contains(&value) {
+            return Err(QueryError::Filter {
+                field,
+                reason: format!("one of {}", allowed.join(", ")),
+            });
+        }
+        self.add(
+            &format!("{field} = ?"),
+            [rusqlite::types::Value::Text(value.to_owned())],
+        );
+        Ok(())
+    }
+
     pub fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()

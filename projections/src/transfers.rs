@@ -5,7 +5,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::query::{paged, Conditions, ListQuery, Page, QueryError};
+use crate::query::{paged, Conditions, ListQuery, Page};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Transfer {
@@ -120,14 +120,7 @@ pub fn list(conn: &Connection, query: &ListQuery, filter: &TransferFilter) -> Re
     let order = query.order_by(SORTABLE, "started_at DESC, rowid DESC")?;
     let mut c = Conditions::default();
     if let Some(status) = &filter.status {
-        if !["InProgress", "Completed", "Failed"].contains(&status.as_str()) {
-            return Err(QueryError::Filter {
-                field: "status",
-                reason: "one of InProgress, Completed, Failed".into(),
-            }
-            .into());
-        }
-        c.add("status = ?", [Value::Text(status.clone())]);
+        c.one_of("status", status, &["InProgress", "Completed", "Failed"])?;
     }
     if let Some(client) = &filter.client_id {
         c.add("client_id = ?", [Value::Text(client.clone())]);

@@ -122,7 +122,7 @@ fn log_only(dir: &Path, config: &Config, per: usize) -> anyhow::Result<(f64, f64
         let event = sample_event(i);
         store
             .writer()
-            .execute_blocking(move |unit| unit.append("log", ExpectedVersion::Any, &[event]))?;
+            .execute_blocking(move |unit| unit.append("log", ExpectedVersion::Any, vec![event]))?;
         Ok(())
     })?;
     let stats = store.writer().stats();

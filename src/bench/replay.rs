@@ -152,7 +152,7 @@ pub fn generate(dir: &Path, events: usize) -> anyhow::Result<()> {
             .collect();
         store.writer().execute_blocking(move |unit| -> Result<(), StoreError> {
             for (stream, event) in batch {
-                unit.append(&stream, ExpectedVersion::Any, &[event])
+                unit.append(&stream, ExpectedVersion::Any, vec![event])
                     .map_err(|e| StoreError::Commit(e.to_string()))?;
             }
             Ok(())

@@ -91,7 +91,7 @@ pub fn run<C: Command>(
         while let Some((next, _)) = events.next_if(|(e, _)| e.stream() == stream) {
             run.push(NewEvent::typed(Uuid::now_v7(), next, metadata.clone()));
         }
-        positions.extend(unit.append(&stream, expected, &run)?.positions);
+        positions.extend(unit.append(&stream, expected, run)?.positions);
     }
     if let Some(pending) = decision.place_blob {
         blobs.place(pending).map_err(CommandError::Blob)?;
