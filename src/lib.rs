@@ -7,6 +7,7 @@
 //! - [`blobs`]: the content-addressed blob store, streamed and checksummed.
 //! - [`app`]: [`Cairn`], one open data directory and the operations that span the log and the blobs.
 //! - [`datadir`]: the data directory's layout and its lock.
+//! - [`http`]: the HTTP API under `/api` and `cairn serve`'s server.
 //! - [`replay`]: rebuilding the read tables from the log, verifying them, and the state as of a moment.
 //! - [`cli`]: the `cairn` command line; [`bench`]: the benchmarks of `BENCHMARKS.md`.
 //! - [`error`]: [`CommandError`], with the stable codes of the API.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod datadir;
 pub mod error;
+pub mod http;
 pub mod replay;
 
 pub use app::{Cairn, Options, Upload};

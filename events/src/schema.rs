@@ -12,6 +12,7 @@ use crate::error::StoreError;
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0001_events.sql")),
     M::up(include_str!("../../migrations/0002_read_tables.sql")),
+    M::up(include_str!("../../migrations/0003_client_token_index.sql")),
 ];
 
 /// The schema version this build writes.
@@ -77,6 +78,14 @@ pub fn open_writable(path: &Path, durability: Durability) -> Result<Connection, 
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     configure(&conn, durability).map_err(|e| classify(path, e))?;
     migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// An empty, migrated database in memory: for building one entity's past state without touching the disk.
+pub fn open_memory() -> Result<Connection, StoreError> {
+    let mut conn = Connection::open_in_memory()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    migrate(&mut conn, Path::new(":memory:"))?;
     Ok(conn)
 }
 

@@ -152,3 +152,10 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
+
+/// The client holding a token, by the token's hash: its id and the stored hash.
+pub fn by_token_hash(conn: &Connection, hash: &str) -> rusqlite::Result<Option<(String, String)>> {
+    conn.prepare_cached("SELECT id, token_hash FROM clients WHERE token_hash = ?1")?
+        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}

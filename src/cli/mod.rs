@@ -4,6 +4,7 @@ mod backup;
 mod bench;
 mod events;
 mod replay;
+mod serve;
 mod verify;
 
 use std::ffi::OsString;
@@ -33,6 +34,8 @@ pub struct DataArg {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: the HTTP API over the data directory, until SIGINT or SIGTERM
+    Serve(serve::Args),
     /// Rebuild the read tables from the event log (verifying every CRC and the chain as it reads)
     Replay(replay::Args),
     /// Check every event's CRC and the hash chain; exit 1 naming the first position that does not match
@@ -56,6 +59,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
     };
     match cli.command {
+        Command::Serve(a) => serve::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Events(a) => events::run(a),

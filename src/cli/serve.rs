@@ -1,0 +1,140 @@
+//! `cairn serve`: the HTTP API over a data directory, until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use cairn_events::catalogue::{ServerStarted, ServerStopped};
+use cairn_events::{DomainEvent, Durability, Metadata};
+
+use super::DataArg;
+use crate::commands::server::RecordServerEvent;
+use crate::http::{AppState, Config};
+use crate::{Cairn, Options};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataArg,
+    /// The address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The admin token (default: the one in <data>/admin.token, generated at first start)
+    #[arg(long, value_name = "T")]
+    token: Option<String>,
+    /// full (an acknowledged event survives power loss) or normal (faster)
+    #[arg(long, value_name = "full|normal", default_value = "full")]
+    durability: Durability,
+    /// The largest upload accepted, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    max_upload: u64,
+    /// Seconds without a heartbeat before a client is marked offline
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    heartbeat_timeout: u64,
+}
+
+/// The admin token: given, or read from `<data>/admin.token`, or generated there (mode 0600).
+pub fn admin_token(data: &Path, given: Option<String>) -> anyhow::Result<String> {
+    if let Some(t) = given {
+        anyhow::ensure!(t.len() >= 16, "--token must be at least 16 characters");
+        return Ok(t);
+    }
+    let path = data.join("admin.token");
+    if path.exists() {
+        let token = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let token = token.trim().to_owned();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "{} is empty; delete it to generate a new token",
+            path.display()
+        );
+        return Ok(token);
+    }
+    let token = crate::commands::new_token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(file, "{token}")?;
+    Ok(token)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = Options {
+        durability: args.durability,
+        max_upload: args.max_upload,
+        ..Options::default()
+    };
+    let cairn = Cairn::open(&args.data.data, options)?;
+    let token = admin_token(&args.data.data, args.token)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let started = ServerStarted {
+            version: env!("CARGO_PKG_VERSION").into(),
+            listen: Some(addr.to_string()),
+        };
+        cairn
+            .execute(RecordServerEvent(DomainEvent::from(started)), Metadata::system())
+            .await?;
+        let state = AppState::new(
+            cairn.clone(),
+            Config {
+                admin_token: token.clone(),
+                heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
+            },
+        );
+        println!("cairn serving http://{addr} (data {})", args.data.data.display());
+        println!("dashboard: http://{addr}/#token={token}");
+        let uptime = state.started;
+        crate::http::serve(state, listener, shutdown_signal()).await;
+        let stopped = ServerStopped {
+            uptime_seconds: uptime.elapsed().as_secs(),
+        };
+        cairn
+            .execute(RecordServerEvent(DomainEvent::from(stopped)), Metadata::system())
+            .await?;
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
+    // The last handle: the writer drains, checkpoints the WAL and stops.
+    cairn.close();
+    eprintln!("cairn stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                if let Err(e) = interrupt.await {
+                    tracing::error!(error = %e, "cannot listen for SIGINT either");
+                }
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    if let Err(e) = interrupt.await {
+        tracing::error!(error = %e, "cannot listen for SIGINT");
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

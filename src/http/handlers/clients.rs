@@ -1,0 +1,164 @@
+//! `/api/clients…`: register, list, read, change, delete; heartbeat, disconnect, rotate token.
+
+use serde::Deserialize;
+use uuid::Uuid;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::read;
+use crate::commands::client::{
+    ConnectClient, DeleteClient, DisconnectClient, Heartbeat, RegisterClient, RotateToken, UpdateClient,
+};
+use crate::commands::new_token;
+use crate::http::auth::Caller;
+use crate::http::error::{ok, ApiError};
+use crate::http::request::Request;
+use crate::http::AppState;
+use cairn_events::catalogue::DisconnectReason;
+use cairn_projections::clients::{self, ClientFilter};
+
+const NOT_FOUND: &str = "CLIENT_NOT_FOUND";
+
+pub async fn list(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let query = req.list_query()?;
+    let filter = ClientFilter {
+        status: req.query("status").map(str::to_owned),
+    };
+    let page = read(state, move |conn| Ok(clients::list(conn, &query, &filter)?)).await?;
+    Ok(ok(StatusCode::OK, page, None))
+}
+
+async fn row(state: &AppState, id: Uuid) -> Result<clients::Client, ApiError> {
+    read(state, move |conn| {
+        clients::get(conn, &id.to_string())?
+            .ok_or_else(|| ApiError::not_found(NOT_FOUND, format!("client {id} not found")))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClient {
+    name: String,
+    client_id: Option<String>,
+    ip_address: Option<String>,
+}
+
+pub async fn create(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let body: NewClient = req.json().await?;
+    let token = new_token();
+    let command = RegisterClient {
+        id: Uuid::now_v7(),
+        name: body.name,
+        client_id: body.client_id,
+        ip_address: body.ip_address,
+        token: token.clone(),
+    };
+    let id = state.cairn.execute(command, req.metadata()).await?.output;
+    let client = row(state, id).await?;
+    Ok(ok(
+        StatusCode::CREATED,
+        serde_json::json!({ "client": client, "token": token }),
+        Some("client registered; the token is shown once"),
+    ))
+}
+
+pub async fn get(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "client")?;
+    if let Some(at) = req.query_i64("at")? {
+        let client = crate::http::handlers::audit::client_at(state, id, at).await?;
+        return Ok(ok(StatusCode::OK, client, Some("as it was at the given position")));
+    }
+    Ok(ok(StatusCode::OK, row(state, id).await?, None))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientChange {
+    name: Option<String>,
+    ip_address: Option<String>,
+    expected_version: Option<i64>,
+}
+
+pub async fn patch(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "client")?;
+    let body: ClientChange = req.json().await?;
+    if body.name.is_none() && body.ip_address.is_none() {
+        return Err(ApiError::validation("send name and/or ip_address"));
+    }
+    let command = UpdateClient {
+        id,
+        name: body.name,
+        ip_address: body.ip_address,
+        expected_version: body.expected_version,
+    };
+    state.cairn.execute(command, req.metadata()).await?;
+    Ok(ok(StatusCode::OK, row(state, id).await?, Some("client updated")))
+}
+
+pub async fn delete(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "client")?;
+    let command = DeleteClient {
+        id,
+        expected_version: req.query_i64("expected_version")?,
+    };
+    let files = state.cairn.execute(command, req.metadata()).await?.output;
+    state.heartbeats.forget(id);
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({ "id": id, "files_deleted": files }),
+        Some("client deleted"),
+    ))
+}
+
+pub async fn heartbeat(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "client")?;
+    req.caller().require_client(id)?;
+    let command = ConnectClient {
+        id,
+        ip_address: req.remote.map(|a| a.ip().to_string()),
+    };
+    let beat = state.cairn.execute(command, req.metadata()).await?.output;
+    state.heartbeats.beat(id);
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({ "id": id, "status": "Connected", "connected_now": beat == Heartbeat::Connected }),
+        None,
+    ))
+}
+
+pub async fn disconnect(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "client")?;
+    let caller = req.caller();
+    caller.require_client(id)?;
+    let reason = match caller {
+        Caller::Admin => DisconnectReason::Admin,
+        Caller::Client(_) => DisconnectReason::Client,
+    };
+    state
+        .cairn
+        .execute(DisconnectClient { id, reason }, req.metadata())
+        .await?;
+    state.heartbeats.forget(id);
+    Ok(ok(StatusCode::OK, row(state, id).await?, Some("client disconnected")))
+}
+
+pub async fn rotate_token(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "client")?;
+    let token = new_token();
+    state
+        .cairn
+        .execute(
+            RotateToken {
+                id,
+                token: token.clone(),
+            },
+            req.metadata(),
+        )
+        .await?;
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({ "id": id, "token": token }),
+        Some("token rotated; the old one no longer works; the new one is shown once"),
+    ))
+}

@@ -1,0 +1,386 @@
+//! `/api/files…` and uploads: list, read, delete, download (with `Range`), verify; transfers.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use uuid::Uuid;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::Reply;
+
+use super::read;
+use crate::blobs::{BlobError, Declared, PendingBlob};
+use crate::commands::file::{DeleteFile, RecordDownload, StoreFile};
+use crate::commands::transfer::{FailTransfer, StartTransfer};
+use crate::commands::validate;
+use crate::error::CommandError;
+use crate::http::error::{ok, ApiError};
+use crate::http::request::Request;
+use crate::http::AppState;
+use cairn_events::catalogue::Direction;
+use cairn_projections::files::{self, FileFilter};
+use cairn_projections::transfers::{self, TransferFilter};
+
+const NOT_FOUND: &str = "FILE_NOT_FOUND";
+
+async fn list_files(state: &AppState, req: &Request, client: Option<String>) -> Result<Response, ApiError> {
+    let query = req.list_query()?;
+    let filter = FileFilter {
+        client_id: client.or_else(|| req.query("client").map(str::to_owned)),
+        verified: req.query_bool("verified")?,
+    };
+    let page = read(state, move |conn| Ok(files::list(conn, &query, &filter)?)).await?;
+    Ok(ok(StatusCode::OK, page, None))
+}
+
+pub async fn list(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    list_files(state, &req, None).await
+}
+
+pub async fn of_client(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let client = req.id(0, "CLIENT_NOT_FOUND", "client")?;
+    req.caller().require_client(client)?;
+    read(state, move |conn| {
+        cairn_projections::clients::get(conn, &client.to_string())?
+            .map(|_| ())
+            .ok_or_else(|| ApiError::not_found("CLIENT_NOT_FOUND", format!("client {client} not found")))
+    })
+    .await?;
+    list_files(state, &req, Some(client.to_string())).await
+}
+
+async fn row(state: &AppState, id: Uuid) -> Result<files::File, ApiError> {
+    read(state, move |conn| {
+        files::get(conn, &id.to_string())?.ok_or_else(|| ApiError::not_found(NOT_FOUND, format!("file {id} not found")))
+    })
+    .await
+}
+
+pub async fn get(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "file")?;
+    if let Some(at) = req.query_i64("at")? {
+        let file = super::audit::file_at(state, id, at).await?;
+        return Ok(ok(StatusCode::OK, file, Some("as it was at the given position")));
+    }
+    Ok(ok(StatusCode::OK, row(state, id).await?, None))
+}
+
+pub async fn delete(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "file")?;
+    let command = DeleteFile {
+        file_id: id,
+        expected_version: req.query_i64("expected_version")?,
+    };
+    state.cairn.execute(command, req.metadata()).await?;
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({ "id": id }),
+        Some("file deleted"),
+    ))
+}
+
+pub async fn verify(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "file")?;
+    let cairn = state.cairn.clone();
+    let metadata = req.metadata();
+    let result = tokio::task::spawn_blocking(move || cairn.verify_file_blocking(id, metadata))
+        .await
+        .map_err(ApiError::internal)??;
+    let message = if result.ok {
+        "verified: both checksums match"
+    } else {
+        "verification failed"
+    };
+    Ok(ok(StatusCode::OK, result, Some(message)))
+}
+
+pub async fn transfers(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let query = req.list_query()?;
+    let filter = TransferFilter {
+        status: req.query("status").map(str::to_owned),
+        client_id: req.query("client").map(str::to_owned),
+    };
+    let page = read(state, move |conn| Ok(transfers::list(conn, &query, &filter)?)).await?;
+    Ok(ok(StatusCode::OK, page, None))
+}
+
+fn declared(req: &Request) -> Result<Declared, ApiError> {
+    let sha256 = req
+        .header("x-content-sha256")
+        .map(|v| {
+            let v = v.trim();
+            if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(v.to_ascii_lowercase())
+            } else {
+                Err(ApiError::validation("X-Content-SHA256 must be 64 hex digits"))
+            }
+        })
+        .transpose()?;
+    let crc32 = req
+        .header("x-content-crc32")
+        .map(|v| {
+            let v = v.trim();
+            u32::from_str_radix(v, 16)
+                .ok()
+                .filter(|_| (1..=8).contains(&v.len()))
+                .ok_or_else(|| ApiError::validation("X-Content-CRC32 must be 1 to 8 hex digits"))
+        })
+        .transpose()?;
+    Ok(Declared { sha256, crc32 })
+}
+
+/// `POST /api/clients/{id}/files?name=…&path=…`: the raw body streams into the blob store while it is hashed;
+/// the transfer is recorded around it; nothing is stored unless everything checked out.
+pub async fn upload(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let client = req.id(0, "CLIENT_NOT_FOUND", "client")?;
+    req.caller().require_client(client)?;
+    let filename = validate::filename(
+        req.query("name")
+            .ok_or_else(|| ApiError::validation("name is required"))?,
+    )?;
+    let original_path = req.query("path").map(str::to_owned);
+    let declared = declared(&req)?;
+    let limit = state.cairn.options().max_upload;
+    let expected_bytes = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
+    if expected_bytes.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge(format!(
+            "the upload is larger than the limit of {limit} bytes"
+        )));
+    }
+    let mime_type = req
+        .header("content-type")
+        .filter(|m| !m.starts_with("application/octet-stream") && !m.starts_with("application/x-www-form-urlencoded"))
+        .map(str::to_owned);
+    let metadata = {
+        let mut m = req.metadata();
+        m.correlation_id = Some(Uuid::now_v7().to_string());
+        m
+    };
+    let transfer_id = Uuid::now_v7();
+    let start = StartTransfer {
+        transfer_id,
+        client_id: Some(client),
+        file_id: None,
+        filename: filename.clone(),
+        direction: Direction::Upload,
+        expected_bytes,
+    };
+    state.cairn.execute(start, metadata.clone()).await?;
+    let started = Instant::now();
+
+    let (blob, bytes) = receive(state, &req, limit, declared).await;
+    let stored = match blob {
+        Ok(blob) => {
+            let command = StoreFile {
+                file_id: Uuid::now_v7(),
+                client_id: client,
+                filename,
+                original_path,
+                mime_type,
+                blob,
+                transfer: Some((transfer_id, started.elapsed().as_millis() as u64)),
+            };
+            state
+                .cairn
+                .execute(command, metadata.clone())
+                .await
+                .map_err(ApiError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(done) => Ok(ok(
+            StatusCode::CREATED,
+            row(state, done.output.file_id).await?,
+            Some("file stored"),
+        )),
+        Err(e) => {
+            let failed = FailTransfer {
+                transfer_id,
+                bytes,
+                duration_ms: started.elapsed().as_millis() as u64,
+                error: e.to_string(),
+            };
+            if let Err(record) = state.cairn.execute(failed, metadata).await {
+                tracing::error!(%transfer_id, error = %record, "could not record a failed transfer");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Streams the body into a pending blob on a blocking thread; returns it (or why not) and the bytes received.
+async fn receive(
+    state: &AppState,
+    req: &Request,
+    limit: u64,
+    declared: Declared,
+) -> (Result<PendingBlob, ApiError>, u64) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, ()>>(8);
+    let blobs = state.cairn.blobs().clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<PendingBlob, BlobError> {
+        let mut w = blobs.writer(limit)?;
+        while let Some(chunk) = rx.blocking_recv() {
+            match chunk {
+                Ok(c) => w.write_chunk(&c)?,
+                Err(()) => {
+                    return Err(BlobError::Io(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the upload was interrupted",
+                    )))
+                }
+            }
+        }
+        w.finish(&declared)
+    });
+    let mut bytes = 0u64;
+    let mut body = req.take_body();
+    while let Some(chunk) = body.next().await {
+        let message = match chunk {
+            Ok(c) => {
+                bytes += c.len() as u64;
+                Ok(c)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "an upload's connection failed mid-body");
+                Err(())
+            }
+        };
+        let stop = message.is_err();
+        if tx.send(message).await.is_err() || stop {
+            break; // the writer stopped (too large, disk error) or the client went away
+        }
+    }
+    drop(tx);
+    let result = match writer.await {
+        Ok(Ok(blob)) => Ok(blob),
+        Ok(Err(BlobError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionAborted => {
+            Err(ApiError::bad("UPLOAD_INTERRUPTED", e.to_string()))
+        }
+        Ok(Err(e)) => Err(ApiError::from(CommandError::from(e))),
+        Err(e) => Err(ApiError::internal(e)),
+    };
+    (result, bytes)
+}
+
+/// A `Range: bytes=…` header against a size: the inclusive range to send, or `None` for the whole file.
+pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    let unsatisfiable = || ApiError::RangeNotSatisfiable(format!("the range {spec:?} is not within 0-{size}"));
+    if spec.contains(',') {
+        return Ok(None); // several ranges: send the whole file, which RFC 9110 allows
+    }
+    let (a, b) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| unsatisfiable())?;
+            if n == 0 || size == 0 {
+                return Err(unsatisfiable());
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (s, "") => (s.parse().map_err(|_| unsatisfiable())?, size.saturating_sub(1)),
+        (s, e) => {
+            let (s, e): (u64, u64) = (
+                s.parse().map_err(|_| unsatisfiable())?,
+                e.parse().map_err(|_| unsatisfiable())?,
+            );
+            (s, e.min(size.saturating_sub(1)))
+        }
+    };
+    if start >= size || start > end {
+        return Err(unsatisfiable());
+    }
+    Ok(Some((start, end)))
+}
+
+/// A filename for `Content-Disposition`: ASCII fallback plus the UTF-8 form.
+fn disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = filename
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+pub async fn content(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "file")?;
+    let file = row(state, id).await?;
+    let size = u64::try_from(file.size).unwrap_or(0);
+    let range = parse_range(req.header("range"), size)?;
+    let (start, len) = match range {
+        Some((s, e)) => (s, e - s + 1),
+        None => (0, size),
+    };
+    let mut blob = tokio::fs::File::open(state.cairn.blobs().path_of(&file.checksum))
+        .await
+        .map_err(|e| ApiError::internal(format!("the blob of file {id} cannot be opened: {e}")))?;
+    blob.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(ApiError::internal)?;
+    let download = RecordDownload {
+        file_id: id,
+        by: req.metadata().actor,
+        bytes: len,
+    };
+    state.cairn.execute(download, req.metadata()).await?;
+    let stream = tokio_util::io::ReaderStream::new(blob.take(len));
+    let mut response = warp::reply::stream(stream).into_response();
+    let headers = response.headers_mut();
+    let value = |s: &str| HeaderValue::from_str(s).map_err(ApiError::internal);
+    headers.insert(header::CONTENT_TYPE, value(&file.mime_type)?);
+    headers.insert(header::CONTENT_LENGTH, value(&len.to_string())?);
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::CONTENT_DISPOSITION, value(&disposition(&file.filename))?);
+    headers.insert("x-content-sha256", value(&file.checksum)?);
+    if let Some((s, e)) = range {
+        headers.insert(header::CONTENT_RANGE, value(&format!("bytes {s}-{e}/{size}"))?);
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_parsed_and_bounded() {
+        assert_eq!(parse_range(None, 10).unwrap(), None);
+        assert_eq!(parse_range(Some("bytes=0-3"), 10).unwrap(), Some((0, 3)));
+        assert_eq!(parse_range(Some("bytes=5-"), 10).unwrap(), Some((5, 9)));
+        assert_eq!(parse_range(Some("bytes=-4"), 10).unwrap(), Some((6, 9)));
+        assert_eq!(parse_range(Some("bytes=8-100"), 10).unwrap(), Some((8, 9)));
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10).unwrap(), None);
+        for bad in ["bytes=10-", "bytes=5-2", "bytes=x-1", "bytes=-0", "bytes=1"] {
+            assert!(
+                matches!(parse_range(Some(bad), 10), Err(ApiError::RangeNotSatisfiable(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            disposition("ré\"port.pdf"),
+            "attachment; filename=\"r__port.pdf\"; filename*=UTF-8''r%C3%A9%22port.pdf"
+        );
+    }
+}

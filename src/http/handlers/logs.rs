@@ -1,0 +1,222 @@
+//! `/api/logs…`: list, record, clear, and export streamed as JSON, CSV or JSON Lines.
+
+use std::ops::ControlFlow;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use uuid::Uuid;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::Reply;
+
+use super::read;
+use crate::commands::log::{ClearLogs, RecordLog};
+use crate::http::auth::Caller;
+use crate::http::error::{ok, ApiError};
+use crate::http::request::Request;
+use crate::http::AppState;
+use cairn_projections::logs::{self, LogEntry, LogFilter};
+
+fn filter(req: &Request) -> LogFilter {
+    LogFilter {
+        level: req.query("level").map(str::to_owned),
+        source: req.query("source").map(str::to_owned),
+        client_id: req.query("client").map(str::to_owned),
+        from: req.query("from").map(str::to_owned),
+        to: req.query("to").map(str::to_owned),
+    }
+}
+
+pub async fn list(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let query = req.list_query()?;
+    let filter = filter(&req);
+    let page = read(state, move |conn| Ok(logs::list(conn, &query, &filter)?)).await?;
+    Ok(ok(StatusCode::OK, page, None))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLog {
+    level: String,
+    message: String,
+    source: Option<String>,
+    client_id: Option<Uuid>,
+    file_id: Option<Uuid>,
+}
+
+pub async fn create(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let body: NewLog = req.json().await?;
+    // A client logs as itself: its id is filled in, and naming another client is refused.
+    let client_id = match req.caller() {
+        Caller::Admin => body.client_id,
+        Caller::Client(me) => {
+            if body.client_id.is_some_and(|c| c != me) {
+                return Err(ApiError::Forbidden("a client may only log as itself".into()));
+            }
+            Some(me)
+        }
+    };
+    let source = body.source.unwrap_or_else(|| match req.caller() {
+        Caller::Admin => "admin".into(),
+        Caller::Client(_) => "client".into(),
+    });
+    let command = RecordLog {
+        level: body.level,
+        message: body.message,
+        source,
+        client_id,
+        file_id: body.file_id,
+    };
+    let done = state.cairn.execute(command, req.metadata()).await?;
+    Ok(ok(
+        StatusCode::CREATED,
+        serde_json::json!({ "id": done.positions.first() }),
+        Some("log recorded"),
+    ))
+}
+
+pub async fn clear(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let cleared = state.cairn.execute(ClearLogs, req.metadata()).await?.output;
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({ "cleared": cleared }),
+        Some("logs cleared"),
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+    Jsonl,
+}
+
+/// A CSV field, quoted when it holds a separator, a quote or a line break (RFC 4180); a leading `=`, `+`, `-`
+/// or `@` is prefixed with `'` so that a spreadsheet does not run it as a formula.
+pub fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+fn csv_line(e: &LogEntry) -> String {
+    let fields = [
+        e.id.to_string(),
+        e.recorded_at.clone(),
+        e.level.clone(),
+        e.source.clone(),
+        e.client_id.clone().unwrap_or_default(),
+        e.file_id.clone().unwrap_or_default(),
+        e.message.clone(),
+    ];
+    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// `GET /api/logs/export?format=json|csv|jsonl`: streamed from a blocking reader, chunk by chunk, so memory
+/// stays flat whatever the number of lines.
+pub async fn export(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let format = match req.query("format").unwrap_or("json") {
+        "json" => Format::Json,
+        "csv" => Format::Csv,
+        "jsonl" => Format::Jsonl,
+        other => {
+            return Err(ApiError::bad(
+                "INVALID_QUERY",
+                format!("format is json, csv or jsonl, not {other:?}"),
+            ))
+        }
+    };
+    let query = cairn_projections::ListQuery::new(None, None, None, req.query("q").map(str::to_owned))?;
+    let filter = filter(&req);
+    // Check the filters before the status line goes out: an error after that could not be reported.
+    {
+        let (q, f) = (query.clone(), filter.clone());
+        read(state, move |conn| {
+            let one = cairn_projections::ListQuery { per_page: 1, ..q };
+            Ok(logs::list(conn, &one, &f).map(|_| ())?)
+        })
+        .await?;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let cairn = state.cairn.clone();
+    tokio::task::spawn_blocking(move || {
+        let send = |text: String| tx.blocking_send(Ok(Bytes::from(text))).is_ok();
+        let result = (|| -> Result<(), String> {
+            let conn = cairn.store().reader().map_err(|e| e.to_string())?;
+            let mut first = true;
+            let opened = match format {
+                Format::Json => send("[".into()),
+                Format::Csv => send("id,recorded_at,level,source,client_id,file_id,message\r\n".into()),
+                Format::Jsonl => true,
+            };
+            if !opened {
+                return Ok(());
+            }
+            logs::for_each(&conn, &query, &filter, |entry| {
+                let text = match format {
+                    Format::Json => {
+                        let sep = if first { "" } else { "," };
+                        format!("{sep}{}", serde_json::to_string(&entry).unwrap_or_default())
+                    }
+                    Format::Jsonl => format!("{}\n", serde_json::to_string(&entry).unwrap_or_default()),
+                    Format::Csv => csv_line(&entry),
+                };
+                first = false;
+                if send(text) {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            })
+            .map_err(|e| e.to_string())?;
+            if format == Format::Json {
+                send("]".into());
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "a log export failed midway");
+            // The status line is out; ending the body with an error tells the client it is incomplete.
+            if tx.blocking_send(Err(std::io::Error::other(e))).is_err() {
+                tracing::debug!("the export's client had already gone");
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut response = warp::reply::stream(stream).into_response();
+    let (mime, ext) = match format {
+        Format::Json => ("application/json", "json"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Jsonl => ("application/jsonl", "jsonl"),
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"cairn-logs.{ext}\"")) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
+    }
+}
