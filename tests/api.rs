@@ -1,0 +1,874 @@
+//! The HTTP API against a real server on port 0: each endpoint's happy and error paths, and a battery of bad
+//! input, each answered with the right status and code, nothing stored, the server still up.
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
+
+#[path = "common/api.rs"]
+mod helpers;
+
+use bytes::Bytes;
+use helpers::{spawn_app, spawn_app_with, urlencode, ADMIN};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_needs_no_token_and_everything_else_does() {
+    let app = spawn_app().await;
+    let r = app.send("GET", "/api/health", None, &[], Bytes::new()).await;
+    assert_eq!((r.status, r.data()["status"].clone()), (200, json!("ok")));
+    assert!(r.headers.contains_key("x-request-id"));
+    for (token, status, code) in [(None, 401, "UNAUTHORIZED"), (Some("wrong-token"), 401, "UNAUTHORIZED")] {
+        let r = app.send("GET", "/api/status", token, &[], Bytes::new()).await;
+        assert_eq!((r.status, r.code()), (status, code.to_owned()));
+        assert_eq!(r.json()["success"], false);
+    }
+    let r = app
+        .send(
+            "GET",
+            "/api/status",
+            None,
+            &[("authorization", "Basic abc")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let (_, client_token) = app.register("alpha").await;
+    let r = app
+        .send("GET", "/api/status", Some(&client_token), &[], Bytes::new())
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "FORBIDDEN".to_owned()),
+        "a client token is not an admin token"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_the_figures_of_the_old_server_and_the_log() {
+    let app = spawn_app().await;
+    let (id, token) = app.register("alpha").await;
+    app.upload(&id, &token, "a.txt", b"same").await;
+    app.upload(&id, &token, "b.txt", b"same").await;
+    let s = app.get("/api/status").await.data();
+    assert_eq!(
+        (s["total_clients"].clone(), s["total_files"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(
+        (s["storage_used_bytes"].clone(), s["stored_bytes"].clone()),
+        (json!(8), json!(4))
+    );
+    assert_eq!(s["total_transfers"], 2);
+    assert_eq!(s["events_total"], s["head_position"]);
+    assert_eq!(s["events_total"], 7);
+    assert_eq!(s["running"], true);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_registered_listed_read_changed_and_deleted() {
+    let app = spawn_app().await;
+    let r = app
+        .post_json(
+            "/api/clients",
+            Some(ADMIN),
+            json!({ "name": "alpha", "client_id": "host-1", "ip_address": "10.0.0.1" }),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let d = r.data();
+    let id = d["client"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (d["client"]["client_id"].clone(), d["client"]["status"].clone()),
+        (json!("host-1"), json!("Registered"))
+    );
+    assert_eq!(d["token"].as_str().unwrap().len(), 64);
+    assert!(
+        d["client"].get("token_hash").is_none(),
+        "the token's hash is never sent"
+    );
+    for name in ["bravo", "charlie"] {
+        app.register(name).await;
+    }
+
+    let page = app.get("/api/clients?page=1&per_page=2&sort=-name").await.data();
+    assert_eq!(
+        (page["total"].clone(), page["pages"].clone(), page["per_page"].clone()),
+        (json!(3), json!(2), json!(2))
+    );
+    assert_eq!(page["items"][0]["name"], "charlie");
+    let found = app.get("/api/clients?q=rav").await.data();
+    assert_eq!(found["items"][0]["name"], "bravo");
+
+    let got = app.get(&format!("/api/clients/{id}")).await.data();
+    assert_eq!(got["name"], "alpha");
+    let r = app
+        .admin(
+            "PATCH",
+            &format!("/api/clients/{id}"),
+            json!({ "name": "alpha-2", "expected_version": 1 }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.data()["name"].clone(), r.data()["version"].clone()),
+        (200, json!("alpha-2"), json!(2))
+    );
+    let r = app
+        .admin(
+            "PATCH",
+            &format!("/api/clients/{id}"),
+            json!({ "name": "alpha-3", "expected_version": 1 }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "VERSION_CONFLICT".to_owned()));
+    let r = app
+        .admin("PATCH", &format!("/api/clients/{id}"), json!({ "name": "BRAVO" }))
+        .await;
+    assert_eq!((r.status, r.code()), (409, "CLIENT_NAME_TAKEN".to_owned()));
+    let r = app.admin("PATCH", &format!("/api/clients/{id}"), json!({})).await;
+    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()));
+
+    let r = app.admin("DELETE", &format!("/api/clients/{id}"), json!(null)).await;
+    assert_eq!((r.status, r.data()["files_deleted"].clone()), (200, json!(0)));
+    let r = app.get(&format!("/api/clients/{id}")).await;
+    assert_eq!((r.status, r.code()), (404, "CLIENT_NOT_FOUND".to_owned()));
+    let r = app.admin("DELETE", &format!("/api/clients/{id}"), json!(null)).await;
+    assert_eq!((r.status, r.code()), (409, "CLIENT_DELETED".to_owned()));
+    for bad in ["not-a-uuid", "00000000-0000-0000-0000-000000000000"] {
+        let r = app.get(&format!("/api/clients/{bad}")).await;
+        assert_eq!((r.status, r.code()), (404, "CLIENT_NOT_FOUND".to_owned()), "{bad}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_token_is_good_for_its_own_heartbeat_uploads_and_logs_only() {
+    let app = spawn_app().await;
+    let (a, a_token) = app.register("alpha").await;
+    let (b, _) = app.register("bravo").await;
+    let beat = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/heartbeat"),
+            Some(&a_token),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!((beat.status, beat.data()["connected_now"].clone()), (200, json!(true)));
+    let again = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/heartbeat"),
+            Some(&a_token),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(again.data()["connected_now"], false);
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE type = 'ClientConnected'"),
+        1,
+        "heartbeats do not flood the log"
+    );
+    assert_eq!(
+        app.get(&format!("/api/clients/{a}")).await.data()["ip_address"],
+        "127.0.0.1"
+    );
+
+    for (method, path) in [
+        ("POST", format!("/api/clients/{b}/heartbeat")),
+        ("POST", format!("/api/clients/{b}/files?name=x")),
+        ("GET", format!("/api/clients/{b}/files")),
+        ("POST", format!("/api/clients/{b}/disconnect")),
+    ] {
+        let r = app
+            .send(method, &path, Some(&a_token), &[], Bytes::from_static(b"x"))
+            .await;
+        assert_eq!((r.status, r.code()), (403, "FORBIDDEN".to_owned()), "{method} {path}");
+    }
+    for path in ["/api/clients", "/api/files", "/api/logs", "/api/events", "/api/stats"] {
+        let r = app.send("GET", path, Some(&a_token), &[], Bytes::new()).await;
+        assert_eq!(r.status, 403, "{path}");
+    }
+    let r = app
+        .post_json(
+            "/api/logs",
+            Some(&a_token),
+            json!({ "level": "info", "message": "from a", "client_id": b }),
+        )
+        .await;
+    assert_eq!(r.status, 403, "a client may not log as another");
+    let r = app
+        .post_json(
+            "/api/logs",
+            Some(&a_token),
+            json!({ "level": "info", "message": "from a" }),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let logs = app.get("/api/logs").await.data();
+    assert_eq!(logs["items"][0]["client_id"], a.as_str());
+
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/disconnect"),
+            Some(&a_token),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!((r.status, r.data()["status"].clone()), (200, json!("Offline")));
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/disconnect"),
+            Some(&a_token),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "CLIENT_NOT_CONNECTED".to_owned()));
+    let actor: String = {
+        let conn = cairn_events::schema::open_read_only(&app.dir.path().join("cairn.db")).unwrap();
+        conn.query_row("SELECT data FROM events WHERE type = 'ClientDisconnected'", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert!(actor.contains("\"client\""), "the client disconnected itself: {actor}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_a_token_retires_the_old_one_at_once() {
+    let app = spawn_app().await;
+    let (a, old) = app.register("alpha").await;
+    let r = app.admin("POST", &format!("/api/clients/{a}/token"), json!(null)).await;
+    let new = r.data()["token"].as_str().unwrap().to_owned();
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/heartbeat"),
+            Some(&old),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/heartbeat"),
+            Some(&new),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/token"),
+            Some(&new),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "a client cannot rotate its own token");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_uploaded_listed_downloaded_with_ranges_verified_and_deleted() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let path = format!(
+        "/api/clients/{a}/files?name=data.bin&path={}",
+        urlencode("C:\\Users\\a\\..\\data.bin")
+    );
+    let r = app
+        .send(
+            "POST",
+            &path,
+            Some(&token),
+            &[("content-type", "application/x-custom")],
+            content.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let file = r.data();
+    let id = file["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (file["size"].clone(), file["mime_type"].clone()),
+        (json!(100_000), json!("application/x-custom"))
+    );
+    assert_eq!(
+        file["original_path"], "C:\\Users\\a\\..\\data.bin",
+        "the client's path is kept as text"
+    );
+
+    let list = app.get("/api/files?client=".to_owned().as_str()).await.data();
+    assert_eq!(list["total"], 1);
+    let mine = app
+        .send(
+            "GET",
+            &format!("/api/clients/{a}/files"),
+            Some(&token),
+            &[],
+            Bytes::new(),
+        )
+        .await
+        .data();
+    assert_eq!(mine["items"][0]["id"], id.as_str());
+    assert_eq!(app.get("/api/files?verified=false").await.data()["total"], 1);
+    let r = app.get("/api/files?verified=maybe").await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()));
+
+    let full = app.get(&format!("/api/files/{id}/content")).await;
+    assert_eq!((full.status, full.body.to_vec() == content), (200, true));
+    assert_eq!(full.headers["accept-ranges"], "bytes");
+    assert!(full.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("data.bin"));
+    let part = app
+        .send(
+            "GET",
+            &format!("/api/files/{id}/content"),
+            Some(ADMIN),
+            &[("range", "bytes=10-19")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!((part.status, part.body.to_vec()), (206, content[10..20].to_vec()));
+    assert_eq!(part.headers["content-range"], "bytes 10-19/100000");
+    let tail = app
+        .send(
+            "GET",
+            &format!("/api/files/{id}/content"),
+            Some(ADMIN),
+            &[("range", "bytes=-5")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(tail.body.to_vec(), content[99_995..].to_vec());
+    let bad = app
+        .send(
+            "GET",
+            &format!("/api/files/{id}/content"),
+            Some(ADMIN),
+            &[("range", "bytes=200000-")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!((bad.status, bad.code()), (416, "RANGE_NOT_SATISFIABLE".to_owned()));
+    assert_eq!(app.get(&format!("/api/files/{id}")).await.data()["downloads"], 3);
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE type = 'FileDownloaded'"),
+        3
+    );
+
+    let v = app.admin("POST", &format!("/api/files/{id}/verify"), json!(null)).await;
+    assert_eq!((v.status, v.data()["ok"].clone()), (200, json!(true)));
+    assert_eq!(app.get(&format!("/api/files/{id}")).await.data()["verified"], true);
+
+    let transfers = app.get("/api/transfers?status=Completed").await.data();
+    assert_eq!(transfers["total"], 1);
+    let r = app.get("/api/transfers?status=Lost").await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()));
+
+    let d = app.admin("DELETE", &format!("/api/files/{id}"), json!(null)).await;
+    assert_eq!(d.status, 200);
+    let sha = file["checksum"].as_str().unwrap();
+    assert!(
+        !app.dir.path().join("blobs").join(&sha[..2]).join(sha).exists(),
+        "the blob went with its last file"
+    );
+    for path in [format!("/api/files/{id}"), format!("/api/files/{id}/content")] {
+        let r = app.get(&path).await;
+        assert_eq!((r.status, r.code()), (404, "FILE_NOT_FOUND".to_owned()));
+    }
+    let r = app.admin("POST", &format!("/api/files/{id}/verify"), json!(null)).await;
+    assert_eq!(r.status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_that_do_not_check_out_store_nothing() {
+    let app = spawn_app_with(
+        cairn::Options {
+            durability: cairn_events::Durability::Normal,
+            max_upload: 1000,
+            ..cairn::Options::default()
+        },
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    let (a, token) = app.register("alpha").await;
+    let upload = |name: &str| format!("/api/clients/{a}/files?name={}", urlencode(name));
+
+    let r = app
+        .send(
+            "POST",
+            &upload("x"),
+            Some(&token),
+            &[("x-content-sha256", &"0".repeat(64))],
+            Bytes::from_static(b"hello"),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "CHECKSUM_MISMATCH".to_owned()));
+    let r = app
+        .send(
+            "POST",
+            &upload("x"),
+            Some(&token),
+            &[("x-content-crc32", "deadbeef")],
+            Bytes::from_static(b"hello"),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "CHECKSUM_MISMATCH".to_owned()));
+    let right = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    let r = app
+        .send(
+            "POST",
+            &upload("ok"),
+            Some(&token),
+            &[("x-content-sha256", right), ("x-content-crc32", "3610a686")],
+            Bytes::from_static(b"hello"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "matching declared checksums are accepted");
+    for (header, value) in [("x-content-sha256", "xyz"), ("x-content-crc32", "nothex!")] {
+        let r = app
+            .send(
+                "POST",
+                &upload("x"),
+                Some(&token),
+                &[(header, value)],
+                Bytes::from_static(b"hello"),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()), "{header}");
+    }
+    let r = app
+        .send("POST", &upload("big"), Some(&token), &[], vec![0u8; 5000])
+        .await;
+    assert_eq!((r.status, r.code()), (413, "PAYLOAD_TOO_LARGE".to_owned()));
+    for name in ["../../etc/passwd", "a/b", "a\\b", "..", "nul\0byte", "bell\u{7}", ""] {
+        let r = app
+            .send("POST", &upload(name), Some(&token), &[], Bytes::from_static(b"x"))
+            .await;
+        assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()), "{name:?}");
+    }
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/files"),
+            Some(&token),
+            &[],
+            Bytes::from_static(b"x"),
+        )
+        .await;
+    assert_eq!(r.status, 400, "name is required");
+    assert_eq!(
+        app.count("SELECT count(*) FROM files"),
+        1,
+        "only the upload that checked out"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM transfers WHERE status = 'Failed'"),
+        2,
+        "the mismatches failed their transfers"
+    );
+    assert_eq!(std::fs::read_dir(app.dir.path().join("blobs/tmp")).unwrap().count(), 0);
+    assert!(!app.dir.path().join("etc").exists() && !app.dir.path().parent().unwrap().join("etc/passwd").exists());
+    let r = app
+        .send(
+            "POST",
+            "/api/clients/00000000-0000-0000-0000-000000000001/files?name=x",
+            Some(ADMIN),
+            &[],
+            Bytes::from_static(b"x"),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "CLIENT_NOT_FOUND".to_owned()));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_mid_upload_leaves_a_failed_transfer_and_no_file() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/clients/{a}/files?name=partial.bin HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 1000000\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&[7u8; 4096]).await.unwrap();
+    socket.flush().await.unwrap();
+    // Wait until the server has started the transfer, then vanish.
+    for _ in 0..200 {
+        if app.count("SELECT count(*) FROM transfers") == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(socket);
+    let mut status = String::new();
+    for _ in 0..300 {
+        status = app.get("/api/transfers").await.data()["items"][0]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if status == "Failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, "Failed");
+    assert_eq!(app.count("SELECT count(*) FROM files"), 0);
+    assert_eq!(std::fs::read_dir(app.dir.path().join("blobs/tmp")).unwrap().count(), 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_oversized_and_unexpected_json_is_refused_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let cases: Vec<(Bytes, u16, &str)> = vec![
+        (Bytes::from_static(b"{\"name\":"), 400, "INVALID_JSON"),
+        (Bytes::from_static(b""), 400, "INVALID_JSON"),
+        (Bytes::from_static(b"[1,2]"), 400, "INVALID_JSON"),
+        (
+            Bytes::from_static(b"{\"name\":\"x\",\"admin\":true}"),
+            400,
+            "INVALID_JSON",
+        ),
+        (Bytes::from_static(b"{\"name\":\"\xff\xfe\"}"), 400, "INVALID_JSON"),
+        (
+            Bytes::from(format!("{{\"name\":\"{}\"}}", "x".repeat(100_000))),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (Bytes::from_static(b"{\"name\":\"   \"}"), 400, "VALIDATION_ERROR"),
+        (
+            Bytes::from(format!("{{\"name\":\"{}\"}}", "n".repeat(101))),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Bytes::from_static(b"{\"name\":\"ctl\\u0007\"}"),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Bytes::from_static(b"{\"name\":\"ok\",\"ip_address\":\"300.1.1.1\"}"),
+            400,
+            "VALIDATION_ERROR",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let r = app
+            .send(
+                "POST",
+                "/api/clients",
+                Some(ADMIN),
+                &[("content-type", "application/json")],
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (status, code.to_owned()),
+            "{:?}",
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM events"), 0, "nothing stored");
+    assert_eq!(app.get("/api/health").await.status, 200, "the server is still up");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_paging_and_queries_are_400_and_unknown_routes_404_or_405() {
+    let app = spawn_app().await;
+    for q in [
+        "page=-1",
+        "page=0",
+        "per_page=0",
+        "per_page=100000",
+        "page=abc",
+        "per_page=99999999999999999999",
+        "sort=password",
+        "sort=name;DROP",
+        "status=Lost",
+    ] {
+        let r = app.get(&format!("/api/clients?{q}")).await;
+        assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()), "{q}");
+    }
+    for q in ["level=loud", "from=yesterday"] {
+        let r = app.get(&format!("/api/logs?{q}")).await;
+        assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()), "{q}");
+    }
+    let r = app.get("/api/clients?page=%FF").await;
+    assert_eq!(r.status, 400, "a query that is not UTF-8");
+    let r = app.get("/api/nowhere").await;
+    assert_eq!((r.status, r.code()), (404, "ROUTE_NOT_FOUND".to_owned()));
+    let r = app.admin("PUT", "/api/clients", json!({})).await;
+    assert_eq!((r.status, r.code()), (405, "METHOD_NOT_ALLOWED".to_owned()));
+    let r = app
+        .send(
+            "GET",
+            "/api/clients",
+            Some(ADMIN),
+            &[("x-request-id", "trace-me-42")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.headers["x-request-id"], "trace-me-42");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_recorded_filtered_exported_and_cleared() {
+    let app = spawn_app().await;
+    for (level, message, source) in [
+        ("info", "started, all good", "agent"),
+        ("error", "disk \"full\"\nretrying", "agent"),
+        ("warning", "=cmd|slow", "server"),
+    ] {
+        let r = app
+            .post_json(
+                "/api/logs",
+                Some(ADMIN),
+                json!({ "level": level, "message": message, "source": source }),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let r = app
+        .post_json("/api/logs", Some(ADMIN), json!({ "level": "loud", "message": "x" }))
+        .await;
+    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()));
+    let r = app
+        .post_json(
+            "/api/logs",
+            Some(ADMIN),
+            json!({ "level": "info", "message": "x", "client_id": "00000000-0000-0000-0000-000000000009" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "CLIENT_NOT_FOUND".to_owned()));
+
+    assert_eq!(app.get("/api/logs?level=error").await.data()["total"], 1);
+    assert_eq!(app.get("/api/logs?source=agent").await.data()["total"], 2);
+    assert_eq!(app.get("/api/logs?q=disk").await.data()["items"][0]["level"], "error");
+
+    let json_export = app.get("/api/logs/export?format=json&source=agent").await;
+    assert_eq!(json_export.status, 200);
+    let rows: serde_json::Value = serde_json::from_slice(&json_export.body).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    let jsonl = app.get("/api/logs/export?format=jsonl").await;
+    assert_eq!(String::from_utf8_lossy(&jsonl.body).lines().count(), 3);
+    let csv = app.get("/api/logs/export?format=csv").await;
+    let text = String::from_utf8(csv.body.to_vec()).unwrap();
+    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(text.starts_with("id,recorded_at,level,source,client_id,file_id,message\r\n"));
+    assert!(text.contains("\"disk \"\"full\"\"\nretrying\""), "quoted: {text}");
+    assert!(text.contains("'=cmd|slow"), "defused: {text}");
+    assert!(text.contains("\"started, all good\""));
+    let r = app.get("/api/logs/export?format=xml").await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()));
+
+    let r = app.admin("DELETE", "/api/logs", json!(null)).await;
+    assert_eq!(r.data()["cleared"], 3);
+    assert_eq!(app.get("/api/logs").await.data()["total"], 0);
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE type = 'LogRecorded'"), 3);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_pages_filters_and_verifies_and_every_event_names_its_actor() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    app.upload(&a, &token, "f.txt", b"content").await;
+    for i in 0..5 {
+        app.post_json(
+            "/api/logs",
+            Some(ADMIN),
+            json!({ "level": "info", "message": format!("m{i}") }),
+        )
+        .await;
+    }
+    let page = app.get("/api/events?limit=3").await.data();
+    assert_eq!(
+        (
+            page["events"].as_array().unwrap().len(),
+            page["next_after"].clone(),
+            page["total"].clone()
+        ),
+        (3, json!(3), json!(9))
+    );
+    let next = app.get("/api/events?limit=3&after=3").await.data();
+    assert_eq!(next["events"][0]["position"], 4);
+    let uploads = app
+        .get(&format!("/api/events?actor={}", urlencode(&format!("client:{a}"))))
+        .await
+        .data();
+    assert_eq!(uploads["total"], 3, "transfer started, file stored, transfer completed");
+    let meta = &uploads["events"][0]["metadata"];
+    assert!(
+        meta["request_id"].is_string() && meta["remote_addr"].as_str().unwrap().starts_with("127.0.0.1"),
+        "{meta}"
+    );
+    assert_eq!(app.get("/api/events?type=LogRecorded").await.data()["total"], 5);
+    for q in ["limit=0", "limit=5000", "after=-1", "from=never"] {
+        let r = app.get(&format!("/api/events?{q}")).await;
+        assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()), "{q}");
+    }
+
+    let one = app.get("/api/events/1").await.data();
+    assert_eq!(
+        (one["type"].clone(), one["data"]["name"].clone()),
+        (json!("ClientRegistered"), json!("alpha"))
+    );
+    assert_eq!(one["hash"].as_str().unwrap().len(), 64);
+    for bad in ["999", "abc", "-1"] {
+        let r = app.get(&format!("/api/events/{bad}")).await;
+        assert_eq!((r.status, r.code()), (404, "EVENT_NOT_FOUND".to_owned()), "{bad}");
+    }
+    let history = app.get(&format!("/api/streams/client-{a}")).await.data();
+    assert_eq!(history["events"][0]["type"], "ClientRegistered");
+    let r = app.get("/api/streams/client-nobody").await;
+    assert_eq!((r.status, r.code()), (404, "STREAM_NOT_FOUND".to_owned()));
+
+    let v = app.get("/api/audit/verify").await.data();
+    assert_eq!(
+        (v["ok"].clone(), v["checked"].clone(), v["first_bad"].clone()),
+        (json!(true), json!(9), json!(null))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_position_a_client_and_a_file_answer_as_they_were_then() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await; // 1
+    let f = app.upload(&a, &token, "f.txt", b"v1").await.data()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned(); // 2-4
+    app.admin("PATCH", &format!("/api/clients/{a}"), json!({ "name": "renamed" }))
+        .await; // 5
+    app.admin("POST", &format!("/api/files/{f}/verify"), json!(null)).await; // 6
+
+    let then = app.get(&format!("/api/clients/{a}?at=1")).await.data();
+    assert_eq!(
+        (then["name"].clone(), then["files_count"].clone()),
+        (json!("alpha"), json!(0))
+    );
+    let later = app.get(&format!("/api/clients/{a}?at=4")).await.data();
+    assert_eq!(
+        (later["name"].clone(), later["files_count"].clone()),
+        (json!("alpha"), json!(1))
+    );
+    let file_then = app.get(&format!("/api/files/{f}?at=5")).await.data();
+    assert_eq!(
+        (file_then["client_name"].clone(), file_then["verified"].clone()),
+        (json!("renamed"), json!(false))
+    );
+    assert_eq!(app.get(&format!("/api/files/{f}?at=6")).await.data()["verified"], true);
+    let r = app.get(&format!("/api/files/{f}?at=1")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "FILE_NOT_FOUND".to_owned()),
+        "the file did not exist yet"
+    );
+    for at in ["0", "99", "x"] {
+        let r = app.get(&format!("/api/clients/{a}?at={at}")).await;
+        assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()), "at={at}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_by_bucket_and_in_total() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    app.upload(&a, &token, "f.txt", b"12345").await;
+    let s = app.get("/api/stats?bucket=hour").await.data();
+    assert_eq!(s["buckets"][0]["uploads"], 1);
+    assert_eq!(s["buckets"][0]["bucket"].as_str().unwrap().len(), 13);
+    assert_eq!(
+        (s["totals"]["bytes_in"].clone(), s["totals"]["registrations"].clone()),
+        (json!(5), json!(1))
+    );
+    let far = app.get("/api/stats?from=2001-01-01&to=2001-01-02").await.data();
+    assert_eq!(far["buckets"], json!([]));
+    let r = app.get("/api/stats?bucket=week").await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_marked_offline_after_the_timeout() {
+    let app = spawn_app_with(
+        cairn::Options {
+            durability: cairn_events::Durability::Normal,
+            ..cairn::Options::default()
+        },
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    let (a, token) = app.register("alpha").await;
+    app.send(
+        "POST",
+        &format!("/api/clients/{a}/heartbeat"),
+        Some(&token),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = app.get(&format!("/api/clients/{a}")).await.data()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status == "Offline" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "Offline");
+    let conn = cairn_events::schema::open_read_only(&app.dir.path().join("cairn.db")).unwrap();
+    let data: String = conn
+        .query_row("SELECT data FROM events WHERE type = 'ClientDisconnected'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(data.contains("\"timeout\""), "{data}");
+    drop(conn);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route_the_server_answers() {
+    let app = spawn_app().await;
+    let doc = app
+        .send("GET", "/api/openapi.json", None, &[], Bytes::new())
+        .await
+        .json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    for route in cairn::http::router::routes() {
+        let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+        assert!(
+            op.is_object(),
+            "{} {} is missing from openapi.json",
+            route.method,
+            route.path
+        );
+    }
+    app.stop().await;
+}

@@ -1,0 +1,201 @@
+//! A server on port 0 over a fresh data directory, and an HTTP client for it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn::http::{AppState, Config};
+use cairn::{Cairn, Options};
+use cairn_events::Durability;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+pub const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The error code of an error envelope.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or("<no code>").to_owned()
+    }
+
+    pub fn data(&self) -> Value {
+        let j = self.json();
+        assert_eq!(j["success"], true, "not a success: {j}");
+        j["data"].clone()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(
+        Options {
+            durability: Durability::Normal,
+            ..Options::default()
+        },
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+pub async fn spawn_app_with(options: Options, heartbeat_timeout: Duration) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let cairn = Cairn::open(dir.path(), options).unwrap();
+    let state = AppState::new(
+        cairn,
+        Config {
+            admin_token: ADMIN.into(),
+            heartbeat_timeout,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cairn::http::serve(state, listener, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Stops the server and waits for it, as the test that started it must.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), s)
+                .await
+                .expect("the server stops")
+                .unwrap();
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into())).unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, Some(ADMIN), &[], Bytes::new()).await
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send(
+            "POST",
+            path,
+            token,
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Value) -> Reply {
+        let bytes = if body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(body.to_string())
+        };
+        self.send(
+            method,
+            path,
+            Some(ADMIN),
+            &[("content-type", "application/json")],
+            bytes,
+        )
+        .await
+    }
+
+    /// Registers a client; returns its id and token.
+    pub async fn register(&self, name: &str) -> (String, String) {
+        let r = self
+            .post_json("/api/clients", Some(ADMIN), serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        let d = r.data();
+        (
+            d["client"]["id"].as_str().unwrap().to_owned(),
+            d["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn upload(&self, client: &str, token: &str, name: &str, content: &[u8]) -> Reply {
+        let path = format!("/api/clients/{client}/files?name={}", urlencode(name));
+        self.send(
+            "POST",
+            &path,
+            Some(token),
+            &[("content-type", "application/octet-stream")],
+            Bytes::copy_from_slice(content),
+        )
+        .await
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        let conn = cairn_events::schema::open_read_only(&self.dir.path().join("cairn.db")).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
