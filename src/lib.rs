@@ -9,6 +9,7 @@
 //! - [`datadir`]: the data directory's layout and its lock.
 //! - [`http`]: the HTTP API under `/api` and `cairn serve`'s server.
 //! - [`replay`]: rebuilding the read tables from the log, verifying them, and the state as of a moment.
+//! - [`telemetry`]: CPU, memory and disk samples (in memory, not events).
 //! - [`cli`]: the `cairn` command line; [`bench`]: the benchmarks of `BENCHMARKS.md`.
 //! - [`error`]: [`CommandError`], with the stable codes of the API.
 
@@ -21,6 +22,7 @@ pub mod datadir;
 pub mod error;
 pub mod http;
 pub mod replay;
+pub mod telemetry;
 
 pub use app::{Cairn, Options, Upload};
 pub use error::CommandError;

@@ -872,3 +872,253 @@ async fn the_openapi_document_lists_every_route_the_server_answers() {
     }
     app.stop().await;
 }
+
+/// Every endpoint of DESIGN.md's HTTP table (the live feed, `/api/live`, is the next issue's).
+const DESIGN_ENDPOINTS: &[(&str, &str)] = &[
+    ("get", "/api/health"),
+    ("get", "/api/status"),
+    ("get", "/api/system"),
+    ("get", "/api/activity"),
+    ("get", "/api/clients"),
+    ("post", "/api/clients"),
+    ("get", "/api/clients/{id}"),
+    ("patch", "/api/clients/{id}"),
+    ("delete", "/api/clients/{id}"),
+    ("post", "/api/clients/{id}/heartbeat"),
+    ("post", "/api/clients/{id}/disconnect"),
+    ("post", "/api/clients/{id}/token"),
+    ("get", "/api/files"),
+    ("get", "/api/clients/{id}/files"),
+    ("post", "/api/clients/{id}/files"),
+    ("get", "/api/files/{id}"),
+    ("delete", "/api/files/{id}"),
+    ("get", "/api/files/{id}/content"),
+    ("post", "/api/files/{id}/verify"),
+    ("get", "/api/transfers"),
+    ("get", "/api/logs"),
+    ("post", "/api/logs"),
+    ("delete", "/api/logs"),
+    ("get", "/api/logs/export"),
+    ("get", "/api/events"),
+    ("get", "/api/events/{position}"),
+    ("get", "/api/streams/{stream}"),
+    ("get", "/api/audit/verify"),
+    ("get", "/api/stats"),
+    ("get", "/api/db"),
+    ("get", "/api/db/health"),
+    ("get", "/api/db/tables/{name}"),
+    ("patch", "/api/db/tables/{name}/{id}"),
+    ("delete", "/api/db/tables/{name}/{id}"),
+    ("post", "/api/db/query"),
+    ("post", "/api/db/backup"),
+    ("post", "/api/db/optimize"),
+    ("get", "/api/openapi.json"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_endpoint_of_the_design() {
+    let app = spawn_app().await;
+    let doc = app
+        .send("GET", "/api/openapi.json", None, &[], Bytes::new())
+        .await
+        .json();
+    let missing: Vec<String> = DESIGN_ENDPOINTS
+        .iter()
+        .filter(|(m, p)| !doc["paths"][*p][*m].is_object())
+        .map(|(m, p)| format!("{} {p}", m.to_uppercase()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing from openapi.json (and so from the router): {missing:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_and_activity_show_the_machine_and_the_latest_events() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    app.upload(&a, &token, "f.txt", b"abc").await;
+    let s = app.get("/api/system").await.data();
+    assert!(
+        s["memory_total_bytes"].as_u64().unwrap() > 0 && s["process_rss_bytes"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    assert!(s["disk_total_bytes"].as_u64().is_some(), "{s}");
+    assert_eq!(s["blobs_bytes"], 3);
+    let act = app.get("/api/activity?limit=2").await.data();
+    let items = act["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["type"], "TransferCompleted", "newest first");
+    assert_eq!(items[1]["summary"], "alpha stored f.txt (3 bytes)");
+    for bad in ["0", "1000", "x"] {
+        let r = app.get(&format!("/api/activity?limit={bad}")).await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_endpoints_inform_check_browse_back_up_and_optimize() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    app.upload(&a, &token, "f.txt", b"abc").await;
+    let info = app.get("/api/db").await.data();
+    assert_eq!(info["schema_version"], 3);
+    assert_eq!(info["journal_mode"], "wal");
+    let events = info["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "events")
+        .unwrap()
+        .clone();
+    assert_eq!(events["rows"], 4);
+    assert!(events["bytes"].as_i64().unwrap() > 0);
+    assert_eq!(info["last_backup"], json!(null));
+
+    let health = app.get("/api/db/health").await.data();
+    assert_eq!(health["ok"], true, "{health}");
+    let names: Vec<&str> = health["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "integrity_check",
+            "foreign_key_check",
+            "chain",
+            "projections",
+            "wal_size"
+        ]
+    );
+
+    let t = app.get("/api/db/tables/clients").await.data();
+    assert_eq!(t["page"]["total"], 1);
+    assert!(
+        !t["columns"].as_array().unwrap().contains(&json!("token_hash")),
+        "secrets stay hidden"
+    );
+    let t = app.get("/api/db/tables/events?per_page=2&sort=-position").await.data();
+    assert_eq!(t["page"]["items"][0]["position"], 4);
+    for bad in ["sqlite_master", "secrets", "clients;DROP"] {
+        let r = app.get(&format!("/api/db/tables/{}", urlencode(bad))).await;
+        assert_eq!((r.status, r.code()), (404, "TABLE_NOT_FOUND".to_owned()), "{bad}");
+    }
+
+    let b = app.admin("POST", "/api/db/backup", json!(null)).await;
+    assert_eq!(b.status, 201);
+    let path = b.data()["path"].as_str().unwrap().to_owned();
+    assert!(std::path::Path::new(&path).exists());
+    assert_eq!(
+        app.get("/api/db").await.data()["last_backup"]["type"],
+        "DatabaseBackedUp"
+    );
+    let o = app.admin("POST", "/api/db/optimize", json!(null)).await;
+    assert_eq!(o.status, 200);
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE type = 'DatabaseOptimized'"),
+        1
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_edits_become_events_and_the_log_itself_is_never_edited() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let f = app.upload(&a, &token, "f.txt", b"abc").await.data()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post_json("/api/logs", Some(ADMIN), json!({ "level": "info", "message": "m" }))
+        .await;
+
+    let r = app
+        .admin(
+            "PATCH",
+            &format!("/api/db/tables/clients/{a}"),
+            json!({ "name": "renamed" }),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(app.get(&format!("/api/clients/{a}")).await.data()["name"], "renamed");
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE type = 'ClientUpdated'"), 1);
+    let r = app
+        .admin(
+            "PATCH",
+            &format!("/api/db/tables/clients/{a}"),
+            json!({ "files_count": 99 }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "NO_EVENT_FITS".to_owned()));
+    for (method, path) in [
+        ("PATCH", "/api/db/tables/events/1"),
+        ("DELETE", "/api/db/tables/events/1"),
+    ] {
+        let r = app.admin(method, path, json!({ "data": "{}" })).await;
+        assert_eq!((r.status, r.code()), (409, "EVENTS_IMMUTABLE".to_owned()), "{method}");
+    }
+    for (method, path) in [
+        ("PATCH", "/api/db/tables/logs/5"),
+        ("DELETE", "/api/db/tables/stats/x"),
+        ("DELETE", "/api/db/tables/transfers/x"),
+    ] {
+        let r = app.admin(method, path, json!({ "level": "error" })).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (409, "NO_EVENT_FITS".to_owned()),
+            "{method} {path}"
+        );
+    }
+    let r = app
+        .admin("DELETE", &format!("/api/db/tables/files/{f}"), json!(null))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE type = 'FileDeleted'"), 1);
+    let r = app.admin("DELETE", "/api/db/tables/files/not-an-id", json!(null)).await;
+    assert_eq!((r.status, r.code()), (404, "ROW_NOT_FOUND".to_owned()));
+    let before = app.count("SELECT count(*) FROM events");
+    let v = app.get("/api/audit/verify").await.data();
+    assert_eq!((v["ok"].clone(), v["checked"].clone()), (json!(true), json!(before)));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_console_reads_and_refuses_to_write_or_escape() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    let r = app
+        .admin(
+            "POST",
+            "/api/db/query",
+            json!({ "sql": "SELECT name, status FROM clients" }),
+        )
+        .await;
+    let d = r.data();
+    assert_eq!(
+        (d["columns"].clone(), d["rows"][0].clone()),
+        (json!(["name", "status"]), json!(["alpha", "Registered"]))
+    );
+    for sql in [
+        "DELETE FROM events",
+        "UPDATE clients SET name = 'x'",
+        "DROP TABLE clients",
+        "ATTACH DATABASE '/tmp/x.db' AS x",
+        "SELECT * FROM pragma_database_list",
+        "PRAGMA journal_mode = DELETE",
+        "SELECT load_extension('/tmp/evil')",
+    ] {
+        let r = app.admin("POST", "/api/db/query", json!({ "sql": sql })).await;
+        assert_eq!((r.status, r.code()), (400, "QUERY_REFUSED".to_owned()), "{sql}");
+    }
+    let r = app.admin("POST", "/api/db/query", json!({ "sql": " " })).await;
+    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()));
+    let r = app.admin("POST", "/api/db/query", json!({ "query": "SELECT 1" })).await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_JSON".to_owned()));
+    assert_eq!(app.count("SELECT count(*) FROM clients"), 1, "nothing was changed");
+    app.stop().await;
+}

@@ -42,6 +42,7 @@ pub struct AppState {
     /// When the server started, for `uptime_seconds`.
     pub started: Instant,
     pub heartbeats: Arc<heartbeat::Heartbeats>,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl AppState {
@@ -51,6 +52,7 @@ impl AppState {
             config: Arc::new(config),
             started: Instant::now(),
             heartbeats: Arc::new(heartbeat::Heartbeats::default()),
+            telemetry: Arc::new(crate::telemetry::Telemetry::default()),
         }
     }
 }

@@ -45,6 +45,16 @@ pub enum Endpoint {
     AuditVerify,
     Stats,
     OpenApi,
+    System,
+    Activity,
+    Db,
+    DbHealth,
+    DbTable,
+    DbRowPatch,
+    DbRowDelete,
+    DbQuery,
+    DbBackup,
+    DbOptimize,
 }
 
 pub struct Route {
@@ -101,6 +111,16 @@ routes! {
     AuditVerify GET "/api/audit/verify" Admin "Recomputes every CRC and the hash chain.";
     Stats GET "/api/stats" Admin "Counters per minute, hour or day (from, to, bucket), and totals.";
     OpenApi GET "/api/openapi.json" Public "This document.";
+    System GET "/api/system" Admin "Telemetry: CPU, memory, the data directory's disk, the process's RSS.";
+    Activity GET "/api/activity" Admin "The latest events, described for people (limit).";
+    Db GET "/api/db" Admin "The database: tables with rows and sizes, schema and SQLite versions, WAL size, last backup.";
+    DbHealth GET "/api/db/health" Admin "integrity_check, foreign_key_check, the chain, projection checkpoints against the head, WAL size.";
+    DbTable GET "/api/db/tables/{name}" Admin "Browses one of the fixed tables, paginated and sortable.";
+    DbRowPatch PATCH "/api/db/tables/{name}/{id}" Admin "Changes a row through the domain's event (409 where none fits; always on events).";
+    DbRowDelete DELETE "/api/db/tables/{name}/{id}" Admin "Deletes a row through the domain's event (409 where none fits; always on events).";
+    DbQuery POST "/api/db/query" Admin "Read-only SQL over the fixed tables: a read-only connection, an authorizer, a time limit, a row cap.";
+    DbBackup POST "/api/db/backup" Admin "Writes an online backup into <data>/backups/.";
+    DbOptimize POST "/api/db/optimize" Admin "ANALYZE and PRAGMA optimize, by the writer.";
 }
 
 /// What matching a path against the table found.

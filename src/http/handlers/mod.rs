@@ -2,9 +2,11 @@
 
 mod audit;
 mod clients;
+mod db;
 mod files;
 mod logs;
 mod status;
+mod system;
 
 use rusqlite::Connection;
 use warp::http::StatusCode;
@@ -47,6 +49,16 @@ pub async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Res
         Stream => audit::stream(state, req).await,
         AuditVerify => audit::verify(state).await,
         Stats => audit::stats(state, req).await,
+        System => system::system(state).await,
+        Activity => system::activity(state, req).await,
+        Db => db::info(state).await,
+        DbHealth => db::health(state).await,
+        DbTable => db::table(state, req).await,
+        DbRowPatch => db::patch_row(state, req).await,
+        DbRowDelete => db::delete_row(state, req).await,
+        DbQuery => db::query(state, req).await,
+        DbBackup => db::backup(state, req).await,
+        DbOptimize => db::optimize(state, req).await,
     }
 }
 
