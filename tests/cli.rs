@@ -233,3 +233,87 @@ fn bench_replay_reports_both_rates_and_leaves_a_replayable_log() {
     let (code, _, err) = run(&["replay", "--verify", "--data", data.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn bench_http_reports_http_beside_in_process_appends() {
+    let (code, out, err) = run(&[
+        "bench",
+        "http",
+        "--events",
+        "400",
+        "--producers",
+        "4",
+        "--durability",
+        "normal",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().last().unwrap();
+    let figures: Vec<f64> = row
+        .trim_matches('|')
+        .split('|')
+        .map(|f| f.trim().parse().unwrap())
+        .collect();
+    assert_eq!(figures.len(), 4, "{out}");
+    assert!(figures.iter().all(|f| *f > 0.0), "{out}");
+}
+
+#[test]
+fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = cairn_bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--durability", "normal", "--data"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut second = String::new();
+    out.read_line(&mut second).unwrap();
+    let token = second.trim().rsplit("#token=").next().unwrap().to_owned();
+    let stored = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    assert_eq!(stored.trim(), token, "the printed URL carries the generated token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("admin.token"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        socket,
+        "GET /api/status HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let (_, events, _) = run(&["events", "--data", dir.path().to_str().unwrap()]);
+    let types: Vec<&str> = events.lines().map(|l| l.split_whitespace().nth(3).unwrap()).collect();
+    assert_eq!(types, ["ServerStarted", "ServerStopped"]);
+    let (code, _, _) = run(&["verify", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+}

@@ -2,6 +2,7 @@
 //! doing the same work with the same schema, pragmas and batch sizes is the limit cairn chases.
 
 pub mod append;
+pub mod http;
 pub mod replay;
 
 use cairn_events::catalogue::LogRecorded;

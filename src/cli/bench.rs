@@ -13,6 +13,8 @@ enum Which {
     Append,
     /// Rebuilding the read tables from a log, beside a raw read-and-insert of the same rows
     Replay,
+    /// POST /api/logs and GET /api/status over concurrent connections, beside in-process appends
+    Http,
 }
 
 #[derive(Debug, clap::Args)]
@@ -22,7 +24,7 @@ pub struct Args {
     /// Events per configuration (default: 20,000 for append, 1,000,000 for replay)
     #[arg(long, value_name = "N")]
     events: Option<usize>,
-    /// Concurrent producers (default: both 1 and 64)
+    /// Concurrent producers, or connections for http (default: both 1 and 64; 64 for http)
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..=1024))]
     producers: Option<u16>,
     /// full or normal (default: both)
@@ -98,6 +100,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+        }
+        Which::Http => {
+            let requests = args.events.unwrap_or(20_000);
+            let connections = args.producers.map_or(64, usize::from);
+            let durability = args.durability.unwrap_or(Durability::Full);
+            let o = bench::http::run(requests, connections, durability)?;
+            println!(
+                "durability {}; {} connections; {} requests each",
+                durability.as_str(),
+                o.connections,
+                o.requests
+            );
+            println!("| in-process appends ev/s | POST /api/logs ev/s | ratio | GET /api/status req/s |");
+            println!("|---:|---:|---:|---:|");
+            println!(
+                "| {:.0} | {:.0} | {:.2} | {:.0} |",
+                o.in_process,
+                o.http_append,
+                o.http_append / o.in_process,
+                o.http_status
+            );
         }
         Which::Replay => {
             let events = args.events.unwrap_or(1_000_000);

@@ -1,0 +1,171 @@
+//! `cairn bench http`: events appended per second through `POST /api/logs` over concurrent keep-alive
+//! connections, and `GET /api/status` requests per second, beside the same appends made in process (no HTTP)
+//! in the same run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_events::{Durability, Metadata};
+use http_body_util::{BodyExt, Full};
+
+use super::{rate, sample_log};
+use crate::commands::log::RecordLog;
+use crate::http::{AppState, Config};
+use crate::{Cairn, Options};
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub connections: usize,
+    pub requests: usize,
+    /// RecordLog commands per second, in process, with as many concurrent tasks.
+    pub in_process: f64,
+    /// Events per second through `POST /api/logs`.
+    pub http_append: f64,
+    /// Requests per second of `GET /api/status`.
+    pub http_status: f64,
+}
+
+const TOKEN: &str = "bench-admin-token-0123456789abcdef";
+
+/// One keep-alive connection.
+struct Client {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "a bench connection ended");
+            }
+        });
+        Ok(Self {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    async fn send(&mut self, method: &str, path: &str, body: Bytes) -> anyhow::Result<u16> {
+        self.sender.ready().await?;
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Full::new(body))?;
+        let res = self.sender.send_request(req).await?;
+        let status = res.status().as_u16();
+        res.into_body().collect().await?;
+        Ok(status)
+    }
+}
+
+/// `connections` tasks share `requests` calls of `f`; returns calls per second.
+async fn concurrently<F, Fut>(connections: usize, requests: usize, f: F) -> anyhow::Result<f64>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let f = Arc::new(f);
+    let per = requests.div_ceil(connections);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let f = f.clone();
+            tokio::spawn(async move { f(c, per).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(rate(per * connections, started.elapsed().as_secs_f64()))
+}
+
+pub fn run(requests: usize, connections: usize, durability: Durability) -> anyhow::Result<Outcome> {
+    let scratch = tempfile::tempdir()?;
+    let cairn = Cairn::open(
+        scratch.path(),
+        Options {
+            durability,
+            ..Options::default()
+        },
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let outcome = runtime.block_on(async {
+        let in_process = {
+            let cairn = cairn.clone();
+            concurrently(connections, requests, move |c, per| {
+                let cairn = cairn.clone();
+                async move {
+                    for i in 0..per {
+                        let l = sample_log(c * per + i);
+                        let command = RecordLog {
+                            level: l.level,
+                            message: l.message,
+                            source: l.source,
+                            client_id: None,
+                            file_id: None,
+                        };
+                        cairn.execute(command, Metadata::system()).await?;
+                    }
+                    Ok(())
+                }
+            })
+            .await?
+        };
+
+        let state = AppState::new(
+            cairn.clone(),
+            Config {
+                admin_token: TOKEN.into(),
+                heartbeat_timeout: Duration::from_secs(3600),
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::http::serve(state, listener, async {
+            let _ = stopped.await;
+        }));
+
+        let http_append = concurrently(connections, requests, move |c, per| async move {
+            let mut client = Client::connect(addr).await?;
+            for i in 0..per {
+                let l = sample_log(c * per + i);
+                let body =
+                    serde_json::json!({ "level": l.level, "message": l.message, "source": l.source }).to_string();
+                let status = client.send("POST", "/api/logs", Bytes::from(body)).await?;
+                anyhow::ensure!(status == 201, "POST /api/logs answered {status}");
+            }
+            Ok(())
+        })
+        .await?;
+        let http_status = concurrently(connections, requests, move |_, per| async move {
+            let mut client = Client::connect(addr).await?;
+            for _ in 0..per {
+                let status = client.send("GET", "/api/status", Bytes::new()).await?;
+                anyhow::ensure!(status == 200, "GET /api/status answered {status}");
+            }
+            Ok(())
+        })
+        .await?;
+        let _ = stop.send(());
+        server.await?;
+        anyhow::Ok(Outcome {
+            connections,
+            requests,
+            in_process,
+            http_append,
+            http_status,
+        })
+    })?;
+    drop(runtime);
+    cairn.close();
+    Ok(outcome)
+}
