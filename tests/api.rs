@@ -1122,3 +1122,91 @@ async fn the_sql_console_reads_and_refuses_to_write_or_escape() {
     assert_eq!(app.count("SELECT count(*) FROM clients"), 1, "nothing was changed");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_log_is_reported_by_audit_verify_and_db_health() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    app.register("bravo").await;
+    app.register("charlie").await;
+    // Someone edits the log behind cairn's back.
+    let conn = rusqlite::Connection::open(app.dir.path().join("cairn.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn.execute_batch("UPDATE events SET data = replace(data, 'bravo', 'BRAVO') WHERE position = 2")
+        .unwrap();
+    drop(conn);
+    let v = app.get("/api/audit/verify").await;
+    assert_eq!(
+        (v.status, v.json()["message"].clone()),
+        (200, json!("the chain is broken"))
+    );
+    let d = v.data();
+    assert_eq!(
+        (
+            d["ok"].clone(),
+            d["first_bad"]["position"].clone(),
+            d["checked"].clone()
+        ),
+        (json!(false), json!(2), json!(1))
+    );
+    let health = app.get("/api/db/health").await.data();
+    assert_eq!(health["ok"], false);
+    let chain = health["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "chain")
+        .unwrap()
+        .clone();
+    assert_eq!(chain["ok"], false);
+    assert!(chain["detail"].as_str().unwrap().contains("position 2"), "{chain}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_conflicting_changes_let_exactly_one_through() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let (a, _) = app.register("alpha").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let app = app.clone();
+            let path = format!("/api/clients/{a}");
+            tokio::spawn(async move {
+                app.admin(
+                    "PATCH",
+                    &path,
+                    json!({ "name": format!("name-{i}"), "expected_version": 1 }),
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE type = 'ClientUpdated'"), 1);
+    match std::sync::Arc::try_unwrap(app) {
+        Ok(app) => app.stop().await,
+        Err(_) => panic!("a task still holds the app"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_upload_streams_through_and_downloads_identically() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let content: Vec<u8> = (0..(24u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let r = app.upload(&a, &token, "big.bin", &content).await;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let back = app.get(&format!("/api/files/{id}/content")).await;
+    assert_eq!(back.body.len(), content.len());
+    assert!(back.body == content[..], "the content comes back byte for byte");
+    app.stop().await;
+}
