@@ -8,6 +8,7 @@
 //! - [`app`]: [`Cairn`], one open data directory and the operations that span the log and the blobs.
 //! - [`datadir`]: the data directory's layout and its lock.
 //! - [`http`]: the HTTP API under `/api` and `cairn serve`'s server.
+//! - [`live`]: the live feed: a WebSocket hub that never loses an event.
 //! - [`replay`]: rebuilding the read tables from the log, verifying them, and the state as of a moment.
 //! - [`telemetry`]: CPU, memory and disk samples (in memory, not events).
 //! - [`cli`]: the `cairn` command line; [`bench`]: the benchmarks of `BENCHMARKS.md`.
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod datadir;
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod replay;
 pub mod telemetry;
 

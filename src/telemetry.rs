@@ -55,6 +55,13 @@ fn dir_bytes(dir: &Path) -> u64 {
 impl Telemetry {
     /// Samples the machine and the data directory `data` (blocking: it walks the blob store).
     pub fn sample(&self, data: &Path) -> Sample {
+        let mut s = self.sample_light(data);
+        s.blobs_bytes = dir_bytes(&crate::datadir::blobs_path(data));
+        s
+    }
+
+    /// As [`Telemetry::sample`] without walking the blob store (`blobs_bytes` is 0): cheap enough for every second.
+    pub fn sample_light(&self, data: &Path) -> Sample {
         let mut guard = self.system.lock().unwrap_or_else(|p| p.into_inner());
         let (cpu, cores, total, used, rss) = match guard.as_mut() {
             Some(sys) => {
@@ -106,7 +113,7 @@ impl Telemetry {
             disk_available_bytes: disk.map(|d| d.1),
             disk_used_percent: disk.filter(|d| d.0 > 0).map(|(t, a)| (t - a) as f64 * 100.0 / t as f64),
             database_bytes: file_len(&db) + file_len(Path::new(&wal)),
-            blobs_bytes: dir_bytes(&crate::datadir::blobs_path(data)),
+            blobs_bytes: 0,
         }
     }
 }

@@ -125,6 +125,7 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
             Config {
                 admin_token: TOKEN.into(),
                 heartbeat_timeout: Duration::from_secs(3600),
+                live: crate::live::LiveConfig::default(),
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

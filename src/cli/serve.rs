@@ -91,6 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Config {
                 admin_token: token.clone(),
                 heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
+                live: crate::live::LiveConfig::default(),
             },
         );
         println!("cairn serving http://{addr} (data {})", args.data.data.display());

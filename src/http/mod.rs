@@ -32,6 +32,7 @@ pub struct Config {
     pub admin_token: String,
     /// A client with no heartbeat for this long is marked offline.
     pub heartbeat_timeout: Duration,
+    pub live: crate::live::LiveConfig,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -43,11 +44,14 @@ pub struct AppState {
     pub started: Instant,
     pub heartbeats: Arc<heartbeat::Heartbeats>,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The live feed's relay, shared by every WebSocket connection.
+    pub live: Arc<crate::live::hub::Hub>,
 }
 
 impl AppState {
     pub fn new(cairn: Cairn, config: Config) -> Self {
         Self {
+            live: Arc::new(crate::live::hub::Hub::new(config.live)),
             cairn,
             config: Arc::new(config),
             started: Instant::now(),
@@ -202,9 +206,54 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let monitor = tokio::spawn(heartbeat::monitor(state.clone()));
-    let routes = api(state).recover(error::recover).unify();
+    let relay = tokio::spawn(crate::live::hub::relay(state.cairn.clone(), state.live.clone()));
+    let stats = tokio::spawn(crate::live::hub::stats(state.clone()));
+    let routes = live(state.clone())
+        .or(api(state))
+        .unify()
+        .recover(error::recover)
+        .unify();
     warp::serve(routes).incoming(listener).graceful(shutdown).run().await;
     monitor.abort();
+    relay.abort();
+    stats.abort();
+}
+
+/// `/api/live`: authenticated by header or `?token=`, limited in number, then upgraded.
+pub fn live(state: AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "live")
+        .and(warp::ws())
+        .and(warp::header::headers_cloned())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(move |ws: warp::ws::Ws, mut headers: HeaderMap, query: String| {
+            let state = state.clone();
+            async move {
+                let request_id = uuid::Uuid::now_v7().to_string();
+                if let Some(token) = request::parse_query(&query).ok().and_then(|q| q.get("token").cloned()) {
+                    if !headers.contains_key("authorization") {
+                        if let Ok(v) = warp::http::HeaderValue::from_str(&format!("Bearer {token}")) {
+                            headers.insert("authorization", v);
+                        }
+                    }
+                }
+                let caller = match authenticate(&state, &headers).await {
+                    Ok(c) => c,
+                    Err(e) => return e.into_response(&request_id),
+                };
+                let hub = state.live.clone();
+                let count = hub.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if count >= hub.config.max_connections {
+                    hub.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    let body = serde_json::json!({
+                        "success": false,
+                        "error": { "code": "TOO_MANY_CONNECTIONS", "message": format!("the live feed takes {} connections; try again later", hub.config.max_connections) },
+                        "timestamp": cairn_events::writer::now_rfc3339(),
+                    });
+                    return warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE).into_response();
+                }
+                ws.on_upgrade(move |socket| crate::live::connection::serve(state, caller, socket)).into_response()
+            }
+        })
 }
 
 /// An answer with no body but a status (for 204).

@@ -55,6 +55,7 @@ pub enum Endpoint {
     DbQuery,
     DbBackup,
     DbOptimize,
+    Live,
 }
 
 pub struct Route {
@@ -121,6 +122,7 @@ routes! {
     DbQuery POST "/api/db/query" Admin "Read-only SQL over the fixed tables: a read-only connection, an authorizer, a time limit, a row cap.";
     DbBackup POST "/api/db/backup" Admin "Writes an online backup into <data>/backups/.";
     DbOptimize POST "/api/db/optimize" Admin "ANALYZE and PRAGMA optimize, by the writer.";
+    Live GET "/api/live" Public "The live feed, a WebSocket (token in Authorization or ?token=): send {\"op\":\"subscribe\",\"from\":P,\"streams\":[],\"types\":[]}.";
 }
 
 /// What matching a path against the table found.

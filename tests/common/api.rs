@@ -1,4 +1,5 @@
 //! A server on port 0 over a fresh data directory, and an HTTP client for it.
+#![allow(dead_code)] // each test file uses a different part of these helpers
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -55,6 +56,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options, heartbeat_timeout: Duration) -> TestApp {
+    spawn_app_full(options, heartbeat_timeout, cairn::live::LiveConfig::default()).await
+}
+
+pub async fn spawn_app_full(options: Options, heartbeat_timeout: Duration, live: cairn::live::LiveConfig) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let cairn = Cairn::open(dir.path(), options).unwrap();
     let state = AppState::new(
@@ -62,6 +67,7 @@ pub async fn spawn_app_with(options: Options, heartbeat_timeout: Duration) -> Te
         Config {
             admin_token: ADMIN.into(),
             heartbeat_timeout,
+            live,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -170,7 +170,13 @@ pub async fn upload(state: &AppState, req: Request) -> Result<Response, ApiError
     state.cairn.execute(start, metadata.clone()).await?;
     let started = Instant::now();
 
-    let (blob, bytes) = receive(state, &req, limit, declared).await;
+    let progress = Progress {
+        transfer: transfer_id,
+        client,
+        filename: filename.clone(),
+        expected: expected_bytes,
+    };
+    let (blob, bytes) = receive(state, &req, limit, declared, &progress).await;
     let stored = match blob {
         Ok(blob) => {
             let command = StoreFile {
@@ -212,11 +218,24 @@ pub async fn upload(state: &AppState, req: Request) -> Result<Response, ApiError
 }
 
 /// Streams the body into a pending blob on a blocking thread; returns it (or why not) and the bytes received.
+/// What the live feed's `progress` messages say about one upload.
+struct Progress {
+    transfer: Uuid,
+    client: Uuid,
+    filename: String,
+    expected: Option<u64>,
+}
+
+/// Progress is published at most every this many bytes or this long, whichever comes first.
+const PROGRESS_BYTES: u64 = 256 * 1024;
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 async fn receive(
     state: &AppState,
     req: &Request,
     limit: u64,
     declared: Declared,
+    progress: &Progress,
 ) -> (Result<PendingBlob, ApiError>, u64) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, ()>>(8);
     let blobs = state.cairn.blobs().clone();
@@ -236,11 +255,22 @@ async fn receive(
         w.finish(&declared)
     });
     let mut bytes = 0u64;
+    let (mut reported, mut reported_at) = (0u64, Instant::now());
     let mut body = req.take_body();
     while let Some(chunk) = body.next().await {
         let message = match chunk {
             Ok(c) => {
                 bytes += c.len() as u64;
+                if bytes - reported >= PROGRESS_BYTES || reported_at.elapsed() >= PROGRESS_EVERY {
+                    state.live.progress(
+                        progress.transfer,
+                        progress.client,
+                        &progress.filename,
+                        bytes,
+                        progress.expected,
+                    );
+                    (reported, reported_at) = (bytes, Instant::now());
+                }
                 Ok(c)
             }
             Err(e) => {
@@ -254,6 +284,13 @@ async fn receive(
         }
     }
     drop(tx);
+    state.live.progress(
+        progress.transfer,
+        progress.client,
+        &progress.filename,
+        bytes,
+        progress.expected,
+    );
     let result = match writer.await {
         Ok(Ok(blob)) => Ok(blob),
         Ok(Err(BlobError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionAborted => {

@@ -8,6 +8,8 @@ mod logs;
 mod status;
 mod system;
 
+pub use status::status_figures;
+
 use rusqlite::Connection;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -59,6 +61,10 @@ pub async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Res
         DbQuery => db::query(state, req).await,
         DbBackup => db::backup(state, req).await,
         DbOptimize => db::optimize(state, req).await,
+        Live => Err(ApiError::bad(
+            "WEBSOCKET_REQUIRED",
+            "/api/live is a WebSocket: send an Upgrade request",
+        )),
     }
 }
 

@@ -28,6 +28,11 @@ pub struct Status {
 }
 
 pub async fn status(state: &AppState) -> Result<Response, ApiError> {
+    Ok(ok(StatusCode::OK, status_figures(state).await?, None))
+}
+
+/// The figures of `/api/status`, also sent on the live feed every second.
+pub async fn status_figures(state: &AppState) -> Result<Status, ApiError> {
     let head = state.cairn.store().head();
     let uptime = state.started.elapsed().as_secs();
     let s = read(state, move |conn| {
@@ -50,5 +55,5 @@ pub async fn status(state: &AppState) -> Result<Response, ApiError> {
         })
     })
     .await?;
-    Ok(ok(StatusCode::OK, s, None))
+    Ok(s)
 }

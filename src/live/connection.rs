@@ -1,0 +1,260 @@
+//! One subscriber of the live feed.
+//!
+//! A feeder turns the subscription into messages: it subscribes to the relay *before* reading history, sends the
+//! history from the database, then the live events, dropping by position what it already passed, and filling
+//! from the database whatever the relay's broadcast skipped when this subscriber lagged. A writer drains a
+//! bounded queue into the socket and pings; a send that stalls past the configured time closes the connection
+//! with [`CLOSE_BEHIND`] and `resume from <position>`, the last event it was handed.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+use warp::ws::{Message, WebSocket};
+
+use super::hub::{encode, read_range, Encoded};
+use super::{CLOSE_BEHIND, CLOSE_SHUTDOWN};
+
+/// How long a close frame may wait for a slow subscriber to read what is ahead of it.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+use crate::http::auth::Caller;
+use crate::http::AppState;
+
+/// `{"op":"subscribe","from":P,"streams":[…],"types":[…]}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Subscribe {
+    op: String,
+    #[serde(default)]
+    from: i64,
+    #[serde(default)]
+    streams: Vec<String>,
+    #[serde(default)]
+    types: Vec<String>,
+}
+
+/// What a subscription lets through. A client token sees the events that name its client: those of its own
+/// stream, and those whose data carries its `client_id` (its files' storage and deletion, its transfers' start,
+/// its log lines).
+struct Filter {
+    streams: Vec<String>,
+    types: Vec<String>,
+    /// A client token's own client: only its events.
+    client: Option<Uuid>,
+}
+
+impl Filter {
+    fn admits(&self, e: &Encoded) -> bool {
+        (self.streams.is_empty()
+            || self.streams.iter().any(|s| match s.strip_suffix('*') {
+                Some(prefix) => e.stream.starts_with(prefix),
+                None => *s == e.stream,
+            }))
+            && (self.types.is_empty() || self.types.contains(&e.event_type))
+            && self.client.is_none_or(|c| e.client == Some(c))
+    }
+}
+
+enum Outgoing {
+    Event { position: i64, text: String },
+    Other(String),
+}
+
+fn error_frame(code: &str, message: &str) -> String {
+    serde_json::json!({ "kind": "error", "code": code, "message": message }).to_string()
+}
+
+/// Serves one upgraded connection until either side ends it.
+pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
+    let hub = state.live.clone();
+    let (mut sink, mut incoming) = socket.split();
+    let (queue, mut outgoing) = mpsc::channel::<Outgoing>(hub.config.queue.max(1));
+    let config = hub.config;
+
+    // The writer: the only task that writes to the socket. `handed` is the last event given to the socket: a
+    // send that timed out may still leave its frame in the socket's buffer, and frames go out in order, so a
+    // close frame that arrives comes after it, and the resume position must count it.
+    let writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(config.ping_every);
+        ping.tick().await;
+        let mut handed = 0i64;
+        loop {
+            let (message, position) = tokio::select! {
+                next = outgoing.recv() => match next {
+                    Some(Outgoing::Event { position, text }) => (Message::text(text), Some(position)),
+                    Some(Outgoing::Other(text)) => (Message::text(text), None),
+                    None => {
+                        let reason = format!("resume from {handed}");
+                        let _closing = tokio::time::timeout(config.stall_timeout, sink.send(Message::close_with(CLOSE_SHUTDOWN, reason))).await;
+                        return;
+                    }
+                },
+                _ = ping.tick() => (Message::ping(Vec::new()), None),
+            };
+            if let Some(p) = position {
+                handed = p;
+            }
+            match tokio::time::timeout(config.stall_timeout, sink.send(message)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "a live connection's socket failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(handed, "closing a live subscriber that stayed too far behind");
+                    let reason = format!("too far behind; resume from {handed}");
+                    // The close frame waits behind what the subscriber has not read; give it time to get out.
+                    let _closing =
+                        tokio::time::timeout(CLOSE_GRACE, sink.send(Message::close_with(CLOSE_BEHIND, reason))).await;
+                    return;
+                }
+            }
+        }
+    });
+
+    // The feeder: waits for the subscription, then sends history and live events in order.
+    let client = match caller {
+        Caller::Admin => None,
+        Caller::Client(id) => Some(id),
+    };
+    let mut subscription: Option<(Filter, broadcast::Receiver<Arc<Encoded>>, i64)> = None;
+    let mut stats = hub.stats.subscribe();
+    let mut progress = hub.progress.subscribe();
+    'connection: loop {
+        tokio::select! {
+            message = incoming.next() => {
+                let Some(Ok(message)) = message else { break };
+                if message.is_close() {
+                    break;
+                }
+                if !message.is_text() {
+                    continue; // pings and pongs are the socket's business
+                }
+                let text = message.to_str().unwrap_or_default();
+                match serde_json::from_str::<Subscribe>(text) {
+                    Ok(s) if s.op != "subscribe" => {
+                        let frame = error_frame("INVALID_MESSAGE", &format!("unknown op {:?}; send {{\"op\":\"subscribe\",…}}", s.op));
+                        if queue.send(Outgoing::Other(frame)).await.is_err() { break }
+                    }
+                    Ok(_) if subscription.is_some() => {
+                        if queue.send(Outgoing::Other(error_frame("ALREADY_SUBSCRIBED", "one subscription per connection"))).await.is_err() { break }
+                    }
+                    Ok(s) if s.from < 0 => {
+                        if queue.send(Outgoing::Other(error_frame("INVALID_MESSAGE", "from must be 0 or more"))).await.is_err() { break }
+                    }
+                    Ok(s) => {
+                        let filter = Filter { streams: s.streams, types: s.types, client };
+                        // Subscribe before reading history, so that nothing falls between the two.
+                        let rx = hub.events.subscribe();
+                        let Some(last) = catch_up(&state, &filter, s.from, None, &queue).await else { break 'connection };
+                        subscription = Some((filter, rx, last));
+                    }
+                    Err(e) => {
+                        if queue.send(Outgoing::Other(error_frame("INVALID_MESSAGE", &e.to_string()))).await.is_err() { break }
+                    }
+                }
+            }
+            event = async {
+                match subscription.as_mut() {
+                    Some((_, rx, _)) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let Some((filter, _, last)) = subscription.as_mut() else { continue };
+                match event {
+                    Ok(e) if e.position <= *last => {}
+                    Ok(e) if e.position == *last + 1 => {
+                        *last = e.position;
+                        if filter.admits(&e) && queue.send(Outgoing::Event { position: e.position, text: e.text.clone() }).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(e) => {
+                        // A gap (this subscriber lagged): fill it from the database, then this event.
+                        let Some(caught) = catch_up(&state, filter, *last, Some(e.position - 1), &queue).await else { break };
+                        *last = caught;
+                        if e.position == *last + 1 {
+                            *last = e.position;
+                            if filter.admits(&e) && queue.send(Outgoing::Event { position: e.position, text: e.text.clone() }).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let Some(caught) = catch_up(&state, filter, *last, None, &queue).await else { break };
+                        *last = caught;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+            changed = stats.changed() => {
+                if changed.is_err() { continue }
+                let text = stats.borrow_and_update().clone();
+                if let Some(text) = text {
+                    // Transient: when the queue is full, this one is skipped.
+                    let _skipped_when_busy = queue.try_send(Outgoing::Other((*text).clone()));
+                }
+            }
+            update = progress.recv() => {
+                if let Ok(text) = update {
+                    let _skipped_when_busy = queue.try_send(Outgoing::Other((*text).clone()));
+                }
+            }
+        }
+    }
+    drop(queue);
+    if let Err(e) = writer.await {
+        tracing::debug!(error = %e, "a live connection's writer ended abnormally");
+    }
+    hub.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Sends every admitted event after `after` (up to `until`, or the head), in order; returns the last position
+/// passed, or `None` when the connection is gone.
+async fn catch_up(
+    state: &AppState,
+    filter: &Filter,
+    after: i64,
+    until: Option<i64>,
+    queue: &mpsc::Sender<Outgoing>,
+) -> Option<i64> {
+    let mut last = after;
+    loop {
+        let until = until.unwrap_or_else(|| state.cairn.store().head());
+        if last >= until {
+            return Some(last);
+        }
+        let cairn = state.cairn.clone();
+        let from = last;
+        let page_end = until.min(from + 1000);
+        let events = match tokio::task::spawn_blocking(move || read_range(&cairn, from, page_end)).await {
+            Ok(Ok(events)) => events,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "a live subscriber could not read the log");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        if events.is_empty() {
+            return Some(last);
+        }
+        for e in events {
+            last = e.position;
+            let encoded = encode(&e);
+            if filter.admits(&encoded)
+                && queue
+                    .send(Outgoing::Event {
+                        position: e.position,
+                        text: encoded.text,
+                    })
+                    .await
+                    .is_err()
+            {
+                return None;
+            }
+        }
+    }
+}

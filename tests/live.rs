@@ -1,0 +1,376 @@
+//! The live feed against a real server: every subscriber gets exactly the matching positions, in order, once;
+//! resuming; slow readers; filters; bad tokens and malformed messages; stats and progress.
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
+
+#[path = "common/api.rs"]
+mod helpers;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use helpers::{spawn_app, spawn_app_full, TestApp, ADMIN};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, token: &str) -> Socket {
+    let mut req = format!("ws://{}/api/live", app.addr).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+async fn subscribe(ws: &mut Socket, message: Value) {
+    ws.send(Message::text(message.to_string())).await.unwrap();
+}
+
+/// The next message of one of `kinds` (others are skipped), or `None` when the socket closed or time ran out.
+async fn next_of(ws: &mut Socket, kinds: &[&str], wait: Duration) -> Option<Result<Value, (u16, String)>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
+        match msg.ok()? {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if kinds.contains(&v["kind"].as_str().unwrap_or("")) {
+                    return Some(Ok(v));
+                }
+            }
+            Message::Close(Some(frame)) => return Some(Err((frame.code.into(), frame.reason.to_string()))),
+            Message::Close(None) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Positions of events received until `until` is reached (or time runs out).
+async fn positions_until(ws: &mut Socket, until: i64, wait: Duration) -> Vec<i64> {
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|p| *p < until) {
+        match next_of(ws, &["event"], wait).await {
+            Some(Ok(e)) => seen.push(e["position"].as_i64().unwrap()),
+            _ => break,
+        }
+    }
+    seen
+}
+
+async fn log(app: &TestApp, message: &str) -> i64 {
+    let r = app
+        .post_json("/api/logs", Some(ADMIN), json!({ "level": "info", "message": message }))
+        .await;
+    assert_eq!(r.status, 201);
+    r.data()["id"].as_i64().unwrap()
+}
+
+fn head(app: &TestApp) -> i64 {
+    app.count("SELECT coalesce(max(position), 0) FROM events")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_subscribers_each_receive_exactly_the_matching_positions_in_order_while_writers_append() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    log(&app, "before anyone subscribed").await;
+    let mut all = Vec::new();
+    let mut logs_only = Vec::new();
+    for i in 0..50 {
+        let mut ws = connect(&app, ADMIN).await;
+        if i % 2 == 0 {
+            subscribe(&mut ws, json!({ "op": "subscribe", "from": 0 })).await;
+            all.push(ws);
+        } else {
+            subscribe(
+                &mut ws,
+                json!({ "op": "subscribe", "from": 0, "types": ["LogRecorded"] }),
+            )
+            .await;
+            logs_only.push(ws);
+        }
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    if i % 10 == 0 {
+                        app.register(&format!("client-{w}-{i}")).await;
+                    } else {
+                        log(&app, &format!("writer {w} line {i}")).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let head = head(&app);
+    let log_positions: Vec<i64> = {
+        let conn = cairn_events::schema::open_read_only(&app.dir.path().join("cairn.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT position FROM events WHERE type = 'LogRecorded' ORDER BY position")
+            .unwrap();
+        let positions: Vec<i64> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        positions
+    };
+    for ws in all.iter_mut() {
+        assert_eq!(
+            positions_until(ws, head, Duration::from_secs(10)).await,
+            (1..=head).collect::<Vec<_>>()
+        );
+    }
+    for ws in logs_only.iter_mut() {
+        let last = *log_positions.last().unwrap();
+        assert_eq!(positions_until(ws, last, Duration::from_secs(10)).await, log_positions);
+    }
+    drop(all);
+    drop(logs_only);
+    std::sync::Arc::try_unwrap(app).ok().unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_resumes_from_a_given_position_into_the_live_events() {
+    let app = spawn_app().await;
+    for i in 0..10 {
+        log(&app, &format!("m{i}")).await;
+    }
+    let mut ws = connect(&app, ADMIN).await;
+    subscribe(&mut ws, json!({ "op": "subscribe", "from": 5 })).await;
+    assert_eq!(
+        positions_until(&mut ws, 10, Duration::from_secs(5)).await,
+        (6..=10).collect::<Vec<_>>()
+    );
+    log(&app, "live").await;
+    let e = next_of(&mut ws, &["event"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (e["position"].clone(), e["type"].clone(), e["data"]["message"].clone()),
+        (json!(11), json!("LogRecorded"), json!("live"))
+    );
+    assert_eq!(e["metadata"]["actor"], "admin:admin");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_reads_nothing_for_a_while_gets_every_event_or_its_resume_position() {
+    let live = cairn::live::LiveConfig {
+        queue: 4,
+        stall_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let app = spawn_app_full(
+        cairn::Options {
+            durability: cairn_events::Durability::Normal,
+            ..Default::default()
+        },
+        Duration::from_secs(60),
+        live,
+    )
+    .await;
+    let mut slow = connect(&app, ADMIN).await;
+    subscribe(&mut slow, json!({ "op": "subscribe", "from": 0 })).await;
+    // Big lines, so the socket's buffers fill while the subscriber is not reading.
+    let big = "x".repeat(4000);
+    for i in 0..1500 {
+        log(&app, &format!("{i} {big}")).await;
+    }
+    assert_eq!(
+        app.get("/api/health").await.status,
+        200,
+        "the server keeps serving others"
+    );
+    let head = head(&app);
+    let mut seen = Vec::new();
+    loop {
+        match next_of(&mut slow, &["event"], Duration::from_secs(10)).await {
+            Some(Ok(e)) => {
+                seen.push(e["position"].as_i64().unwrap());
+                if *seen.last().unwrap() == head {
+                    break;
+                }
+            }
+            Some(Err((code, reason))) => {
+                assert_eq!(code, cairn::live::CLOSE_BEHIND, "{reason}");
+                let resume: i64 = reason.rsplit(' ').next().unwrap().parse().unwrap();
+                eprintln!("closed as too far behind after {} events: {reason}", seen.len());
+                assert_eq!(
+                    resume,
+                    seen.last().copied().unwrap_or(0),
+                    "the reason names the last delivered position"
+                );
+                let mut again = connect(&app, ADMIN).await;
+                subscribe(&mut again, json!({ "op": "subscribe", "from": resume })).await;
+                seen.extend(positions_until(&mut again, head, Duration::from_secs(10)).await);
+                break;
+            }
+            None => panic!("the feed ended without a close code after {} events", seen.len()),
+        }
+    }
+    assert_eq!(seen, (1..=head).collect::<Vec<_>>(), "every event, once, in order");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_and_client_tokens_narrow_the_feed() {
+    let app = spawn_app().await;
+    let (a, a_token) = app.register("alpha").await; // 1
+    let (b, b_token) = app.register("bravo").await; // 2
+    app.upload(&a, &a_token, "a.txt", b"a").await; // 3-5
+    app.upload(&b, &b_token, "b.txt", b"b").await; // 6-8
+    log(&app, "admin line").await; // 9
+
+    let mut by_stream = connect(&app, ADMIN).await;
+    subscribe(
+        &mut by_stream,
+        json!({ "op": "subscribe", "from": 0, "streams": [format!("client-{b}"), "transfer-*"] }),
+    )
+    .await;
+    assert_eq!(
+        positions_until(&mut by_stream, 8, Duration::from_secs(5)).await,
+        [2, 3, 5, 6, 8]
+    );
+
+    let mut mine = connect(&app, &a_token).await;
+    subscribe(&mut mine, json!({ "op": "subscribe", "from": 0 })).await;
+    // The events that name alpha: registration, transfer started, file stored (a completion names only the
+    // transfer).
+    assert_eq!(
+        positions_until(&mut mine, 4, Duration::from_secs(5)).await,
+        [1, 3, 4],
+        "only alpha's own events"
+    );
+    log(&app, "another admin line").await; // 10, not alpha's
+    app.send(
+        "POST",
+        &format!("/api/clients/{a}/heartbeat"),
+        Some(&a_token),
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await; // 11
+    let e = next_of(&mut mine, &["event"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (e["position"].clone(), e["type"].clone()),
+        (json!(11), json!("ClientConnected"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_is_refused_and_a_malformed_message_gets_an_error_frame() {
+    let app = spawn_app().await;
+    let mut req = format!("ws://{}/api/live", app.addr).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", "Bearer nope".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    match tokio_tungstenite::connect_async(format!("ws://{}/api/live", app.addr)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    // A browser sends the token in the query.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/live?token={ADMIN}", app.addr))
+        .await
+        .unwrap();
+    for bad in [
+        "not json",
+        r#"{"op":"unsubscribe"}"#,
+        r#"{"op":"subscribe","from":-1}"#,
+        r#"{"op":"subscribe","extra":1}"#,
+    ] {
+        ws.send(Message::text(bad)).await.unwrap();
+        let e = next_of(&mut ws, &["error"], Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e["code"], "INVALID_MESSAGE", "{bad}");
+    }
+    log(&app, "still fine").await;
+    subscribe(&mut ws, json!({ "op": "subscribe", "from": 0 })).await;
+    assert_eq!(positions_until(&mut ws, 1, Duration::from_secs(5)).await, [1]);
+    subscribe(&mut ws, json!({ "op": "subscribe", "from": 0 })).await;
+    assert_eq!(
+        next_of(&mut ws, &["error"], Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap()["code"],
+        "ALREADY_SUBSCRIBED"
+    );
+    let r = app.get("/api/live").await;
+    assert_eq!((r.status, r.code()), (400, "WEBSOCKET_REQUIRED".to_owned()));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_are_refused_clearly() {
+    let live = cairn::live::LiveConfig {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let app = spawn_app_full(
+        cairn::Options {
+            durability: cairn_events::Durability::Normal,
+            ..Default::default()
+        },
+        Duration::from_secs(60),
+        live,
+    )
+    .await;
+    let _one = connect(&app, ADMIN).await;
+    let _two = connect(&app, ADMIN).await;
+    let mut req = format!("ws://{}/api/live", app.addr).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 503);
+            let body: Value = serde_json::from_slice(res.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["error"]["code"], "TOO_MANY_CONNECTIONS");
+        }
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_arrive_about_every_second_and_uploads_report_progress() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, ADMIN).await;
+    subscribe(&mut ws, json!({ "op": "subscribe", "from": 0 })).await;
+    let stats = next_of(&mut ws, &["stats"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats["running"], true);
+    assert!(stats["telemetry"]["memory_total_bytes"].as_u64().unwrap() > 0);
+    let (a, token) = app.register("alpha").await;
+    let content = vec![9u8; 3 << 20];
+    app.upload(&a, &token, "big.bin", &content).await;
+    let mut last = 0;
+    while let Some(Ok(p)) = next_of(&mut ws, &["progress"], Duration::from_secs(5)).await {
+        assert_eq!(p["filename"], "big.bin");
+        last = p["bytes"].as_u64().unwrap();
+        if last == content.len() as u64 {
+            break;
+        }
+    }
+    assert_eq!(
+        last,
+        content.len() as u64,
+        "the last progress message counts every byte"
+    );
+    app.stop().await;
+}
