@@ -317,3 +317,31 @@ fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
     let (code, _, _) = run(&["verify", "--data", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn bench_live_delivers_every_event_to_every_subscriber() {
+    let (code, out, err) = run(&[
+        "bench",
+        "live",
+        "--producers",
+        "5",
+        "--rate",
+        "40",
+        "--seconds",
+        "1",
+        "--durability",
+        "normal",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .last()
+        .unwrap()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    assert_eq!(&row[..3], ["5", "40", "40"], "{out}");
+    assert_eq!((row[6], row[7]), ("0", "0"), "nothing lost, nothing twice: {out}");
+    assert!(row[3].parse::<f64>().unwrap() > 0.0, "a latency was measured: {out}");
+}

@@ -374,3 +374,141 @@ async fn stats_arrive_about_every_second_and_uploads_report_progress() {
     );
     app.stop().await;
 }
+
+/// A server over `dir` on `addr`, and how to stop it.
+async fn start(
+    dir: &std::path::Path,
+    addr: &str,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    // The previous server's handles go away asynchronously; its data-directory lock with them.
+    let mut cairn = None;
+    for _ in 0..100 {
+        match cairn::Cairn::open(
+            dir,
+            cairn::Options {
+                durability: cairn_events::Durability::Normal,
+                ..Default::default()
+            },
+        ) {
+            Ok(c) => {
+                cairn = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let config = cairn::http::Config {
+        admin_token: ADMIN.into(),
+        heartbeat_timeout: Duration::from_secs(60),
+        live: Default::default(),
+    };
+    let state = cairn::http::AppState::new(cairn.expect("the data directory opens again"), config);
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let bound = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cairn::http::serve(state, listener, async {
+        let _ = rx.await;
+    }));
+    (bound, tx, server)
+}
+
+async fn post_log(addr: std::net::SocketAddr, message: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = json!({ "level": "info", "message": message }).to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /api/logs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cairn_tail_reconnects_after_the_feed_is_cut_and_resumes_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, stop, server) = start(dir.path(), "127.0.0.1:0").await;
+    for i in 0..3 {
+        post_log(addr, &format!("before {i}")).await;
+    }
+    let mut tail = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "tail",
+            "--url",
+            &format!("http://{addr}"),
+            "--token",
+            ADMIN,
+            "--from",
+            "0",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut positions = Vec::new();
+    async fn read_until(
+        lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+        positions: &mut Vec<i64>,
+        count: usize,
+    ) {
+        while positions.len() < count {
+            let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
+                .await
+                .expect("tail printed in time")
+                .expect("tail is running");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            positions.push(v["position"].as_i64().unwrap());
+        }
+    }
+    read_until(&mut lines, &mut positions, 3).await;
+
+    // Cut the feed: the server goes away and comes back on the same port, over the same log.
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops with a tail connected")
+        .unwrap();
+    let (_, stop, server) = start(dir.path(), &addr.to_string()).await;
+    for i in 0..3 {
+        post_log(addr, &format!("after {i}")).await;
+    }
+    read_until(&mut lines, &mut positions, 6).await;
+    assert_eq!(
+        positions,
+        (1..=6).collect::<Vec<_>>(),
+        "no gap and no duplicate across the reconnection"
+    );
+
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
+#[test]
+fn cairn_tail_refuses_a_bad_url_or_token_at_once() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["tail", "--url", "https://example.invalid", "--token", "t"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS is not built in"));
+}

@@ -3,6 +3,7 @@
 
 pub mod append;
 pub mod http;
+pub mod live;
 pub mod replay;
 
 use cairn_events::catalogue::LogRecorded;

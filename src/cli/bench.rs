@@ -15,6 +15,8 @@ enum Which {
     Replay,
     /// POST /api/logs and GET /api/status over concurrent connections, beside in-process appends
     Http,
+    /// Live-feed delivery: 1,000 subscribers at 100 events/s and 100 at 1,000 events/s
+    Live,
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +35,12 @@ pub struct Args {
     /// Keep the log written here (a data directory that verify, replay and events can open)
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// live: seconds of appends per shape
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
+    seconds: u32,
+    /// live: events per second, with --producers as the number of subscribers
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rate: Option<u32>,
     /// Rounds of each append measurement; the medians are printed, with the spread of the ratios
     #[arg(long, value_name = "R", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
     rounds: u16,
@@ -121,6 +129,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 o.http_append / o.in_process,
                 o.http_status
             );
+        }
+        Which::Live => {
+            let durability = args.durability.unwrap_or(Durability::Full);
+            let seconds = args.seconds;
+            let shapes: Vec<(usize, u32)> = match args.producers {
+                Some(p) => vec![(usize::from(p), args.rate.unwrap_or(100))],
+                None => vec![(1000, 100), (100, 1000)],
+            };
+            println!(
+                "durability {}; {seconds} s of appends per shape; server in its own process",
+                durability.as_str()
+            );
+            println!("| subscribers | events/s | events | p50 ms | p99 ms | max ms | lost | duplicates | delivered msg/s | server RSS MiB (peak) |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for (subscribers, rate) in shapes {
+                let o = bench::live::run(subscribers, rate, seconds, durability.as_str())?;
+                println!(
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0} | {:.1} ({:.1}) |",
+                    o.subscribers,
+                    o.rate,
+                    o.events,
+                    o.p50_ms,
+                    o.p99_ms,
+                    o.max_ms,
+                    o.lost,
+                    o.duplicates,
+                    o.delivered_per_sec,
+                    o.server_rss as f64 / 1048576.0,
+                    o.server_peak_rss as f64 / 1048576.0
+                );
+            }
         }
         Which::Replay => {
             let events = args.events.unwrap_or(1_000_000);

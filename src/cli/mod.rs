@@ -5,6 +5,7 @@ mod bench;
 mod events;
 mod replay;
 mod serve;
+mod tail;
 mod verify;
 
 use std::ffi::OsString;
@@ -42,6 +43,8 @@ enum Command {
     Verify(verify::Args),
     /// Print the audit trail
     Events(events::Args),
+    /// Follow the live feed of a running server, one line per event; reconnects and resumes without gaps
+    Tail(tail::Args),
     /// Write a consistent copy of the database, while a server runs (SQLite online backup)
     Backup(backup::Args),
     /// Run the benchmarks of BENCHMARKS.md
@@ -64,6 +67,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Verify(a) => verify::run(a),
         Command::Events(a) => events::run(a),
         Command::Backup(a) => backup::run(a),
+        Command::Tail(a) => tail::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

@@ -94,8 +94,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 live: crate::live::LiveConfig::default(),
             },
         );
-        println!("cairn serving http://{addr} (data {})", args.data.data.display());
-        println!("dashboard: http://{addr}/#token={token}");
+        // Printing must not stop the server: a closed stdout is only logged.
+        let mut out = std::io::stdout();
+        let printed = writeln!(out, "cairn serving http://{addr} (data {})", args.data.data.display())
+            .and_then(|()| writeln!(out, "dashboard: http://{addr}/#token={token}"))
+            .and_then(|()| out.flush());
+        if let Err(e) = printed {
+            tracing::warn!(error = %e, "could not print the dashboard URL");
+        }
         let uptime = state.started;
         crate::http::serve(state, listener, shutdown_signal()).await;
         let stopped = ServerStopped {

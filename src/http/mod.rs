@@ -208,6 +208,11 @@ pub async fn serve(
     let monitor = tokio::spawn(heartbeat::monitor(state.clone()));
     let relay = tokio::spawn(crate::live::hub::relay(state.cairn.clone(), state.live.clone()));
     let stats = tokio::spawn(crate::live::hub::stats(state.clone()));
+    let hub = state.live.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.close_all();
+    };
     let routes = live(state.clone())
         .or(api(state))
         .unify()

@@ -28,8 +28,9 @@ use crate::http::AppState;
 #[serde(deny_unknown_fields)]
 struct Subscribe {
     op: String,
+    /// Send events after this position; absent: from the head at the moment of subscribing.
     #[serde(default)]
-    from: i64,
+    from: Option<i64>,
     #[serde(default)]
     streams: Vec<String>,
     #[serde(default)]
@@ -97,7 +98,20 @@ pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
             if let Some(p) = position {
                 handed = p;
             }
-            match tokio::time::timeout(config.stall_timeout, sink.send(message)).await {
+            // Everything already queued goes out with this message under one flush (one write, not one each).
+            let mut batch = vec![message];
+            while batch.len() < 64 {
+                match outgoing.try_recv() {
+                    Ok(Outgoing::Event { position, text }) => {
+                        handed = position;
+                        batch.push(Message::text(text));
+                    }
+                    Ok(Outgoing::Other(text)) => batch.push(Message::text(text)),
+                    Err(_) => break,
+                }
+            }
+            let mut items = futures_util::stream::iter(batch.into_iter().map(Ok));
+            match tokio::time::timeout(config.stall_timeout, sink.send_all(&mut items)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "a live connection's socket failed");
@@ -123,8 +137,13 @@ pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
     let mut subscription: Option<(Filter, broadcast::Receiver<Arc<Encoded>>, i64)> = None;
     let mut stats = hub.stats.subscribe();
     let mut progress = hub.progress.subscribe();
+    let mut closing = hub.closing.subscribe();
     'connection: loop {
+        if *closing.borrow_and_update() {
+            break;
+        }
         tokio::select! {
+            _ = closing.changed() => break,
             message = incoming.next() => {
                 let Some(Ok(message)) = message else { break };
                 if message.is_close() {
@@ -142,14 +161,18 @@ pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
                     Ok(_) if subscription.is_some() => {
                         if queue.send(Outgoing::Other(error_frame("ALREADY_SUBSCRIBED", "one subscription per connection"))).await.is_err() { break }
                     }
-                    Ok(s) if s.from < 0 => {
+                    Ok(s) if s.from.is_some_and(|f| f < 0) => {
                         if queue.send(Outgoing::Other(error_frame("INVALID_MESSAGE", "from must be 0 or more"))).await.is_err() { break }
                     }
                     Ok(s) => {
                         let filter = Filter { streams: s.streams, types: s.types, client };
                         // Subscribe before reading history, so that nothing falls between the two.
                         let rx = hub.events.subscribe();
-                        let Some(last) = catch_up(&state, &filter, s.from, None, &queue).await else { break 'connection };
+                        let head = state.cairn.store().head();
+                        let from = s.from.unwrap_or(head);
+                        let ack = serde_json::json!({ "kind": "subscribed", "from": from, "head": head }).to_string();
+                        if queue.send(Outgoing::Other(ack)).await.is_err() { break }
+                        let Some(last) = catch_up(&state, &filter, from, None, &queue).await else { break 'connection };
                         subscription = Some((filter, rx, last));
                     }
                     Err(e) => {

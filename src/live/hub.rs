@@ -67,6 +67,9 @@ pub struct Hub {
     /// `{"kind":"progress",…}` messages; transient, so a lagging subscriber simply skips some.
     pub progress: broadcast::Sender<Arc<String>>,
     pub connections: AtomicUsize,
+    /// Set when the server shuts down: every connection closes (code 1001, with its resume position), since a
+    /// graceful shutdown waits for connections to end and a feed never ends by itself.
+    pub closing: watch::Sender<bool>,
 }
 
 impl Hub {
@@ -77,7 +80,13 @@ impl Hub {
             stats: watch::channel(None).0,
             progress: broadcast::channel(1_024).0,
             connections: AtomicUsize::new(0),
+            closing: watch::channel(false).0,
         }
+    }
+
+    /// Tells every connection to close.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Publishes an upload's progress.

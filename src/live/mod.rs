@@ -7,7 +7,9 @@
 //!   a bounded send queue; a close with [`CLOSE_BEHIND`] and the resume position when it stays too far behind.
 //!
 //! The protocol is DESIGN.md's: the client sends `{"op":"subscribe","from":P,"streams":[…],"types":[…]}`; the
-//! server sends `{"kind":"event",…}`, `{"kind":"stats",…}`, `{"kind":"progress",…}` and
+//! server sends `{"kind":"event",…}`, `{"kind":"stats",…}` and `{"kind":"progress",…}`. Two additions: `from`
+//! may be left out (from the head now), and the server acknowledges a subscription with
+//! `{"kind":"subscribed","from":F,"head":H}`, so that such a client knows where to resume; mistakes get
 //! `{"kind":"error","code":…,"message":…}`.
 
 pub mod connection;
