@@ -512,3 +512,64 @@ fn cairn_tail_refuses_a_bad_url_or_token_at_once() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS is not built in"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_falls_behind_the_broadcast_is_caught_up_from_the_log_and_pinged() {
+    // A broadcast of 4 and a queue of 2: a subscriber that pauses falls behind the relay at once; it must be
+    // caught up from the log, not dropped, since its sends never stall for long.
+    let live = cairn::live::LiveConfig {
+        broadcast_capacity: 4,
+        queue: 2,
+        ping_every: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let app = spawn_app_full(
+        cairn::Options {
+            durability: cairn_events::Durability::Normal,
+            ..Default::default()
+        },
+        Duration::from_secs(60),
+        live,
+    )
+    .await;
+    let mut ws = connect(&app, ADMIN).await;
+    subscribe(&mut ws, json!({ "op": "subscribe", "from": 0 })).await;
+    // Big lines, so the socket fills and the feeder waits while the relay goes on.
+    let big = "y".repeat(4000);
+    for i in 0..1500 {
+        log(&app, &format!("burst {i} {big}")).await;
+    }
+    let mut pinged = false;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 1500 {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("every event in time")
+            .unwrap()
+            .unwrap();
+        match msg {
+            Message::Ping(_) => pinged = true,
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["kind"] == "event" {
+                    seen.push(v["position"].as_i64().unwrap());
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, (1..=1500).collect::<Vec<_>>());
+    // Pings come every 200 ms; wait for one if the burst was quicker than that.
+    while !pinged {
+        if let Message::Ping(_) = tokio::time::timeout(Duration::from_secs(2), ws.next())
+            .await
+            .expect("a ping")
+            .unwrap()
+            .unwrap()
+        {
+            pinged = true;
+        }
+    }
+    app.stop().await;
+}

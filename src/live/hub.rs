@@ -76,7 +76,7 @@ impl Hub {
     pub fn new(config: LiveConfig) -> Self {
         Self {
             config,
-            events: broadcast::channel(16_384).0,
+            events: broadcast::channel(config.broadcast_capacity.max(1)).0,
             stats: watch::channel(None).0,
             progress: broadcast::channel(1_024).0,
             connections: AtomicUsize::new(0),

@@ -33,6 +33,8 @@ pub struct LiveConfig {
     pub stall_timeout: Duration,
     pub ping_every: Duration,
     pub stats_every: Duration,
+    /// Encoded events the relay's broadcast holds; a subscriber further behind is caught up from the log.
+    pub broadcast_capacity: usize,
 }
 
 impl Default for LiveConfig {
@@ -43,6 +45,7 @@ impl Default for LiveConfig {
             stall_timeout: Duration::from_secs(30),
             ping_every: Duration::from_secs(15),
             stats_every: Duration::from_secs(1),
+            broadcast_capacity: 16_384,
         }
     }
 }
