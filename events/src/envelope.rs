@@ -123,6 +123,24 @@ impl RecordedEvent {
         DomainEvent::decode(&self.event_type, self.schema, &self.data)
     }
 
+    /// The event as JSON for people and scripts: `data` and `metadata` as JSON values, the hash in hex.
+    pub fn to_json(&self) -> serde_json::Value {
+        let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null);
+        serde_json::json!({
+            "position": self.position,
+            "id": self.id,
+            "stream": self.stream,
+            "version": self.version,
+            "type": self.event_type,
+            "schema": self.schema,
+            "data": parse(&self.data),
+            "metadata": parse(&self.metadata),
+            "recorded_at": self.recorded_at,
+            "crc": self.crc,
+            "hash": hex::encode(self.hash),
+        })
+    }
+
     /// The metadata, parsed; an unparseable metadata column reads as an unknown actor.
     pub fn metadata(&self) -> Metadata {
         serde_json::from_str(&self.metadata).unwrap_or_else(|_| Metadata::with_actor("unknown".into()))

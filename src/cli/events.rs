@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cairn_events::{reader, schema, EventFilter, RecordedEvent};
+use cairn_events::{reader, schema, EventFilter};
 
 use super::DataArg;
 use crate::datadir;
@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let page = reader::query(&conn, &filter)?;
         for e in &page.events {
             if args.json {
-                writeln!(out, "{}", json_line(e))?;
+                writeln!(out, "{}", e.to_json())?;
             } else {
                 writeln!(
                     out,
@@ -77,20 +77,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn json_line(e: &RecordedEvent) -> serde_json::Value {
-    serde_json::json!({
-        "position": e.position,
-        "id": e.id,
-        "stream": e.stream,
-        "version": e.version,
-        "type": e.event_type,
-        "schema": e.schema,
-        "data": serde_json::from_str::<serde_json::Value>(&e.data).unwrap_or(serde_json::Value::Null),
-        "metadata": serde_json::from_str::<serde_json::Value>(&e.metadata).unwrap_or(serde_json::Value::Null),
-        "recorded_at": e.recorded_at,
-        "crc": e.crc,
-        "hash": hex::encode(e.hash),
-    })
 }

@@ -14,23 +14,6 @@ use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::http::AppState;
 
-/// An event as the API shows it: `data` and `metadata` as JSON, the hash in hex.
-pub fn event_json(e: &RecordedEvent) -> Value {
-    serde_json::json!({
-        "position": e.position,
-        "id": e.id,
-        "stream": e.stream,
-        "version": e.version,
-        "type": e.event_type,
-        "schema": e.schema,
-        "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
-        "metadata": serde_json::from_str::<Value>(&e.metadata).unwrap_or(Value::Null),
-        "recorded_at": e.recorded_at,
-        "crc": e.crc,
-        "hash": hex::encode(e.hash),
-    })
-}
-
 fn time(req: &Request, key: &'static str) -> Result<Option<String>, ApiError> {
     req.query(key)
         .map(|t| cairn_events::normalize_time(t).map_err(|e| ApiError::bad("INVALID_QUERY", format!("{key}: {e}"))))
@@ -63,7 +46,7 @@ pub async fn events(state: &AppState, req: Request) -> Result<Response, ApiError
         Ok((reader::query(conn, &filter)?, reader::count(conn, &filter)?))
     })
     .await?;
-    let events: Vec<Value> = page.events.iter().map(event_json).collect();
+    let events: Vec<Value> = page.events.iter().map(RecordedEvent::to_json).collect();
     Ok(ok(
         StatusCode::OK,
         serde_json::json!({ "events": events, "next_after": page.next_after, "total": total }),
@@ -78,7 +61,7 @@ pub async fn event(state: &AppState, req: Request) -> Result<Response, ApiError>
     let event = read(state, move |conn| Ok(reader::event_at(conn, position)?))
         .await?
         .ok_or_else(not_found)?;
-    Ok(ok(StatusCode::OK, event_json(&event), None))
+    Ok(ok(StatusCode::OK, event.to_json(), None))
 }
 
 pub async fn stream(state: &AppState, req: Request) -> Result<Response, ApiError> {
@@ -96,7 +79,7 @@ pub async fn stream(state: &AppState, req: Request) -> Result<Response, ApiError
             format!("no events in stream {stream:?}"),
         ));
     }
-    let json: Vec<Value> = events.iter().map(event_json).collect();
+    let json: Vec<Value> = events.iter().map(RecordedEvent::to_json).collect();
     Ok(ok(
         StatusCode::OK,
         serde_json::json!({ "stream": stream, "events": json }),

@@ -98,7 +98,7 @@ pub async fn info(state: &AppState) -> Result<Response, ApiError> {
             "sqlite_version": rusqlite::version(),
             "journal_mode": conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?,
             "tables": tables,
-            "last_backup": last_backup.events.last().map(super::audit::event_json),
+            "last_backup": last_backup.events.last().map(cairn_events::RecordedEvent::to_json),
         }))
     })
     .await?;
