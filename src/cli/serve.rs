@@ -75,9 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let token = admin_token(&args.data.data, args.token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let listener = crate::http::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let started = ServerStarted {
             version: env!("CARGO_PKG_VERSION").into(),

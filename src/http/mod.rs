@@ -199,6 +199,20 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, A
     }
 }
 
+/// Binds the server's listening socket with `TCP_NODELAY`, which accepted connections inherit (on Linux): the
+/// live feed writes small frames, and Nagle's algorithm would hold each behind the peer's delayed ACK.
+pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight finish.
 pub async fn serve(
     state: AppState,
