@@ -21,17 +21,12 @@ use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::http::AppState;
 
-/// The tables the browser and the console may read.
-pub const TABLES: &[&str] = &[
-    "events",
-    "clients",
-    "files",
-    "transfers",
-    "logs",
-    "stats",
-    "stats_totals",
-    "projection_checkpoints",
-];
+/// The tables the browser and the console may read: the log and every read table.
+pub static TABLES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    std::iter::once("events")
+        .chain(cairn_projections::READ_TABLES.iter().copied())
+        .collect()
+});
 
 /// Columns never shown: a token's hash is as good as a hint.
 const HIDDEN: &[&str] = &["token_hash"];
@@ -74,7 +69,7 @@ pub async fn info(state: &AppState) -> Result<Response, ApiError> {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut tables = Vec::new();
-        for t in TABLES {
+        for t in TABLES.iter() {
             let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
             tables.push(serde_json::json!({ "name": t, "rows": rows, "bytes": sizes.get(*t) }));
         }

@@ -226,6 +226,14 @@ struct Progress {
     expected: Option<u64>,
 }
 
+impl Progress {
+    fn report(&self, state: &AppState, bytes: u64) {
+        state
+            .live
+            .progress(self.transfer, self.client, &self.filename, bytes, self.expected);
+    }
+}
+
 /// Progress is published at most every this many bytes or this long, whichever comes first.
 const PROGRESS_BYTES: u64 = 256 * 1024;
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -262,13 +270,7 @@ async fn receive(
             Ok(c) => {
                 bytes += c.len() as u64;
                 if bytes - reported >= PROGRESS_BYTES || reported_at.elapsed() >= PROGRESS_EVERY {
-                    state.live.progress(
-                        progress.transfer,
-                        progress.client,
-                        &progress.filename,
-                        bytes,
-                        progress.expected,
-                    );
+                    progress.report(state, bytes);
                     (reported, reported_at) = (bytes, Instant::now());
                 }
                 Ok(c)
@@ -284,13 +286,7 @@ async fn receive(
         }
     }
     drop(tx);
-    state.live.progress(
-        progress.transfer,
-        progress.client,
-        &progress.filename,
-        bytes,
-        progress.expected,
-    );
+    progress.report(state, bytes);
     let result = match writer.await {
         Ok(Ok(blob)) => Ok(blob),
         Ok(Err(BlobError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionAborted => {
