@@ -179,9 +179,12 @@ impl BlobStore {
         })
     }
 
-    /// Where the blob of this content lives. `sha256` must be 64 hex digits (as the files table holds).
+    /// Where the blob of this content lives. `sha256` is 64 hex digits as the files table holds them; anything
+    /// else (a tampered row) names a file that does not exist, rather than a path elsewhere or a panic.
     pub fn path_of(&self, sha256: &str) -> PathBuf {
-        self.root.join(&sha256[..2]).join(sha256)
+        let valid = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        let name = if valid { sha256 } else { "invalid-checksum" };
+        self.root.join(&name[..2]).join(name)
     }
 
     /// Starts an upload of at most `limit` bytes.
@@ -322,5 +325,24 @@ mod tests {
         );
         let d = store.digest(&sha).unwrap();
         assert_eq!((d.sha256, d.crc32, d.size), (sha, 0x3610a686, 5));
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_checksum_never_names_a_path_outside_the_store() {
+        let store = BlobStore::open(&std::env::temp_dir().join("cairn-path-test"), false).unwrap();
+        for bad in ["", "a", "../../etc/passwd", &"g".repeat(64)] {
+            let p = store.path_of(bad);
+            assert!(
+                p.starts_with(std::env::temp_dir().join("cairn-path-test")),
+                "{bad}: {}",
+                p.display()
+            );
+            assert!(p.ends_with("in/invalid-checksum"), "{bad}: {}", p.display());
+        }
     }
 }

@@ -25,7 +25,9 @@ pub async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Res
     match endpoint {
         Health => Ok(ok(StatusCode::OK, serde_json::json!({ "status": "ok" }), None)),
         Status => status::status(state).await,
-        OpenApi => Ok(warp::reply::json(&super::openapi::document()).into_response_ok()),
+        OpenApi => Ok(warp::Reply::into_response(warp::reply::json(
+            &super::openapi::document(),
+        ))),
         ClientsList => clients::list(state, req).await,
         ClientsCreate => clients::create(state, req).await,
         ClientGet => clients::get(state, req).await,
@@ -65,16 +67,6 @@ pub async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Res
             "WEBSOCKET_REQUIRED",
             "/api/live is a WebSocket: send an Upgrade request",
         )),
-    }
-}
-
-trait IntoOk {
-    fn into_response_ok(self) -> Response;
-}
-
-impl<T: warp::Reply> IntoOk for T {
-    fn into_response_ok(self) -> Response {
-        self.into_response()
     }
 }
 
