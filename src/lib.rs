@@ -6,6 +6,7 @@
 //! - [`commands`]: the rules that turn a request into events, one file per area.
 //! - [`blobs`]: the content-addressed blob store, streamed and checksummed.
 //! - [`app`]: [`Cairn`], one open data directory and the operations that span the log and the blobs.
+//! - [`demo`]: `cairn serve --demo`'s fleet of simulated clients, using the real API.
 //! - [`datadir`]: the data directory's layout and its lock.
 //! - [`http`]: the HTTP API under `/api` and `cairn serve`'s server.
 //! - [`live`]: the live feed: a WebSocket hub that never loses an event.
@@ -20,6 +21,7 @@ pub mod blobs;
 pub mod cli;
 pub mod commands;
 pub mod datadir;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod live;

@@ -345,3 +345,67 @@ fn bench_live_delivers_every_event_to_every_subscriber() {
     assert_eq!((row[6], row[7]), ("0", "0"), "nothing lost, nothing twice: {out}");
     assert!(row[3].parse::<f64>().unwrap() > 0.0, "a latency was measured: {out}");
 }
+
+#[test]
+fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = cairn_bin()
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--durability",
+            "normal",
+            "--token",
+            "demo-admin-token-0123456789",
+            "--data",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        lines.push(line);
+    }
+    assert!(lines[2].starts_with("demo: 45 simulated clients"), "{lines:?}");
+    let addr = lines[0]
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut clients = 0;
+    for _ in 0..150 {
+        let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+        write!(socket, "GET /api/status HTTP/1.1\r\nhost: x\r\nauthorization: Bearer demo-admin-token-0123456789\r\nconnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        clients = body["data"]["total_clients"].as_i64().unwrap();
+        if clients == 45 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(clients, 45);
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        child.wait().unwrap().success(),
+        "SIGTERM stops the server and its fleet"
+    );
+    let (code, _, err) = run(&["verify", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}

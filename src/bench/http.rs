@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_events::{Durability, Metadata};
-use http_body_util::{BodyExt, Full};
 
 use super::{rate, sample_log};
 use crate::commands::log::RecordLog;
+use crate::http::client::Client;
 use crate::http::{AppState, Config};
 use crate::{Cairn, Options};
 
@@ -27,44 +27,6 @@ pub struct Outcome {
 }
 
 const TOKEN: &str = "bench-admin-token-0123456789abcdef";
-
-/// One keep-alive connection.
-struct Client {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    host: String,
-}
-
-impl Client {
-    async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Self> {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "a bench connection ended");
-            }
-        });
-        Ok(Self {
-            sender,
-            host: addr.to_string(),
-        })
-    }
-
-    async fn send(&mut self, method: &str, path: &str, body: Bytes) -> anyhow::Result<u16> {
-        self.sender.ready().await?;
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", &self.host)
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .header("content-type", "application/json")
-            .body(Full::new(body))?;
-        let res = self.sender.send_request(req).await?;
-        let status = res.status().as_u16();
-        res.into_body().collect().await?;
-        Ok(status)
-    }
-}
 
 /// `connections` tasks share `requests` calls of `f`; returns calls per second.
 async fn concurrently<F, Fut>(connections: usize, requests: usize, f: F) -> anyhow::Result<f64>
@@ -136,21 +98,21 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
         }));
 
         let http_append = concurrently(connections, requests, move |c, per| async move {
-            let mut client = Client::connect(addr).await?;
+            let mut client = Client::connect(addr, TOKEN).await?;
             for i in 0..per {
                 let l = sample_log(c * per + i);
                 let body =
                     serde_json::json!({ "level": l.level, "message": l.message, "source": l.source }).to_string();
-                let status = client.send("POST", "/api/logs", Bytes::from(body)).await?;
+                let (status, _) = client.send("POST", "/api/logs", &[], Bytes::from(body)).await?;
                 anyhow::ensure!(status == 201, "POST /api/logs answered {status}");
             }
             Ok(())
         })
         .await?;
         let http_status = concurrently(connections, requests, move |_, per| async move {
-            let mut client = Client::connect(addr).await?;
+            let mut client = Client::connect(addr, TOKEN).await?;
             for _ in 0..per {
-                let status = client.send("GET", "/api/status", Bytes::new()).await?;
+                let (status, _) = client.send("GET", "/api/status", &[], Bytes::new()).await?;
                 anyhow::ensure!(status == 200, "GET /api/status answered {status}");
             }
             Ok(())

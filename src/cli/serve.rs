@@ -31,6 +31,9 @@ pub struct Args {
     /// The largest upload accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     max_upload: u64,
+    /// Also run a simulated fleet of backup clients against the server, through its real API
+    #[arg(long)]
+    demo: bool,
     /// Seconds without a heartbeat before a client is marked offline
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     heartbeat_timeout: u64,
@@ -96,12 +99,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut out = std::io::stdout();
         let printed = writeln!(out, "cairn serving http://{addr} (data {})", args.data.data.display())
             .and_then(|()| writeln!(out, "dashboard: http://{addr}/#token={token}"))
+            .and_then(|()| match args.demo {
+                true => writeln!(
+                    out,
+                    "demo: {} simulated clients are starting",
+                    crate::demo::DemoConfig::default().clients
+                ),
+                false => Ok(()),
+            })
             .and_then(|()| out.flush());
         if let Err(e) = printed {
             tracing::warn!(error = %e, "could not print the dashboard URL");
         }
         let uptime = state.started;
-        crate::http::serve(state, listener, shutdown_signal()).await;
+        let (stop_demo, demo_stopped) = tokio::sync::watch::channel(false);
+        let demo = args.demo.then(|| {
+            tokio::spawn(crate::demo::run(
+                addr,
+                token.clone(),
+                crate::demo::DemoConfig::default(),
+                demo_stopped,
+            ))
+        });
+        let shutdown = async move {
+            shutdown_signal().await;
+            stop_demo.send_replace(true);
+        };
+        crate::http::serve(state, listener, shutdown).await;
+        if let Some(demo) = demo {
+            demo.abort();
+        }
         let stopped = ServerStopped {
             uptime_seconds: uptime.elapsed().as_secs(),
         };

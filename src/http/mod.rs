@@ -3,6 +3,7 @@
 //! heartbeat monitor ([`heartbeat`]).
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod handlers;
 pub mod heartbeat;
