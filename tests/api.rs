@@ -964,7 +964,7 @@ async fn the_database_endpoints_inform_check_browse_back_up_and_optimize() {
     let (a, token) = app.register("alpha").await;
     app.upload(&a, &token, "f.txt", b"abc").await;
     let info = app.get("/api/db").await.data();
-    assert_eq!(info["schema_version"], 3);
+    assert_eq!(info["schema_version"], cairn_events::schema::latest_version());
     assert_eq!(info["journal_mode"], "wal");
     let events = info["tables"]
         .as_array()

@@ -374,3 +374,33 @@ fn the_chain_verifies_after_mixed_work_and_a_reopen() {
     assert_eq!((report.checked, report.first_bad), (5, None));
     drop(dir);
 }
+
+#[test]
+fn migrating_to_storage_totals_computes_them_for_files_already_stored() {
+    let t = spawn();
+    let (a, b) = (t.register("alpha"), t.register("bravo"));
+    t.upload(a, "one", b"shared").unwrap();
+    t.upload(b, "two", b"shared").unwrap();
+    t.upload(b, "three", b"own content").unwrap();
+    let root = t.dir.path().to_owned();
+    let common::TestData { dir, cairn } = t;
+    cairn.close();
+    // Make it a version-3 database, as a cairn from before migration 4 left it.
+    rusqlite::Connection::open(root.join("cairn.db"))
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE stats_totals DROP COLUMN files; ALTER TABLE stats_totals DROP COLUMN file_bytes;
+             ALTER TABLE stats_totals DROP COLUMN stored_bytes; PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    let cairn = cairn::Cairn::open(&root, Options::default()).unwrap();
+    let conn = cairn.store().reader().unwrap();
+    assert_eq!(cairn_projections::stats::storage_totals(&conn).unwrap(), (3, 23, 17));
+    assert!(
+        cairn_events::schema::backup_path(&root.join("cairn.db"), 3).exists(),
+        "a copy was taken first"
+    );
+    drop(conn);
+    cairn.close();
+    drop(dir);
+}

@@ -194,6 +194,13 @@ proptest! {
         let snapshots = tempfile::tempdir().unwrap();
         let taken = run(&t, &ops, snapshots.path());
 
+        let conn = t.read();
+        prop_assert_eq!(
+            cairn_projections::stats::storage_totals(&conn).unwrap(),
+            cairn_projections::files::totals(&conn).unwrap(),
+            "the running storage totals equal the aggregate over files"
+        );
+        drop(conn);
         let report = replay::replay(t.root(), &Mode::Verify, |_| {}).unwrap();
         prop_assert_eq!(report.head, t.cairn.store().head());
         prop_assert!(report.differences.is_empty(), "live and rebuilt differ: {:?}", report.differences);

@@ -70,7 +70,35 @@ fn statements() -> &'static (String, String) {
     })
 }
 
+/// Keeps the current storage figures. Runs after the files projection has applied the same event, so the
+/// files table already holds (or no longer holds) the file: one reference left means new content, none means gone.
+fn storage(conn: &Connection, event: &DomainEvent) -> Result<(), ApplyError> {
+    let (files, bytes, sha) = match event {
+        DomainEvent::FileStored(f) => (1i64, f.size as i64, &f.sha256),
+        DomainEvent::FileDeleted(f) => (-1, -(f.size as i64), &f.sha256),
+        _ => return Ok(()),
+    };
+    let references = crate::files::references(conn, sha)?;
+    let stored = match (files, references) {
+        (1, 1) | (-1, 0) => bytes,
+        _ => 0,
+    };
+    conn.prepare_cached(
+        "UPDATE stats_totals SET files = files + ?1, file_bytes = file_bytes + ?2, stored_bytes = stored_bytes + ?3
+         WHERE id = 1",
+    )?
+    .execute(params![files, bytes, stored])?;
+    Ok(())
+}
+
+/// The current storage figures: files stored, their bytes, and bytes on disk after deduplication.
+pub fn storage_totals(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.prepare_cached("SELECT files, file_bytes, stored_bytes FROM stats_totals WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+}
+
 pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Result<(), ApplyError> {
+    storage(conn, event)?;
     let Some(c) = counts(event) else {
         return Ok(());
     };

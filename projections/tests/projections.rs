@@ -204,6 +204,11 @@ fn files_track_verification_downloads_deletion_and_dedupe() {
     feed.give(stored(f2, a, "two.txt", 10, "same"));
     feed.give(stored(f3, a, "three.bin", 99, "other"));
     assert_eq!(files::totals(&feed.conn).unwrap(), (3, 119, 109));
+    assert_eq!(
+        stats::storage_totals(&feed.conn).unwrap(),
+        (3, 119, 109),
+        "the running totals match the aggregate"
+    );
     assert_eq!(files::references(&feed.conn, "same").unwrap(), 2);
 
     feed.give(FileVerified {
@@ -247,8 +252,29 @@ fn files_track_verification_downloads_deletion_and_dedupe() {
         reason: "admin".into(),
     });
     assert_eq!(files::references(&feed.conn, "same").unwrap(), 1);
+    assert_eq!(
+        stats::storage_totals(&feed.conn).unwrap(),
+        (2, 109, 109),
+        "the shared content is still stored once"
+    );
+    feed.give(FileDeleted {
+        file_id: f1,
+        client_id: a,
+        sha256: "same".into(),
+        size: 10,
+        reason: "admin".into(),
+    });
+    assert_eq!(
+        stats::storage_totals(&feed.conn).unwrap(),
+        (1, 99, 99),
+        "the last holder of the content is gone"
+    );
+    assert_eq!(
+        stats::storage_totals(&feed.conn).unwrap(),
+        files::totals(&feed.conn).unwrap()
+    );
     let c = clients::get(&feed.conn, &a.to_string()).unwrap().unwrap();
-    assert_eq!((c.files_count, c.total_size), (2, 109));
+    assert_eq!((c.files_count, c.total_size), (1, 99));
 }
 
 #[test]

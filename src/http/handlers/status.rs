@@ -7,7 +7,7 @@ use warp::reply::Response;
 use super::read;
 use crate::http::error::{ok, ApiError};
 use crate::http::AppState;
-use cairn_projections::{clients, files, transfers};
+use cairn_projections::{clients, transfers};
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -37,7 +37,7 @@ pub async fn status_figures(state: &AppState) -> Result<Status, ApiError> {
     let uptime = state.started.elapsed().as_secs();
     let s = read(state, move |conn| {
         let (total_clients, clients_connected) = clients::counts(conn)?;
-        let (total_files, bytes, stored) = files::totals(conn)?;
+        let (total_files, bytes, stored) = cairn_projections::stats::storage_totals(conn)?;
         let (total_transfers, active_transfers) = transfers::counts(conn)?;
         Ok(Status {
             running: true,
