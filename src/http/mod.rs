@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod openapi;
 pub mod request;
 pub mod router;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -229,6 +230,8 @@ pub async fn serve(
         hub.close_all();
     };
     let routes = live(state.clone())
+        .or(web::files())
+        .unify()
         .or(api(state))
         .unify()
         .recover(error::recover)

@@ -1,0 +1,56 @@
+// Formatting shared by the views.
+
+export function bytes(n) {
+  if (n == null) return "–";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let v = Number(n);
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i += 1; }
+  return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
+}
+
+export function duration(seconds) {
+  const s = Math.floor(seconds);
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+export function time(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : "";
+}
+
+// Builds an element: el("li", { class: "x" }, child, "text").
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+// One line about an event, as the server's /api/activity describes it.
+export function describe(e) {
+  const d = e.data || {};
+  switch (e.type) {
+    case "ClientRegistered": return `client ${d.name} registered`;
+    case "ClientConnected": return "client connected";
+    case "ClientDisconnected": return `client disconnected (${d.reason})`;
+    case "ClientDeleted": return `client ${d.name} deleted`;
+    case "FileStored": return `${d.client_name} stored ${d.filename} (${bytes(d.size)})`;
+    case "FileVerified": return d.ok ? "file verified" : `file verification failed: ${d.detail}`;
+    case "FileDownloaded": return `file downloaded by ${d.by}`;
+    case "FileDeleted": return `file deleted (${d.reason})`;
+    case "TransferStarted": return `${d.direction} of ${d.filename} started`;
+    case "TransferCompleted": return `transfer completed (${bytes(d.bytes)})`;
+    case "TransferFailed": return `transfer failed: ${d.error}`;
+    case "LogRecorded": return `[${d.level}] ${d.message}`;
+    case "LogsCleared": return `${d.cleared} log lines cleared`;
+    default: return e.type;
+  }
+}

@@ -1,0 +1,114 @@
+// Overview: the figures an operator watches, live.
+
+import { api } from "../api.js";
+import * as live from "../live.js";
+import { bytes, describe, duration, el, time } from "../format.js";
+
+const HISTORY = 60;
+
+export const title = "Overview";
+
+export async function mount(root) {
+  const cards = el("section", { class: "cards", "aria-label": "Figures" });
+  const cpu = spark("CPU %"), mem = spark("Memory %");
+  const activity = el("ul", { class: "feed", "aria-label": "Live activity" });
+  const transfers = el("div", { "aria-label": "Transfers in progress" }, el("p", { class: "empty", text: "No transfers in progress." }));
+  root.replaceChildren(
+    el("h1", { text: "Overview" }),
+    cards,
+    el("div", { class: "grid2" },
+      el("section", { class: "panel" }, el("h2", { text: "Telemetry" }), cpu.root, mem.root),
+      el("section", { class: "panel" }, el("h2", { text: "Transfers in progress" }), transfers)),
+    el("section", { class: "panel", style: "margin-top:1rem" }, el("h2", { text: "Live activity" }), activity),
+  );
+
+  const show = (s) => {
+    cards.replaceChildren(
+      card("Clients connected", s.clients_connected, `of ${s.total_clients}`),
+      card("Files", s.total_files),
+      card("Storage used", bytes(s.storage_used_bytes), `${bytes(s.stored_bytes)} after dedupe`),
+      card("Transfers active", s.active_transfers, `${s.total_transfers} in all`),
+      card("Events", s.events_total, `head ${s.head_position}`),
+      card("Uptime", duration(s.uptime_seconds)),
+    );
+  };
+  show(await api("GET", "/api/status"));
+  const recent = await api("GET", "/api/activity?limit=30");
+  activity.replaceChildren(...recent.items.map((i) => item(i.recorded_at, i.type, i.summary)));
+
+  const bars = new Map();
+  const stops = [
+    live.on("stats", (s) => {
+      show(s);
+      if (s.telemetry) {
+        cpu.push(s.telemetry.cpu_percent);
+        mem.push(s.telemetry.memory_percent);
+      }
+    }),
+    live.on("event", (e) => {
+      activity.prepend(item(e.recorded_at, e.type, describe(e)));
+      while (activity.children.length > 200) activity.lastChild.remove();
+      if (e.type === "TransferCompleted" || e.type === "TransferFailed") {
+        bars.get(e.data.transfer_id)?.remove();
+        bars.delete(e.data.transfer_id);
+        if (!bars.size) transfers.replaceChildren(el("p", { class: "empty", text: "No transfers in progress." }));
+      }
+    }),
+    live.on("progress", (p) => {
+      let bar = bars.get(p.transfer_id);
+      if (!bar) {
+        if (!bars.size) transfers.replaceChildren();
+        bar = progressBar(p.filename);
+        bars.set(p.transfer_id, bar);
+        transfers.append(bar);
+      }
+      bar.update(p.bytes, p.expected_bytes);
+    }),
+  ];
+  return () => stops.forEach((stop) => stop());
+}
+
+function card(label, value, sub) {
+  return el("div", { class: "card" },
+    el("div", { class: "label", text: label }),
+    el("div", { class: "value", text: String(value ?? "–") }),
+    sub ? el("div", { class: "sub", text: sub }) : "");
+}
+
+function item(at, type, summary) {
+  return el("li", {}, el("time", { text: time(at) }), el("span", {}, summary, " ", el("span", { class: "type", text: type })));
+}
+
+function spark(label) {
+  const values = [];
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", `0 0 ${HISTORY} 100`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  svg.append(line);
+  const caption = el("div", { class: "label", text: label });
+  return {
+    root: el("div", {}, caption, svg),
+    push(v) {
+      values.push(Math.max(0, Math.min(100, Number(v) || 0)));
+      if (values.length > HISTORY) values.shift();
+      line.setAttribute("points", values.map((y, x) => `${x},${100 - y}`).join(" "));
+      caption.textContent = `${label}: ${values[values.length - 1].toFixed(1)}`;
+      svg.setAttribute("aria-label", caption.textContent);
+    },
+  };
+}
+
+function progressBar(name) {
+  const fill = el("div", { class: "fill", style: "width:0%" });
+  const figure = el("span");
+  const root = el("div", { class: "progress" }, el("div", { class: "name" }, el("span", { text: name }), figure), el("div", { class: "track" }, fill));
+  root.update = (done, total) => {
+    const pct = total ? Math.min(100, (100 * done) / total) : 0;
+    fill.style.width = `${pct}%`;
+    figure.textContent = total ? `${bytes(done)} of ${bytes(total)}` : bytes(done);
+  };
+  return root;
+}
