@@ -259,7 +259,7 @@ fn bench_http_reports_http_beside_in_process_appends() {
 
 #[test]
 fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let mut child = cairn_bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--durability", "normal", "--data"])
@@ -293,22 +293,10 @@ fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
             & 0o777;
         assert_eq!(mode, 0o600);
     }
-    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        socket,
-        "GET /api/status HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    socket.read_to_string(&mut answer).unwrap();
+    let answer = raw_status(&addr, &token);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     let (_, events, _) = run(&["events", "--data", dir.path().to_str().unwrap()]);
@@ -348,7 +336,7 @@ fn bench_live_delivers_every_event_to_every_subscriber() {
 
 #[test]
 fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let mut child = cairn_bin()
         .args([
@@ -384,10 +372,7 @@ fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
         .to_owned();
     let mut clients = 0;
     for _ in 0..150 {
-        let mut socket = std::net::TcpStream::connect(&addr).unwrap();
-        write!(socket, "GET /api/status HTTP/1.1\r\nhost: x\r\nauthorization: Bearer demo-admin-token-0123456789\r\nconnection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        socket.read_to_string(&mut answer).unwrap();
+        let answer = raw_status(&addr, "demo-admin-token-0123456789");
         let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         clients = body["data"]["total_clients"].as_i64().unwrap();
         if clients == 45 {
@@ -396,16 +381,35 @@ fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(clients, 45);
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     assert!(
         child.wait().unwrap().success(),
         "SIGTERM stops the server and its fleet"
     );
     let (code, _, err) = run(&["verify", "--data", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
+}
+
+/// `GET /api/status` over a plain socket; the whole HTTP answer.
+fn raw_status(addr: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        socket,
+        "GET /api/status HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Asks a child process to stop, as an operator would.
+fn sigterm(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
 }

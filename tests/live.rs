@@ -65,6 +65,23 @@ async fn log(app: &TestApp, message: &str) -> i64 {
     r.data()["id"].as_i64().unwrap()
 }
 
+/// A server whose live feed has these settings.
+async fn app_with(live: cairn::live::LiveConfig) -> TestApp {
+    let options = cairn::Options {
+        durability: cairn_events::Durability::Normal,
+        ..Default::default()
+    };
+    spawn_app_full(options, Duration::from_secs(60), live).await
+}
+
+/// Appends `count` log lines of 4 KB, enough to fill a socket's buffers.
+async fn flood(app: &TestApp, count: usize) {
+    let big = "x".repeat(4000);
+    for i in 0..count {
+        log(app, &format!("{i} {big}")).await;
+    }
+}
+
 fn head(app: &TestApp) -> i64 {
     app.count("SELECT coalesce(max(position), 0) FROM events")
 }
@@ -166,22 +183,11 @@ async fn a_subscriber_that_reads_nothing_for_a_while_gets_every_event_or_its_res
         stall_timeout: Duration::from_millis(300),
         ..Default::default()
     };
-    let app = spawn_app_full(
-        cairn::Options {
-            durability: cairn_events::Durability::Normal,
-            ..Default::default()
-        },
-        Duration::from_secs(60),
-        live,
-    )
-    .await;
+    let app = app_with(live).await;
     let mut slow = connect(&app, ADMIN).await;
     subscribe(&mut slow, json!({ "op": "subscribe", "from": 0 })).await;
     // Big lines, so the socket's buffers fill while the subscriber is not reading.
-    let big = "x".repeat(4000);
-    for i in 0..1500 {
-        log(&app, &format!("{i} {big}")).await;
-    }
+    flood(&app, 1500).await;
     assert_eq!(
         app.get("/api/health").await.status,
         200,
@@ -320,15 +326,7 @@ async fn connections_past_the_limit_are_refused_clearly() {
         max_connections: 2,
         ..Default::default()
     };
-    let app = spawn_app_full(
-        cairn::Options {
-            durability: cairn_events::Durability::Normal,
-            ..Default::default()
-        },
-        Duration::from_secs(60),
-        live,
-    )
-    .await;
+    let app = app_with(live).await;
     let _one = connect(&app, ADMIN).await;
     let _two = connect(&app, ADMIN).await;
     let mut req = format!("ws://{}/api/live", app.addr).into_client_request().unwrap();
@@ -523,22 +521,11 @@ async fn a_subscriber_that_falls_behind_the_broadcast_is_caught_up_from_the_log_
         ping_every: Duration::from_millis(200),
         ..Default::default()
     };
-    let app = spawn_app_full(
-        cairn::Options {
-            durability: cairn_events::Durability::Normal,
-            ..Default::default()
-        },
-        Duration::from_secs(60),
-        live,
-    )
-    .await;
+    let app = app_with(live).await;
     let mut ws = connect(&app, ADMIN).await;
     subscribe(&mut ws, json!({ "op": "subscribe", "from": 0 })).await;
     // Big lines, so the socket fills and the feeder waits while the relay goes on.
-    let big = "y".repeat(4000);
-    for i in 0..1500 {
-        log(&app, &format!("burst {i} {big}")).await;
-    }
+    flood(&app, 1500).await;
     let mut pinged = false;
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
