@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Runs every check cairn has, as CI does: formatting, lints (warnings are errors), and every test of the
-# workspace (unit, integration, property, crash, CLI, doc examples). Works on a fresh machine with a Rust
-# toolchain. Ends with one line totalling the tests.
+# workspace (unit, integration, property, crash, CLI, browser, doc examples). Works on a fresh Debian machine
+# with a Rust toolchain: it installs Chromium and chromedriver for the browser tests when they are missing.
+# Ends with one line totalling the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The browser tests drive Debian's headless Chromium through chromedriver: install them when missing.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "== installing chromium and chromium-driver (for tests/browser.rs)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

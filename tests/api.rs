@@ -1251,11 +1251,7 @@ fn every_file_in_web_is_embedded() {
     walk(&web, &mut found);
     let mut served: Vec<String> = cairn::http::web::FILES
         .iter()
-        .map(|(p, _, _)| {
-            web.join(if *p == "/" { "index.html" } else { &p[1..] })
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|(p, _, _)| web.join(&p[1..]).to_string_lossy().into_owned())
         .collect();
     found.sort();
     served.sort();

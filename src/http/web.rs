@@ -5,39 +5,36 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-/// Every file of the dashboard: (path, content type, bytes).
-pub const FILES: &[(&str, &str, &str)] = &[
-    ("/", "text/html; charset=utf-8", include_str!("../../web/index.html")),
-    (
-        "/styles.css",
-        "text/css; charset=utf-8",
-        include_str!("../../web/styles.css"),
-    ),
-    (
-        "/js/app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/js/app.js"),
-    ),
-    (
-        "/js/api.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/js/api.js"),
-    ),
-    (
-        "/js/live.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/js/live.js"),
-    ),
-    (
-        "/js/format.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/js/format.js"),
-    ),
-    (
-        "/js/views/overview.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/js/views/overview.js"),
-    ),
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// `(path, content type)` → `(path, content type, the file's text)`, embedded from `web/`.
+macro_rules! embed {
+    ($(($path:literal, $mime:expr)),* $(,)?) => {
+        &[$(($path, $mime, include_str!(concat!("../../web", $path)))),*]
+    };
+}
+
+/// Every file of the dashboard: (path, content type, text); `/` answers with `/index.html`. The charting library is
+/// uPlot 1.6.32 from npm (MIT), vendored unchanged; its LICENSE is served beside it.
+pub const FILES: &[(&str, &str, &str)] = embed![
+    ("/index.html", "text/html; charset=utf-8"),
+    ("/styles.css", CSS),
+    ("/js/app.js", JS),
+    ("/js/api.js", JS),
+    ("/js/live.js", JS),
+    ("/js/format.js", JS),
+    ("/js/ui.js", JS),
+    ("/js/views/overview.js", JS),
+    ("/js/views/clients.js", JS),
+    ("/js/views/files.js", JS),
+    ("/js/views/logs.js", JS),
+    ("/js/views/analytics.js", JS),
+    ("/js/views/database.js", JS),
+    ("/js/views/audit.js", JS),
+    ("/vendor/uplot/uPlot.iife.min.js", JS),
+    ("/vendor/uplot/uPlot.min.css", CSS),
+    ("/vendor/uplot/LICENSE", "text/plain; charset=utf-8"),
 ];
 
 /// `GET` of a dashboard file; anything else falls through to the API.
@@ -45,8 +42,8 @@ pub fn files() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + 
     warp::get()
         .and(warp::path::full())
         .and_then(|path: warp::path::FullPath| async move {
-            let wanted = if path.as_str() == "/index.html" {
-                "/"
+            let wanted = if path.as_str() == "/" {
+                "/index.html"
             } else {
                 path.as_str()
             };

@@ -60,8 +60,36 @@ pub async fn spawn_app_with(options: Options, heartbeat_timeout: Duration) -> Te
 }
 
 pub async fn spawn_app_full(options: Options, heartbeat_timeout: Duration, live: cairn::live::LiveConfig) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let cairn = Cairn::open(dir.path(), options).unwrap();
+    spawn_app_in(
+        tempfile::tempdir().unwrap(),
+        "127.0.0.1:0",
+        options,
+        heartbeat_timeout,
+        live,
+    )
+    .await
+}
+
+/// A server over an existing data directory (seeded, or a stopped server's) on `listen`.
+pub async fn spawn_app_in(
+    dir: tempfile::TempDir,
+    listen: &str,
+    options: Options,
+    heartbeat_timeout: Duration,
+    live: cairn::live::LiveConfig,
+) -> TestApp {
+    // A stopped server's handles go away asynchronously, its data-directory lock with them.
+    let mut opened = None;
+    for _ in 0..100 {
+        match Cairn::open(dir.path(), options) {
+            Ok(c) => {
+                opened = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let cairn = opened.unwrap_or_else(|| Cairn::open(dir.path(), options).unwrap());
     let state = AppState::new(
         cairn,
         Config {
@@ -70,7 +98,7 @@ pub async fn spawn_app_full(options: Options, heartbeat_timeout: Duration, live:
             live,
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(cairn::http::serve(state, listener, async {
@@ -86,7 +114,12 @@ pub async fn spawn_app_full(options: Options, heartbeat_timeout: Duration, live:
 
 impl TestApp {
     /// Stops the server and waits for it, as the test that started it must.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the server and answers its data directory, for a restart.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -96,6 +129,7 @@ impl TestApp {
                 .expect("the server stops")
                 .unwrap();
         }
+        self.dir
     }
 
     pub async fn send(

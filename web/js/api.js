@@ -33,3 +33,21 @@ export async function api(method, path, body) {
   }
   return envelope.data;
 }
+
+// Calls the API for a body that is not the envelope (a download, an export); a failure throws an ApiError.
+export async function raw(method, path) {
+  const res = await fetch(path, { method, headers: { Authorization: `Bearer ${token()}` } });
+  if (!res.ok) {
+    let error = { code: "HTTP_" + res.status, message: res.statusText };
+    try { error = (await res.json()).error || error; } catch { /* not JSON */ }
+    if (res.status === 401) window.dispatchEvent(new CustomEvent("cairn:signed-out"));
+    throw new ApiError(res.status, error.code, error.message);
+  }
+  return res;
+}
+
+// A query string from the values that are set: qs({ page: 2, q: "" }) → "?page=2".
+export function qs(params) {
+  const pairs = Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "");
+  return pairs.length ? "?" + pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join("&") : "";
+}

@@ -2,12 +2,19 @@
 
 import { api, ApiError, setToken, token } from "./api.js";
 import * as live from "./live.js";
+import * as analytics from "./views/analytics.js";
+import * as audit from "./views/audit.js";
+import * as clients from "./views/clients.js";
+import * as database from "./views/database.js";
+import * as files from "./views/files.js";
+import * as logs from "./views/logs.js";
 import * as overview from "./views/overview.js";
 
-// Only the views that exist are in the navigation.
-const VIEWS = { overview };
+// Each view has its own address: #/name, #/name/id (one client, one event, one table), #/name?filters.
+const VIEWS = { overview, clients, files, logs, analytics, database, audit };
 
 let unmount = null;
+let mounted = null; // the route being mounted, so that a slow one does not outlive a newer one
 
 // The URL printed by `cairn serve` carries the token in its fragment; keep it for the session, never in the URL.
 function takeTokenFromUrl() {
@@ -29,16 +36,22 @@ function renderNav(current) {
 }
 
 async function route() {
-  const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "overview";
+  const [, name = "overview", id = "", query = ""] = location.hash.match(/^#\/(\w+)(?:\/([^?]*))?(?:\?(.*))?/) || [];
   const view = VIEWS[name] || overview;
   renderNav(VIEWS[name] ? name : "overview");
   if (unmount) unmount();
   unmount = null;
   const root = document.getElementById("view");
+  root.replaceChildren();
+  for (const key of Object.keys(root.dataset)) delete root.dataset[key];
+  const mounting = (mounted = {});
   try {
-    unmount = await view.mount(root);
+    const stop = await view.mount(root, decodeURIComponent(id), new URLSearchParams(query));
+    // Another route began while this one loaded: stop this one at once.
+    if (mounted === mounting) unmount = stop;
+    else if (stop) stop();
   } catch (e) {
-    if (!(e instanceof ApiError && e.status === 401)) {
+    if (mounted === mounting && !(e instanceof ApiError && e.status === 401)) {
       root.replaceChildren(Object.assign(document.createElement("p"), { className: "error", textContent: `Could not load: ${e.message}` }));
     }
   }

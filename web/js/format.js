@@ -22,6 +22,13 @@ export function time(iso) {
   return iso ? new Date(iso).toLocaleTimeString() : "";
 }
 
+// A date and time for tables: the time alone when it is today.
+export function datetime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
 // Builds an element: el("li", { class: "x" }, child, "text").
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);

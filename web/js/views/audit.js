@@ -1,0 +1,154 @@
+// Audit: the event browser, one event in full, an entity's history, the chain's status, and the state of a
+// client or file as of a chosen position.
+
+import { api, qs } from "../api.js";
+import * as live from "../live.js";
+import { datetime, describe, el } from "../format.js";
+import { badge, busy, button, field, notice, toolbar } from "../ui.js";
+
+export const title = "Audit";
+
+const TYPES = ["ClientRegistered", "ClientUpdated", "ClientConnected", "ClientDisconnected", "ClientTokenRotated", "ClientDeleted",
+  "FileStored", "FileVerified", "FileDownloaded", "FileDeleted", "TransferStarted", "TransferCompleted", "TransferFailed",
+  "LogRecorded", "LogsCleared", "ServerStarted", "ServerStopped", "DatabaseBackedUp", "DatabaseOptimized"];
+const PAGE = 100;
+
+export async function mount(root, position) {
+  const chain = el("div", { "aria-label": "Chain status" }, el("p", { class: "muted", text: "Verifying the chain…" }));
+  const stream = el("input", { type: "search", placeholder: "client-…, file-…, log, server", "aria-label": "Stream" });
+  const type = el("select", { "aria-label": "Type" }, el("option", { value: "", text: "Any type" }), ...TYPES.map((t) => el("option", { value: t, text: t })));
+  const actor = el("input", { type: "search", placeholder: "admin:admin, client:…, system", "aria-label": "Actor" });
+  const from = el("input", { type: "datetime-local", "aria-label": "From" });
+  const to = el("input", { type: "datetime-local", "aria-label": "To" });
+  const rows = el("tbody");
+  const status = el("span", { class: "muted" });
+  const more = el("button", { type: "button", class: "ghost", text: "Load more" });
+  const detail = el("section", { class: "panel detail", "aria-label": "Event" }, el("p", { class: "muted", text: "Choose an event to see it in full." }));
+
+  let cursor = 0;      // the last position listed
+  let caughtUp = false; // the list reached the head: live events that match are appended
+  let shown = 0;
+
+  const filter = () => ({
+    stream: stream.value.trim(), type: type.value, actor: actor.value.trim(),
+    from: from.value ? new Date(from.value).toISOString() : "", to: to.value ? new Date(to.value).toISOString() : "",
+  });
+  const row = (e) => {
+    const tr = el("tr", { class: "clickable", "data-position": String(e.position) },
+      el("td", { text: String(e.position) }), el("td", { text: datetime(e.recorded_at) }), el("td", {}, el("code", { text: e.type })),
+      el("td", {}, el("a", { href: "#", class: "stream", title: `${e.stream} (show only this stream)`, text: e.stream })), el("td", { text: e.metadata?.actor || "" }), el("td", { text: describe(e) }));
+    tr.onclick = (ev) => {
+      ev.preventDefault();
+      if (ev.target.classList.contains("stream")) { stream.value = e.stream; apply(); return; }
+      history.replaceState(null, "", `#/audit/${e.position}`);
+      showEvent(e);
+    };
+    return tr;
+  };
+
+  async function page(after) {
+    const f = filter();
+    const data = await api("GET", "/api/events" + qs({ ...f, after, limit: PAGE }));
+    rows.append(...data.events.map(row));
+    shown += data.events.length;
+    if (data.events.length) cursor = data.events[data.events.length - 1].position;
+    caughtUp = data.next_after === null || data.next_after === undefined;
+    more.hidden = caughtUp;
+    status.textContent = `${shown} of ${data.total} events`;
+    root.dataset.total = String(data.total);
+  }
+  async function apply(after = 0) {
+    rows.replaceChildren();
+    shown = 0;
+    cursor = after;
+    await page(after).catch((e) => notice(e.message, "error"));
+  }
+  more.onclick = () => busy(more, () => page(cursor));
+
+  async function verify() {
+    chain.replaceChildren(el("p", { class: "muted", text: "Verifying the chain…" }));
+    const v = await api("GET", "/api/audit/verify");
+    chain.replaceChildren(
+      el("p", {}, v.ok ? badge("chain intact", "ok") : badge(`broken at position ${v.first_bad.position}`, "bad"),
+        v.ok ? "" : el("span", { class: "error", text: ` ${v.first_bad.reason}` }),
+        el("span", { class: "muted", text: ` ${v.checked} events checked, head ${v.head}` })),
+      el("p", { class: "hash", title: "The head's hash: note it to prove later that nothing before it changed" }, "head hash ", el("code", { text: v.head_hash || "–" })));
+    root.dataset.chain = v.ok ? "ok" : "broken";
+  }
+
+  async function showEvent(e) {
+    detail.replaceChildren(
+      el("div", { class: "title-row" }, el("h2", { text: `#${e.position} ${e.type}` }), el("span", { class: "grow" }),
+        button("Entity history", (b) => busy(b, () => entity(e.stream)), "ghost small"),
+        ...(/^(client|file)-/.test(e.stream) ? [button("State as of this event", (b) => busy(b, () => asOf(e.stream, e.position)), "ghost small")] : [])),
+      el("pre", { class: "json", text: JSON.stringify(e, null, 2) }));
+  }
+
+  async function entity(name) {
+    const data = await api("GET", "/api/events" + qs({ stream: name, limit: 1000 }));
+    detail.replaceChildren(el("h2", { text: `History of ${name}` }),
+      el("p", { class: "muted", text: `${data.total} events${data.total > data.events.length ? `, the first ${data.events.length} shown` : ""}` }),
+      el("ol", { class: "history" }, ...data.events.map((e) => {
+        const a = el("a", { href: `#/audit/${e.position}`, text: `#${e.position}` });
+        a.onclick = (ev) => { ev.preventDefault(); history.replaceState(null, "", a.getAttribute("href")); showEvent(e); };
+        return el("li", {}, a, " ", el("code", { text: e.type }), " ", el("span", { class: "muted", text: `${datetime(e.recorded_at)} · ${e.metadata?.actor || ""}` }), el("div", { text: describe(e) }));
+      })));
+  }
+
+  async function asOf(name, at) {
+    const [kind, id] = [name.slice(0, name.indexOf("-")), name.slice(name.indexOf("-") + 1)];
+    const path = kind === "client" ? `/api/clients/${id}` : `/api/files/${id}`;
+    const then = await api("GET", `${path}?at=${at}`);
+    const now = await api("GET", path).catch((e) => ({ note: `now: ${e.message}` }));
+    detail.replaceChildren(el("h2", { text: `${kind} ${id}` }),
+      el("div", { class: "grid2" },
+        el("div", {}, el("h3", { text: `As of position ${at}` }), el("pre", { class: "json", text: JSON.stringify(then, null, 2) })),
+        el("div", {}, el("h3", { text: "Now" }), el("pre", { class: "json", text: JSON.stringify(now, null, 2) }))));
+  }
+
+  // The state of any client or file at any position, asked for directly.
+  const kind = el("select", { "aria-label": "Kind" }, el("option", { value: "client", text: "client" }), el("option", { value: "file", text: "file" }));
+  const entityId = el("input", { placeholder: "id", "aria-label": "Id", size: "38" });
+  const at = el("input", { type: "number", min: "1", placeholder: "position", "aria-label": "Position" });
+  const asOfForm = el("form", { class: "toolbar" }, field("State of a", kind), field("Id", entityId), field("As of position", at), el("button", { type: "submit", text: "Show" }));
+  asOfForm.onsubmit = (ev) => {
+    ev.preventDefault();
+    asOf(`${kind.value}-${entityId.value.trim()}`, at.value).catch((e) => notice(e.message, "error"));
+  };
+
+  const applyButton = el("button", { type: "submit", text: "Apply" });
+  const filters = el("form", { class: "toolbar" }, field("Stream", stream), field("Type", type), field("Actor", actor), field("From", from), field("To", to), applyButton,
+    button("Latest", (b) => busy(b, async () => {
+      const s = await api("GET", "/api/status");
+      await apply(Math.max(0, s.head_position - PAGE));
+    }), "ghost"));
+  filters.onsubmit = (ev) => { ev.preventDefault(); busy(applyButton, () => apply()); };
+
+  root.replaceChildren(
+    el("div", { class: "title-row" }, el("h1", { text: "Audit" }), el("span", { class: "grow" }), button("Verify the chain", (b) => busy(b, verify), "ghost")),
+    el("section", { class: "panel" }, el("h2", { text: "Chain" }), chain),
+    filters,
+    el("div", { class: "audit" },
+      el("section", { class: "panel" },
+        el("div", { class: "scroll tall" }, el("table", { "aria-label": "Events" },
+          el("thead", {}, el("tr", {}, ...["Position", "Recorded", "Type", "Stream", "Actor", "Summary"].map((h) => el("th", { text: h })))), rows)),
+        el("div", { class: "pager" }, status, more)),
+      el("div", {}, detail, el("section", { class: "panel" }, asOfForm))),
+  );
+
+  verify().catch((e) => chain.replaceChildren(el("p", { class: "error", text: e.message })));
+  await apply();
+  if (position) {
+    await api("GET", `/api/events/${position}`).then(showEvent).catch((e) => notice(e.message, "error"));
+  }
+
+  return live.on("event", (e) => {
+    if (!caughtUp) return;
+    const f = filter();
+    if ((f.stream && e.stream !== f.stream) || (f.type && e.type !== f.type) || (f.actor && e.metadata?.actor !== f.actor) || f.to) return;
+    rows.append(row(e));
+    shown += 1;
+    cursor = e.position;
+    status.textContent = `${shown} events`;
+  });
+}

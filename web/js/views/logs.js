@@ -1,0 +1,105 @@
+// Logs: a live tail, newest at the bottom; filters, search, pause (scrolling up pauses too), clear, export.
+
+import { api, qs, raw } from "../api.js";
+import * as live from "../live.js";
+import { datetime, el } from "../format.js";
+import { busy, button, confirmAction, field, notice, save, toolbar } from "../ui.js";
+
+export const title = "Logs";
+
+const LEVELS = ["debug", "info", "warning", "error", "critical"];
+const KEEP = 1000; // lines kept on screen; the table keeps them all
+
+export async function mount(root) {
+  const level = el("select", { "aria-label": "Level" }, el("option", { value: "", text: "Any level" }),
+    ...LEVELS.map((l) => el("option", { value: l, text: l })));
+  const source = el("input", { type: "search", placeholder: "agent, server…", "aria-label": "Source", list: "log-sources" });
+  const sources = el("datalist", { id: "log-sources" });
+  const search = el("input", { type: "search", placeholder: "Words in the message", "aria-label": "Search logs" });
+  const pause = el("button", { type: "button", class: "ghost", "aria-pressed": "false", text: "Pause" });
+  const waiting = el("span", { class: "muted", "aria-live": "polite" });
+  const tail = el("ol", { class: "tail", "aria-label": "Log tail", tabindex: "0" });
+
+  let paused = false;
+  let held = []; // lines that arrived while paused
+  const known = new Set();
+
+  const filter = () => ({ level: level.value, source: source.value.trim(), q: search.value.trim() });
+  const matches = (d, f) => (!f.level || d.level === f.level) && (!f.source || d.source === f.source)
+    && (!f.q || d.message.toLowerCase().includes(f.q.toLowerCase()));
+  const line = (at, d) => {
+    if (!known.has(d.source)) { known.add(d.source); sources.append(el("option", { value: d.source })); }
+    return el("li", { class: `lvl-${d.level}` }, el("time", { text: datetime(at) }), el("span", { class: "level", text: d.level }),
+      el("span", { class: "source", text: d.source }), el("span", { class: "message", text: d.message }));
+  };
+  const atBottom = () => tail.scrollHeight - tail.scrollTop - tail.clientHeight < 24;
+  const toBottom = () => { tail.scrollTop = tail.scrollHeight; };
+  const trim = () => { while (tail.children.length > KEEP) tail.firstChild.remove(); };
+  const setPaused = (p) => {
+    paused = p;
+    pause.textContent = p ? "Resume" : "Pause";
+    pause.setAttribute("aria-pressed", String(p));
+    if (!p) {
+      tail.append(...held);
+      held = [];
+      trim();
+      toBottom();
+    }
+    waiting.textContent = p ? "paused" : "";
+  };
+  pause.onclick = () => setPaused(!paused);
+  // Scrolling up to read pauses the tail; coming back to the bottom resumes it.
+  tail.addEventListener("scroll", () => {
+    if (!paused && !atBottom()) setPaused(true);
+    else if (paused && atBottom() && held.length === 0) setPaused(false);
+  });
+
+  async function load() {
+    const f = filter();
+    const page = await api("GET", "/api/logs" + qs({ per_page: 200, level: f.level, source: f.source, q: f.q }));
+    held = [];
+    tail.replaceChildren(...page.items.reverse().map((l) => line(l.recorded_at, l)));
+    if (!page.items.length) tail.append(el("li", { class: "empty", text: "No log lines match." }));
+    toBottom();
+  }
+  let typing = null;
+  const reload = () => { clearTimeout(typing); typing = setTimeout(() => load().catch((e) => notice(e.message, "error")), 200); };
+  level.onchange = source.oninput = search.oninput = reload;
+
+  const clear = button("Clear…", (b) => busy(b, async () => {
+    if (!(await confirmAction("Clear every log line? The events stay in the audit trail.", "Clear"))) return;
+    const r = await api("DELETE", "/api/logs");
+    notice(`${r.cleared} log lines cleared`);
+  }), "ghost danger-text");
+  const exporter = (format) => button(`Export ${format.toUpperCase()}`, (b) => busy(b, async () => {
+    const f = filter();
+    save(await raw("GET", "/api/logs/export" + qs({ format, level: f.level, source: f.source, q: f.q })), `cairn-logs.${format}`);
+  }), "ghost");
+
+  root.replaceChildren(
+    el("h1", { text: "Logs" }),
+    toolbar(field("Level", level), field("Source", source), field("Search", search), sources,
+      el("span", { class: "grow" }), waiting, pause, exporter("json"), exporter("csv"), clear),
+    el("section", { class: "panel" }, tail),
+  );
+  await load();
+
+  return live.on("event", (e) => {
+    if (e.type === "LogsCleared") {
+      held = [];
+      tail.replaceChildren(el("li", { class: "empty", text: `The log was cleared (${e.data.cleared} lines).` }));
+      return;
+    }
+    if (e.type !== "LogRecorded" || !matches(e.data, filter())) return;
+    const li = line(e.recorded_at, e.data);
+    if (paused) {
+      held.push(li);
+      waiting.textContent = `paused · ${held.length} new`;
+      return;
+    }
+    tail.querySelector(".empty")?.remove();
+    tail.append(li);
+    trim();
+    toBottom();
+  });
+}
