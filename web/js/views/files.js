@@ -67,7 +67,7 @@ export async function mount(root, _id, params) {
   root.dataset.firstPageMs = ms.toFixed(1);
 
   // The client filter's choices load after the first page, which must not wait for them.
-  api("GET", "/api/clients?per_page=100&sort=name").then((page) => {
+  api("GET", "/api/clients?per_page=500&sort=name").then((page) => {
     client.append(...page.items.map((c) => el("option", { value: c.id, text: c.name })));
     if (params.get("client")) { client.value = params.get("client"); table.first(); }
   }).catch(() => { /* the filter stays at "any client" */ });
