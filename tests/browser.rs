@@ -746,3 +746,75 @@ async fn the_files_view_shows_its_first_page_over_100000_files() {
     b.quit().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_returns_to_sign_in_and_unknown_things_say_so() {
+    let app = spawn_app().await;
+    let b = Browser::start().await;
+    // A stale link: the token is refused, so the page asks for one instead of showing empty views.
+    b.goto(&format!("http://{}/#token=a-token-that-was-rotated-away", app.addr))
+        .await;
+    b.wait_for(
+        "the sign-in dialog",
+        "return document.getElementById('signin').open",
+        SOON,
+    )
+    .await;
+    b.eval(&format!(
+        "document.getElementById('signin-token').value = '{ADMIN}'; document.querySelector('#signin-form button').click(); return true"
+    ))
+    .await;
+    b.wait_for(
+        "live",
+        "return document.getElementById('live').textContent === 'live'",
+        SOON,
+    )
+    .await;
+
+    // An unknown client, an unknown event, a SQL error: each says what went wrong.
+    view(
+        &b,
+        "#/clients/00000000-0000-0000-0000-000000000000",
+        "return document.querySelector('#view p.error')",
+    )
+    .await;
+    let text = b
+        .eval("return document.querySelector('#view p.error').textContent")
+        .await;
+    assert!(text.as_str().unwrap().contains("not found"), "{text}");
+    view(
+        &b,
+        "#/audit/999999",
+        "return [...document.querySelectorAll('.notice.error')].some(n => n.textContent.includes('999999'))",
+    )
+    .await;
+    view(&b, "#/database", "return document.querySelector('textarea.sql')").await;
+    b.eval("document.querySelector('textarea.sql').value = 'SELEKT 1'; [...document.querySelectorAll('button')].find(x => x.textContent === 'Run').click(); return true").await;
+    b.wait_for(
+        "the SQL error",
+        "const e = document.querySelector('.sql-result .error'); return e && e.textContent.includes('syntax')",
+        SOON,
+    )
+    .await;
+    // Names are text, never markup.
+    app.register("<img src=x onerror=\"window.injected=1\">").await;
+    view(
+        &b,
+        "#/clients",
+        "return document.querySelector('td[data-col=\"name\"]')",
+    )
+    .await;
+    b.wait_for(
+        "the odd name, shown as text",
+        &cell_with("Clients", "name", "<img src=x"),
+        SOON,
+    )
+    .await;
+    assert_eq!(
+        b.eval("return window.injected === undefined && !document.querySelector('#view img')")
+            .await,
+        true
+    );
+    b.quit().await;
+    app.stop().await;
+}

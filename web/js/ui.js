@@ -154,8 +154,11 @@ export async function busy(button, action) {
 export async function save(response, fallbackName) {
   const blob = await response.blob();
   const disposition = response.headers.get("content-disposition") || "";
-  const m = disposition.match(/filename\*?=(?:UTF-8'')?"?([^";]+)"?/i);
-  const a = el("a", { href: URL.createObjectURL(blob), download: m ? decodeURIComponent(m[1]) : fallbackName });
+  // RFC 6266: the UTF-8 name (filename*) when there is one, else the plain one, else ours.
+  const utf8 = disposition.match(/filename\*=UTF-8''([^;]+)/i);
+  const plain = disposition.match(/filename="([^"]*)"/i);
+  const name = utf8 ? decodeURIComponent(utf8[1]) : plain ? plain[1] : fallbackName;
+  const a = el("a", { href: URL.createObjectURL(blob), download: name });
   document.body.append(a);
   a.click();
   a.remove();

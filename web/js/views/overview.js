@@ -37,6 +37,19 @@ export async function mount(root) {
   activity.replaceChildren(...recent.items.map((i) => item(i.recorded_at, i.type, i.summary)));
 
   const bars = new Map();
+  const showBar = (id, filename, done, total) => {
+    let bar = bars.get(id);
+    if (!bar) {
+      if (!bars.size) transfers.replaceChildren();
+      bar = progressBar(filename);
+      bars.set(id, bar);
+      transfers.append(bar);
+    }
+    bar.update(done, total);
+  };
+  // Uploads already under way when the page opened; progress messages move them on.
+  const running = await api("GET", "/api/transfers?status=InProgress&per_page=20");
+  for (const t of running.items) showBar(t.id, t.filename, t.bytes, t.expected_bytes);
   const stops = [
     live.on("stats", (s) => {
       show(s);
@@ -54,16 +67,7 @@ export async function mount(root) {
         if (!bars.size) transfers.replaceChildren(el("p", { class: "empty", text: "No transfers in progress." }));
       }
     }),
-    live.on("progress", (p) => {
-      let bar = bars.get(p.transfer_id);
-      if (!bar) {
-        if (!bars.size) transfers.replaceChildren();
-        bar = progressBar(p.filename);
-        bars.set(p.transfer_id, bar);
-        transfers.append(bar);
-      }
-      bar.update(p.bytes, p.expected_bytes);
-    }),
+    live.on("progress", (p) => showBar(p.transfer_id, p.filename, p.bytes, p.expected_bytes)),
   ];
   return () => stops.forEach((stop) => stop());
 }
