@@ -408,6 +408,21 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
     b.eval("[...document.querySelectorAll('.detail button')].find(x => x.textContent === 'State as of this event').click(); return true").await;
     b.wait_for("the state then and now", "const p = document.querySelectorAll('pre.json'); return p.length === 2 && JSON.parse(p[0].textContent).version === 1", SOON).await;
     b.screenshot("audit").await;
+    // The entity's history from the same event.
+    b.eval("[...document.querySelectorAll('table[aria-label=\"Events\"] tbody tr')].find(r => r.textContent.includes('ClientRegistered')).click(); return true").await;
+    b.wait_for(
+        "the event again",
+        "return document.querySelector('.detail button')",
+        SOON,
+    )
+    .await;
+    b.eval("[...document.querySelectorAll('.detail button')].find(x => x.textContent === 'Entity history').click(); return true").await;
+    b.wait_for("alpha's history", "const h = document.querySelector('ol.history'); return h && h.children.length === 1 && h.textContent.includes('ClientRegistered')", SOON).await;
+    // Filters: by type, then by actor.
+    b.eval("const t = document.querySelector('select[aria-label=\"Type\"]'); t.value = 'FileStored'; document.querySelector('form.toolbar button[type=submit]').click(); return true").await;
+    b.wait_for("only FileStored", "const types = [...document.querySelectorAll('table[aria-label=\"Events\"] tbody tr td:nth-child(3)')].map(t => t.textContent); return types.length === 2 && types.every(t => t === 'FileStored')", SOON).await;
+    b.eval("document.querySelector('select[aria-label=\"Type\"]').value = ''; document.querySelector('input[aria-label=\"Actor\"]').value = 'system'; document.querySelector('form.toolbar button[type=submit]').click(); return true").await;
+    b.wait_for("no event by the system", "return document.querySelectorAll('table[aria-label=\"Events\"] tbody tr').length === 0 && document.querySelector('.pager .muted').textContent === '0 of 0 events'", SOON).await;
 
     // Analytics: the charts draw from /api/stats.
     view(&b, "#/analytics", "return document.getElementById('view').dataset.drawn && document.querySelectorAll('.chart canvas').length === 4").await;
@@ -441,6 +456,10 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
     )
     .await;
     b.screenshot("database").await;
+    b.eval("[...document.querySelectorAll('button')].find(x => x.textContent === 'Optimize').click(); return true")
+        .await;
+    b.wait_for("the optimize notice", "return [...document.querySelectorAll('.notice')].some(n => n.textContent.startsWith('ANALYZE and PRAGMA optimize done'))", SOON).await;
+    assert_eq!(app.get("/api/events?type=DatabaseOptimized").await.data()["total"], 1);
 
     // A client's details: its files and history; rotate the token, then delete it, each after a confirmation.
     view(&b, &format!("#/clients/{beta}"), "return document.querySelector('ul.feed li') && document.querySelector('table[aria-label=\"The client\\'s files\"] td[data-col=\"filename\"]')").await;
