@@ -230,6 +230,42 @@ impl Cairn {
         Ok(self.execute_blocking(VerifyFile { file_id, found }, metadata)?.output)
     }
 
+    /// Records as failed every transfer the log still shows under way: called by `cairn serve` as it starts,
+    /// when no upload of this process can be running, so these are uploads a crash or a kill cut short.
+    /// Answers how many it closed.
+    pub async fn fail_interrupted_transfers(&self, metadata: Metadata) -> Result<usize, CommandError> {
+        let open: Vec<(String, i64, String)> = {
+            let conn = self.inner.store.reader()?;
+            let mut stmt = conn.prepare(
+                "SELECT id, bytes, started_at FROM transfers WHERE status = 'InProgress' ORDER BY started_at",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let now = chrono::Utc::now();
+        let mut closed = 0;
+        for (id, bytes, started_at) in open {
+            let Ok(transfer_id) = Uuid::parse_str(&id) else {
+                continue;
+            };
+            let duration_ms = chrono::DateTime::parse_from_rfc3339(&started_at)
+                .map(|t| (now - t.with_timezone(&chrono::Utc)).num_milliseconds().max(0) as u64)
+                .unwrap_or(0);
+            let failed = FailTransfer {
+                transfer_id,
+                bytes: bytes.max(0) as u64,
+                duration_ms,
+                error: "interrupted: the server stopped before the transfer ended".into(),
+            };
+            match self.execute(failed, metadata.clone()).await {
+                Ok(_) => closed += 1,
+                Err(CommandError::TransferFinished { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(closed)
+    }
+
     /// Flushes and stops the writer (when this is the last handle) and releases the directory.
     pub fn close(self) {
         if let Ok(inner) = Arc::try_unwrap(self.inner) {

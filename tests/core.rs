@@ -404,3 +404,54 @@ fn migrating_to_storage_totals_computes_them_for_files_already_stored() {
     cairn.close();
     drop(dir);
 }
+
+#[test]
+fn transfers_a_crash_left_under_way_are_failed_at_the_next_start_once() {
+    use cairn::commands::transfer::StartTransfer;
+    use cairn_events::catalogue::Direction;
+    let t = spawn();
+    let a = t.register("alpha");
+    let cut = Uuid::now_v7();
+    let start = StartTransfer {
+        transfer_id: cut,
+        client_id: Some(a),
+        file_id: None,
+        filename: "big.iso".into(),
+        direction: Direction::Upload,
+        expected_bytes: Some(1 << 30),
+    };
+    t.cairn.execute_blocking(start, admin()).unwrap();
+    // The process goes away with the upload under way; the next start finds it.
+    let dir = t.dir;
+    t.cairn.close();
+    let cairn = cairn::Cairn::open(
+        dir.path(),
+        Options {
+            durability: Durability::Normal,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let closed = runtime
+        .block_on(cairn.fail_interrupted_transfers(cairn_events::Metadata::system()))
+        .unwrap();
+    assert_eq!(closed, 1);
+    let conn = cairn.store().reader().unwrap();
+    let row = transfers::get(&conn, &cut.to_string()).unwrap().unwrap();
+    assert_eq!(row.status, "Failed");
+    assert!(
+        row.error.as_deref().unwrap().starts_with("interrupted"),
+        "{:?}",
+        row.error
+    );
+    drop(conn);
+    let again = runtime
+        .block_on(cairn.fail_interrupted_transfers(cairn_events::Metadata::system()))
+        .unwrap();
+    assert_eq!(again, 0, "a transfer ends once");
+    cairn.close();
+}

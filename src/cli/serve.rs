@@ -87,6 +87,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cairn
             .execute(RecordServerEvent(DomainEvent::from(started)), Metadata::system())
             .await?;
+        let interrupted = cairn.fail_interrupted_transfers(Metadata::system()).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "transfers left under way by the last run are recorded as failed"
+            );
+        }
         let state = AppState::new(
             cairn.clone(),
             Config {
