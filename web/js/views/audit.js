@@ -46,18 +46,34 @@ export async function mount(root, position) {
     return tr;
   };
 
+  // Events that arrive while a page loads wait in `buffer`; once the list reaches the head they follow it, those
+  // the page already holds skipped by position.
+  let buffer = null;
+  let generation = 0; // bumped by each new listing, so that a slower, older one is dropped
   async function page(after) {
     const f = filter();
-    const data = await api("GET", "/api/events" + qs({ ...f, after, limit: PAGE }));
-    rows.append(...data.events.map(row));
-    shown += data.events.length;
-    if (data.events.length) cursor = data.events[data.events.length - 1].position;
+    const gen = generation;
+    const mine = (buffer = []);
+    caughtUp = false;
+    let data;
+    try {
+      data = await api("GET", "/api/events" + qs({ ...f, after, limit: PAGE }));
+    } finally {
+      if (buffer === mine) buffer = null;
+    }
+    if (gen !== generation) return; // a new listing (other filters) began meanwhile
+    const fresh = data.events.filter((e) => e.position > cursor);
+    rows.append(...fresh.map(row));
+    shown += fresh.length;
+    if (fresh.length) cursor = fresh[fresh.length - 1].position;
     caughtUp = data.next_after === null || data.next_after === undefined;
     more.hidden = caughtUp;
     status.textContent = `${shown} of ${data.total} events`;
     root.dataset.total = String(data.total);
+    if (caughtUp) mine.forEach(onEvent);
   }
   async function apply(after = 0) {
+    generation += 1;
     rows.replaceChildren();
     shown = 0;
     cursor = after;
@@ -136,19 +152,22 @@ export async function mount(root, position) {
       el("div", {}, detail, el("section", { class: "panel" }, asOfForm))),
   );
 
+  const stop = live.on("event", onEvent);
   verify().catch((e) => chain.replaceChildren(el("p", { class: "error", text: e.message })));
   await apply();
   if (position) {
     await api("GET", `/api/events/${position}`).then(showEvent).catch((e) => notice(e.message, "error"));
   }
+  return stop;
 
-  return live.on("event", (e) => {
-    if (!caughtUp) return;
+  function onEvent(e) {
+    if (buffer) { buffer.push(e); return; }
+    if (!caughtUp || e.position <= cursor) return;
     const f = filter();
     if ((f.stream && e.stream !== f.stream) || (f.type && e.type !== f.type) || (f.actor && e.metadata?.actor !== f.actor) || f.to) return;
     rows.append(row(e));
     shown += 1;
     cursor = e.position;
     status.textContent = `${shown} events`;
-  });
+  }
 }

@@ -45,11 +45,13 @@ async function list(root) {
     toolbar(field("Search", search), field("Status", status), el("span", { class: "grow" }), button("Register a client", register)),
     el("section", { class: "panel" }, table.root),
   );
-  await table.reload();
+  // Listening before the first load: a change made meanwhile asks for one more (reloads coalesce).
   const refresh = throttle(() => table.reload(), 500);
-  return live.on("event", (e) => {
+  const stop = live.on("event", (e) => {
     if (e.type.startsWith("Client") || e.type === "FileStored" || e.type === "FileDeleted") refresh();
   });
+  await table.reload();
+  return stop;
 }
 
 async function register() {
@@ -135,17 +137,16 @@ async function details(root, id) {
   const entry = (e) => el("li", {}, el("time", { text: datetime(e.recorded_at) }),
     el("span", {}, describe(e), " ", el("a", { class: "type", href: `#/audit/${e.position}`, text: `#${e.position} ${e.type}` })));
 
-  show(await api("GET", `/api/clients/${id}`));
-  const stream = await api("GET", `/api/streams/client-${id}`);
-  history.replaceChildren(...stream.events.slice().reverse().map(entry));
-  await files.reload();
-
   const refresh = throttle(async () => {
     try { show(await api("GET", `/api/clients/${id}`)); } catch { /* deleted: the event below says so */ }
   }, 300);
   const refreshFiles = throttle(() => files.reload(), 500);
-  return live.on("event", (e) => {
-    if (e.stream === `client-${id}`) {
+  let early = [];   // events that arrive while the page loads; null once loaded
+  let newest = 0;   // the history's last position
+  const onEvent = (e) => {
+    if (early) { early.push(e); return; }
+    if (e.stream === `client-${id}` && e.position > newest) {
+      newest = e.position;
       history.prepend(entry(e));
       if (e.type === "ClientDeleted") {
         summary.prepend(el("p", { class: "error", text: "This client has been deleted." }));
@@ -153,5 +154,19 @@ async function details(root, id) {
     }
     if (e.data && e.data.client_id === id && e.type.startsWith("File")) refreshFiles();
     if (e.type === "FileStored" && e.data.client_id === id) refresh();
-  });
+  };
+  const stop = live.on("event", onEvent);
+  try {
+    show(await api("GET", `/api/clients/${id}`)); // first: an unknown id stops here, saying so
+    const [stream] = await Promise.all([api("GET", `/api/streams/client-${id}`), files.reload()]);
+    history.replaceChildren(...stream.events.slice().reverse().map(entry));
+    newest = stream.events.length ? stream.events[stream.events.length - 1].position : 0;
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  const waiting = early;
+  early = null;
+  waiting.forEach(onEvent);
+  return stop;
 }

@@ -61,6 +61,14 @@ export async function mount(root, _id, params) {
     toolbar(field("Search", search), field("Client", client), field("Verified", verified)),
     el("section", { class: "panel" }, table.root),
   );
+  // Listening before the first load: a change made meanwhile asks for one more (reloads coalesce).
+  const refresh = throttle(() => table.reload(), 500);
+  const stop = live.on("event", (e) => {
+    if (e.type.startsWith("File")) {
+      if (e.type !== "FileVerified") results.delete(e.data.file_id);
+      refresh();
+    }
+  });
   await table.reload();
   const ms = performance.now() - started;
   timings.push(ms);
@@ -72,13 +80,7 @@ export async function mount(root, _id, params) {
     if (params.get("client")) { client.value = params.get("client"); table.first(); }
   }).catch(() => { /* the filter stays at "any client" */ });
 
-  const refresh = throttle(() => table.reload(), 500);
-  return live.on("event", (e) => {
-    if (e.type.startsWith("File")) {
-      if (e.type !== "FileVerified") results.delete(e.data.file_id);
-      refresh();
-    }
-  });
+  return stop;
 }
 
 function short(hash) {

@@ -21,6 +21,7 @@ export async function mount(root) {
   const tail = el("ol", { class: "tail", "aria-label": "Log tail", tabindex: "0" });
 
   let paused = false;
+  let pausedByScroll = false; // only a pause that scrolling made is lifted by scrolling back down
   let held = []; // lines that arrived while paused
   const known = new Set();
 
@@ -35,8 +36,9 @@ export async function mount(root) {
   const atBottom = () => tail.scrollHeight - tail.scrollTop - tail.clientHeight < 24;
   const toBottom = () => { tail.scrollTop = tail.scrollHeight; };
   const trim = () => { while (tail.children.length > KEEP) tail.firstChild.remove(); };
-  const setPaused = (p) => {
+  const setPaused = (p, byScroll = false) => {
     paused = p;
+    pausedByScroll = p && byScroll;
     pause.textContent = p ? "Resume" : "Pause";
     pause.setAttribute("aria-pressed", String(p));
     if (!p) {
@@ -49,18 +51,28 @@ export async function mount(root) {
   };
   pause.onclick = () => setPaused(!paused);
   // Scrolling up to read pauses the tail; coming back to the bottom resumes it.
+  // (The tail's own scrolling to the bottom never pauses it: it ends at the bottom.)
   tail.addEventListener("scroll", () => {
-    if (!paused && !atBottom()) setPaused(true);
-    else if (paused && atBottom() && held.length === 0) setPaused(false);
+    if (!paused && !atBottom()) setPaused(true, true);
+    else if (paused && pausedByScroll && atBottom() && held.length === 0) setPaused(false);
   });
 
+  // A load answers the lines as of its query; events that arrive meanwhile wait in `buffer` and follow it, those
+  // it already holds skipped (a log line's id is its event's position).
+  let buffer = null;
+  let newest = 0;
   async function load() {
     const f = filter();
+    const mine = (buffer = []);
     const page = await api("GET", "/api/logs" + qs({ per_page: 200, level: f.level, source: f.source, q: f.q }));
+    if (buffer !== mine) return; // a newer load took over
+    buffer = null;
     held = [];
+    newest = page.items.length ? page.items[0].id : 0;
     tail.replaceChildren(...page.items.reverse().map((l) => line(l.recorded_at, l)));
     if (!page.items.length) tail.append(el("li", { class: "empty", text: "No log lines match." }));
     toBottom();
+    mine.forEach(onEvent);
   }
   let typing = null;
   const reload = () => { clearTimeout(typing); typing = setTimeout(() => load().catch((e) => notice(e.message, "error")), 200); };
@@ -82,15 +94,24 @@ export async function mount(root) {
       el("span", { class: "grow" }), waiting, pause, exporter("json"), exporter("csv"), clear),
     el("section", { class: "panel" }, tail),
   );
-  await load();
+  const stop = live.on("event", onEvent);
+  try {
+    await load();
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  return stop;
 
-  return live.on("event", (e) => {
+  function onEvent(e) {
+    if (buffer) { buffer.push(e); return; }
     if (e.type === "LogsCleared") {
       held = [];
       tail.replaceChildren(el("li", { class: "empty", text: `The log was cleared (${e.data.cleared} lines).` }));
       return;
     }
-    if (e.type !== "LogRecorded" || !matches(e.data, filter())) return;
+    if (e.type !== "LogRecorded" || e.position <= newest || !matches(e.data, filter())) return;
+    newest = e.position;
     const li = line(e.recorded_at, e.data);
     if (paused) {
       held.push(li);
@@ -101,5 +122,5 @@ export async function mount(root) {
     tail.append(li);
     trim();
     toBottom();
-  });
+  }
 }

@@ -22,20 +22,26 @@ export async function mount(root) {
     el("section", { class: "panel", style: "margin-top:1rem" }, el("h2", { text: "Live activity" }), activity),
   );
 
+  const figures = new Map();
+  // Cards are updated in place, and a figure that moved flashes (uptime ticks quietly).
   const show = (s) => {
-    cards.replaceChildren(
-      card("Clients connected", s.clients_connected, `of ${s.total_clients}`),
-      card("Files", s.total_files),
-      card("Storage used", bytes(s.storage_used_bytes), `${bytes(s.stored_bytes)} after dedupe`),
-      card("Transfers active", s.active_transfers, `${s.total_transfers} in all`),
-      card("Events", s.events_total, `head ${s.head_position}`),
-      card("Uptime", duration(s.uptime_seconds)),
-    );
+    [
+      ["Clients connected", s.clients_connected, `of ${s.total_clients}`],
+      ["Files", s.total_files],
+      ["Storage used", bytes(s.storage_used_bytes), `${bytes(s.stored_bytes)} after dedupe`],
+      ["Transfers active", s.active_transfers, `${s.total_transfers} in all`],
+      ["Events", s.events_total, `head ${s.head_position}`],
+      ["Uptime", duration(s.uptime_seconds)],
+    ].forEach(([label, value, sub]) => {
+      let c = figures.get(label);
+      if (!c) {
+        c = card(label);
+        figures.set(label, c);
+        cards.append(c.root);
+      }
+      c.set(String(value ?? "–"), sub || "", label !== "Uptime");
+    });
   };
-  show(await api("GET", "/api/status"));
-  const recent = await api("GET", "/api/activity?limit=30");
-  activity.replaceChildren(...recent.items.map((i) => item(i.recorded_at, i.type, i.summary)));
-
   const bars = new Map();
   const showBar = (id, filename, done, total) => {
     let bar = bars.get(id);
@@ -47,9 +53,22 @@ export async function mount(root) {
     }
     bar.update(done, total);
   };
-  // Uploads already under way when the page opened; progress messages move them on.
-  const running = await api("GET", "/api/transfers?status=InProgress&per_page=20");
-  for (const t of running.items) showBar(t.id, t.filename, t.bytes, t.expected_bytes);
+  let newest = 0;   // the activity list's last position
+  let buffer = [];  // events that arrive while the page loads; null once loaded
+  const onEvent = (e) => {
+    if (buffer) { buffer.push(e); return; }
+    if ((e.type === "TransferCompleted" || e.type === "TransferFailed") && bars.has(e.data.transfer_id)) {
+      bars.get(e.data.transfer_id).remove();
+      bars.delete(e.data.transfer_id);
+      if (!bars.size) transfers.replaceChildren(el("p", { class: "empty", text: "No transfers in progress." }));
+    }
+    if (e.position <= newest) return; // already in the list the page loaded
+    newest = e.position;
+    const li = item(e.recorded_at, e.type, describe(e));
+    li.classList.add("new");
+    activity.prepend(li);
+    while (activity.children.length > 200) activity.lastChild.remove();
+  };
   const stops = [
     live.on("stats", (s) => {
       show(s);
@@ -58,25 +77,46 @@ export async function mount(root) {
         mem.push(s.telemetry.memory_percent);
       }
     }),
-    live.on("event", (e) => {
-      activity.prepend(item(e.recorded_at, e.type, describe(e)));
-      while (activity.children.length > 200) activity.lastChild.remove();
-      if (e.type === "TransferCompleted" || e.type === "TransferFailed") {
-        bars.get(e.data.transfer_id)?.remove();
-        bars.delete(e.data.transfer_id);
-        if (!bars.size) transfers.replaceChildren(el("p", { class: "empty", text: "No transfers in progress." }));
-      }
-    }),
+    live.on("event", onEvent),
     live.on("progress", (p) => showBar(p.transfer_id, p.filename, p.bytes, p.expected_bytes)),
   ];
+  try {
+    const [status, recent, running] = await Promise.all([
+      api("GET", "/api/status"),
+      api("GET", "/api/activity?limit=30"),
+      // Uploads already under way when the page opened; progress messages move them on.
+      api("GET", "/api/transfers?status=InProgress&per_page=20"),
+    ]);
+    show(status);
+    activity.replaceChildren(...recent.items.map((i) => item(i.recorded_at, i.type, i.summary)));
+    newest = recent.items.length ? recent.items[0].position : 0;
+    for (const t of running.items) if (!bars.has(t.id)) showBar(t.id, t.filename, t.bytes, t.expected_bytes);
+  } catch (e) {
+    stops.forEach((stop) => stop());
+    throw e;
+  }
+  const waiting = buffer;
+  buffer = null;
+  waiting.forEach(onEvent);
   return () => stops.forEach((stop) => stop());
 }
 
-function card(label, value, sub) {
-  return el("div", { class: "card" },
-    el("div", { class: "label", text: label }),
-    el("div", { class: "value", text: String(value ?? "–") }),
-    sub ? el("div", { class: "sub", text: sub }) : "");
+function card(label) {
+  const value = el("div", { class: "value" });
+  const sub = el("div", { class: "sub" });
+  const root = el("div", { class: "card" }, el("div", { class: "label", text: label }), value, sub);
+  return {
+    root,
+    set(v, s, flash) {
+      if (flash && value.textContent && value.textContent !== v) {
+        root.classList.remove("changed");
+        void root.offsetWidth; // restart the animation
+        root.classList.add("changed");
+      }
+      value.textContent = v;
+      sub.textContent = s;
+    },
+  };
 }
 
 function item(at, type, summary) {
