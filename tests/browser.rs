@@ -39,6 +39,39 @@ async fn open_signed_in(app: &TestApp) -> Browser {
     b
 }
 
+/// Clicks the page's button that reads `text`.
+async fn click(b: &Browser, text: &str) {
+    let found = b
+        .eval(&format!(
+            "const x = [...document.querySelectorAll('button')].find(x => x.textContent === {}); if (x) x.click(); return !!x",
+            js_str(text)
+        ))
+        .await;
+    assert_eq!(found, true, "no button reads {text:?}");
+}
+
+/// Runs a statement in the Database view's SQL console.
+async fn sql(b: &Browser, statement: &str) {
+    b.eval(&format!(
+        "document.querySelector('textarea.sql').value = {}; return true",
+        js_str(statement)
+    ))
+    .await;
+    click(b, "Run").await;
+}
+
+/// Waits for a confirmation dialog and confirms.
+async fn confirm(b: &Browser) {
+    b.wait_for(
+        "the confirmation",
+        "return document.querySelector('dialog.confirm[open]')",
+        SOON,
+    )
+    .await;
+    b.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
+        .await;
+}
+
 /// Goes to a view by its address and waits until `ready` holds.
 async fn view(b: &Browser, hash: &str, ready: &str) {
     b.eval(&format!("location.hash = '{hash}'; return true")).await;
@@ -239,7 +272,7 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
         SOON,
     )
     .await;
-    b.eval("[...document.querySelectorAll('dialog.confirm button')].find(x => x.textContent === 'Cancel').click(); return true").await;
+    click(&b, "Cancel").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         app.get("/api/files").await.data()["total"],
@@ -247,14 +280,7 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
         "cancelled: nothing deleted"
     );
     b.eval("[...document.querySelectorAll('table[aria-label=\"Files\"] tr')].find(r => r.textContent.includes('notes.txt')).querySelector('button.danger-text').click(); return true").await;
-    b.wait_for(
-        "the confirmation",
-        "return document.querySelector('dialog.confirm[open]')",
-        SOON,
-    )
-    .await;
-    b.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
-        .await;
+    confirm(&b).await;
     b.wait_for(
         "notes.txt gone",
         "return document.querySelector('table[aria-label=\"Files\"] td.empty')",
@@ -320,7 +346,8 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
     );
     b.screenshot("logs").await;
     // Export asks the server for the filtered lines.
-    b.eval("window.saved = []; [...document.querySelectorAll('button')].find(x => x.textContent === 'Export JSON').click(); return true").await;
+    b.eval("window.saved = []; return true").await;
+    click(&b, "Export JSON").await;
     b.wait_for("the export", "return window.saved.length === 1", SOON).await;
     let exported: Value =
         serde_json::from_str(b.eval("return window.saved[0].text()").await.as_str().unwrap()).unwrap();
@@ -332,7 +359,17 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
         .collect();
     assert_eq!(messages, ["nightly run failed: disk full", "a second error"]);
     // Scrolling up pauses the tail.
+    let loads = b
+        .eval("return Number(document.querySelector('ol.tail').dataset.loads)")
+        .await;
     b.eval("const s = document.querySelector('select[aria-label=\"Level\"]'); s.value = ''; s.dispatchEvent(new Event('change')); return true").await;
+    // The filter reloads the tail; the lines that follow must come after that.
+    b.wait_for(
+        "the reload",
+        &format!("return Number(document.querySelector('ol.tail').dataset.loads) > {loads}"),
+        SOON,
+    )
+    .await;
     for i in 0..60 {
         let r = app
             .post_json(
@@ -362,16 +399,8 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
         .await;
     b.wait_for("the line after resuming", "const li = [...document.querySelectorAll('ol.tail li')].pop(); return li.textContent.includes('arrives while scrolled up')", SOON).await;
     // Clear asks first, then empties the tail of every open page.
-    b.eval("[...document.querySelectorAll('button')].find(x => x.textContent === 'Clear…').click(); return true")
-        .await;
-    b.wait_for(
-        "the confirmation",
-        "return document.querySelector('dialog.confirm[open]')",
-        SOON,
-    )
-    .await;
-    b.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
-        .await;
+    click(&b, "Clear…").await;
+    confirm(&b).await;
     b.wait_for(
         "the cleared tail",
         "return document.querySelector('ol.tail').textContent.includes('The log was cleared')",
@@ -405,7 +434,7 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
     .await;
     b.eval("[...document.querySelectorAll('table[aria-label=\"Events\"] tbody tr')].find(r => r.textContent.includes('ClientRegistered')).click(); return true").await;
     b.wait_for("the event's JSON", "const p = document.querySelector('pre.json'); return p && JSON.parse(p.textContent).type === 'ClientRegistered'", SOON).await;
-    b.eval("[...document.querySelectorAll('.detail button')].find(x => x.textContent === 'State as of this event').click(); return true").await;
+    click(&b, "State as of this event").await;
     b.wait_for("the state then and now", "const p = document.querySelectorAll('pre.json'); return p.length === 2 && JSON.parse(p[0].textContent).version === 1", SOON).await;
     b.screenshot("audit").await;
     // The entity's history from the same event.
@@ -416,7 +445,7 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
         SOON,
     )
     .await;
-    b.eval("[...document.querySelectorAll('.detail button')].find(x => x.textContent === 'Entity history').click(); return true").await;
+    click(&b, "Entity history").await;
     b.wait_for("alpha's history", "const h = document.querySelector('ol.history'); return h && h.children.length === 1 && h.textContent.includes('ClientRegistered')", SOON).await;
     // Filters: by type, then by actor.
     b.eval("const t = document.querySelector('select[aria-label=\"Type\"]'); t.value = 'FileStored'; document.querySelector('form.toolbar button[type=submit]').click(); return true").await;
@@ -433,9 +462,9 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
     // Database: the tables, health, the SQL console (reads answer, writes are refused), backup.
     view(&b, "#/database", "return document.querySelector('table[aria-label=\"Tables\"]') && document.querySelector('ul.checks') && document.querySelector('table[aria-label=\"Rows of clients\"] tbody td')").await;
     assert_eq!(b.eval("return document.querySelectorAll('ul.checks .badge.ok').length === document.querySelectorAll('ul.checks li').length").await, true);
-    b.eval("document.querySelector('textarea.sql').value = 'SELECT name FROM clients ORDER BY name'; [...document.querySelectorAll('button')].find(x => x.textContent === 'Run').click(); return true").await;
+    sql(&b, "SELECT name FROM clients ORDER BY name").await;
     b.wait_for("the query's rows", "const t = document.querySelector('table[aria-label=\"Query result\"]'); return t && [...t.querySelectorAll('td')].map(td => td.textContent).join(',') === 'alpha,beta'", SOON).await;
-    b.eval("document.querySelector('textarea.sql').value = 'DELETE FROM clients'; [...document.querySelectorAll('button')].find(x => x.textContent === 'Run').click(); return true").await;
+    sql(&b, "DELETE FROM clients").await;
     b.wait_for(
         "the refusal",
         "const e = document.querySelector('.sql-result .error'); return e && e.textContent",
@@ -447,8 +476,7 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
         2,
         "the console wrote nothing"
     );
-    b.eval("[...document.querySelectorAll('button')].find(x => x.textContent === 'Back up now').click(); return true")
-        .await;
+    click(&b, "Back up now").await;
     b.wait_for(
         "the backup's notice",
         "return [...document.querySelectorAll('.notice')].some(n => n.textContent.startsWith('Backup written'))",
@@ -456,8 +484,7 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
     )
     .await;
     b.screenshot("database").await;
-    b.eval("[...document.querySelectorAll('button')].find(x => x.textContent === 'Optimize').click(); return true")
-        .await;
+    click(&b, "Optimize").await;
     b.wait_for("the optimize notice", "return [...document.querySelectorAll('.notice')].some(n => n.textContent.startsWith('ANALYZE and PRAGMA optimize done'))", SOON).await;
     assert_eq!(app.get("/api/events?type=DatabaseOptimized").await.data()["total"], 1);
 
@@ -465,16 +492,8 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
     view(&b, &format!("#/clients/{beta}"), "return document.querySelector('ul.feed li') && document.querySelector('table[aria-label=\"The client\\'s files\"] td[data-col=\"filename\"]')").await;
     assert_eq!(b.eval("return document.querySelector('h1').textContent").await, "beta");
     b.screenshot("client").await;
-    b.eval("[...document.querySelectorAll('button')].find(x => x.textContent === 'Rotate token').click(); return true")
-        .await;
-    b.wait_for(
-        "the confirmation",
-        "return document.querySelector('dialog.confirm[open]')",
-        SOON,
-    )
-    .await;
-    b.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
-        .await;
+    click(&b, "Rotate token").await;
+    confirm(&b).await;
     let (new_token, _) = b
         .wait_for(
             "the new token",
@@ -494,23 +513,15 @@ async fn the_views_follow_the_server_live_and_their_actions_work() {
         )
         .await;
     assert_eq!(r.status, 200, "the new token works");
-    b.eval("[...document.querySelectorAll('dialog[open] button')].find(x => x.textContent === 'Done').click(); return true").await;
+    click(&b, "Done").await;
     b.wait_for(
         "the rotation in the history",
         "return document.querySelector('ul.feed').textContent.includes('ClientTokenRotated')",
         LIVE,
     )
     .await;
-    b.eval("[...document.querySelectorAll('button')].find(x => x.textContent === 'Delete').click(); return true")
-        .await;
-    b.wait_for(
-        "the confirmation",
-        "return document.querySelector('dialog.confirm[open]')",
-        SOON,
-    )
-    .await;
-    b.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
-        .await;
+    click(&b, "Delete").await;
+    confirm(&b).await;
     b.wait_for(
         "back to the list",
         "return location.hash === '#/clients' && document.querySelector('td[data-col=\"name\"]')",
@@ -808,7 +819,7 @@ async fn a_wrong_token_returns_to_sign_in_and_unknown_things_say_so() {
     )
     .await;
     view(&b, "#/database", "return document.querySelector('textarea.sql')").await;
-    b.eval("document.querySelector('textarea.sql').value = 'SELEKT 1'; [...document.querySelectorAll('button')].find(x => x.textContent === 'Run').click(); return true").await;
+    sql(&b, "SELEKT 1").await;
     b.wait_for(
         "the SQL error",
         "const e = document.querySelector('.sql-result .error'); return e && e.textContent.includes('syntax')",

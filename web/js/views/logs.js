@@ -72,6 +72,7 @@ export async function mount(root) {
     tail.replaceChildren(...page.items.reverse().map((l) => line(l.recorded_at, l)));
     if (!page.items.length) tail.append(el("li", { class: "empty", text: "No log lines match." }));
     toBottom();
+    tail.dataset.loads = String((Number(tail.dataset.loads) || 0) + 1);
     mine.forEach(onEvent);
   }
   let typing = null;
