@@ -27,6 +27,12 @@ const CHARTS = [
 
 let loading = null;
 
+// Axis text and grid in the page's colours (light or dark).
+function axis() {
+  const css = getComputedStyle(document.documentElement);
+  return { stroke: css.getPropertyValue("--muted").trim(), grid: { stroke: css.getPropertyValue("--line").trim(), width: 1 }, ticks: { show: false } };
+}
+
 // uPlot is a classic script (window.uPlot), loaded the first time the view opens.
 function uplot() {
   if (window.uPlot) return Promise.resolve(window.uPlot);
@@ -74,7 +80,7 @@ export async function mount(root) {
         width: Math.max(280, box.clientWidth - 32),
         height: 200,
         series: [{}, ...c.series.map(([, label, stroke]) => ({ label, stroke, width: 1.5, fill: stroke + "18", value: c.format ? (_, v) => (v == null ? "–" : c.format(v)) : undefined }))],
-        axes: [{}, { values: c.format ? (_, ticks) => ticks.map(c.format) : undefined, size: c.format ? 70 : 50 }],
+        axes: [{ ...axis() }, { ...axis(), values: c.format ? (_, ticks) => ticks.map(c.format) : undefined, size: c.format ? 70 : 50 }],
         scales: { y: { range: (_, min, max) => [0, Math.max(1, max)] } },
       }, data, box);
     });
