@@ -606,7 +606,7 @@ async fn the_page_resumes_after_the_feed_is_cut_and_restored() {
 /// 45 clients and 100,000 files, appended through the writer with the projections on, as a fleet's history.
 fn seed_files(dir: &std::path::Path, files: usize) {
     use cairn_events::catalogue::{ClientRegistered, FileStored};
-    use cairn_events::{DomainEvent, ExpectedVersion, Metadata, NewEvent, StoreError};
+    use cairn_events::{DomainEvent, Metadata};
     let cairn = cairn::Cairn::open(dir, options()).unwrap();
     let clients: Vec<(uuid::Uuid, String)> = (0..45)
         .map(|i| (uuid::Uuid::now_v7(), format!("host-{i:02}")))
@@ -645,24 +645,10 @@ fn seed_files(dir: &std::path::Path, files: usize) {
             .into(),
         );
     }
-    let metadata = Metadata::system();
-    for chunk in events.chunks(5000) {
-        let batch: Vec<(String, NewEvent)> = chunk
-            .iter()
-            .map(|e| (e.stream(), NewEvent::from_domain(e, &metadata)))
-            .collect();
-        cairn
-            .store()
-            .writer()
-            .execute_blocking(move |unit| -> Result<(), StoreError> {
-                for (stream, event) in batch {
-                    unit.append(&stream, ExpectedVersion::Any, vec![event])
-                        .map_err(|e| StoreError::Commit(e.to_string()))?;
-                }
-                Ok(())
-            })
-            .unwrap();
-    }
+    cairn
+        .store()
+        .append_history_blocking(&events, &Metadata::system(), 5000)
+        .unwrap();
     cairn.close();
 }
 

@@ -3,11 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::envelope::Position;
+use crate::catalogue::DomainEvent;
+use crate::envelope::{Metadata, NewEvent, Position};
 use crate::error::StoreError;
 use crate::reader::{PooledConnection, ReadPool};
 use crate::schema::{self, Durability};
-use crate::writer::{Projector, Writer, WriterOptions, WriterThread};
+use crate::writer::{ExpectedVersion, Projector, Writer, WriterOptions, WriterThread};
 
 /// How to open a store.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,6 +64,30 @@ impl EventStore {
 
     pub fn head(&self) -> Position {
         self.inner.writer.head()
+    }
+
+    /// Appends a history made beforehand (a benchmark's log, a test's seed), each event to its own stream in
+    /// order, `chunk` events to a transaction, the projections applied. Nothing is decided: not for commands.
+    pub fn append_history_blocking(
+        &self,
+        events: &[DomainEvent],
+        metadata: &Metadata,
+        chunk: usize,
+    ) -> Result<(), StoreError> {
+        for part in events.chunks(chunk.max(1)) {
+            let batch: Vec<(String, NewEvent)> = part
+                .iter()
+                .map(|e| (e.stream(), NewEvent::from_domain(e, metadata)))
+                .collect();
+            self.writer().execute_blocking(move |unit| -> Result<(), StoreError> {
+                for (stream, event) in batch {
+                    unit.append(&stream, ExpectedVersion::Any, vec![event])
+                        .map_err(|e| StoreError::Commit(e.to_string()))?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Stops the writer once every queued job has run, and waits for it. Other clones of this store can no

@@ -5,10 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use cairn_events::catalogue::*;
-use cairn_events::{
-    reader, schema, DomainEvent, Durability, EventStore, ExpectedVersion, Metadata, NewEvent, NoProjections,
-    StoreError, StoreOptions,
-};
+use cairn_events::{reader, schema, DomainEvent, Durability, EventStore, Metadata, NoProjections, StoreOptions};
 use uuid::Uuid;
 
 use super::{rate, sample_log};
@@ -144,20 +141,7 @@ pub fn generate(dir: &Path, events: usize) -> anyhow::Result<()> {
         i += 1;
     }
     history.truncate(events);
-    let metadata = Metadata::system();
-    for chunk in history.chunks(2000) {
-        let batch: Vec<(String, NewEvent)> = chunk
-            .iter()
-            .map(|e| (e.stream(), NewEvent::from_domain(e, &metadata)))
-            .collect();
-        store.writer().execute_blocking(move |unit| -> Result<(), StoreError> {
-            for (stream, event) in batch {
-                unit.append(&stream, ExpectedVersion::Any, vec![event])
-                    .map_err(|e| StoreError::Commit(e.to_string()))?;
-            }
-            Ok(())
-        })?;
-    }
+    store.append_history_blocking(&history, &Metadata::system(), 2000)?;
     store.close();
     Ok(())
 }
