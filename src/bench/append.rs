@@ -10,8 +10,7 @@ use cairn_events::writer::now_rfc3339;
 use cairn_events::{Durability, EventStore, ExpectedVersion, Metadata, NoProjections, StoreOptions};
 use rusqlite::params;
 
-use super::{rate, sample_event, sample_log};
-use crate::commands::log::RecordLog;
+use super::{rate, sample_command, sample_event};
 use crate::{Cairn, Options};
 
 #[derive(Debug, Clone)]
@@ -144,14 +143,7 @@ fn with_projections(dir: &Path, config: &Config, per: usize) -> anyhow::Result<(
         cairn.store().writer().stats().batches.load(Ordering::Relaxed),
     );
     let eps = producers(config.producers, per, |i| {
-        let l = sample_log(i);
-        let command = RecordLog {
-            level: l.level,
-            message: l.message,
-            source: l.source,
-            client_id: None,
-            file_id: None,
-        };
+        let command = sample_command(i);
         cairn.execute_blocking(command, Metadata::system())?;
         Ok(())
     })?;

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_events::{Durability, Metadata};
 
-use super::{rate, sample_log};
-use crate::commands::log::RecordLog;
+use super::{rate, sample_command, sample_log};
 use crate::http::client::Client;
 use crate::http::{AppState, Config};
 use crate::{Cairn, Options};
@@ -66,14 +65,7 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
                 let cairn = cairn.clone();
                 async move {
                     for i in 0..per {
-                        let l = sample_log(c * per + i);
-                        let command = RecordLog {
-                            level: l.level,
-                            message: l.message,
-                            source: l.source,
-                            client_id: None,
-                            file_id: None,
-                        };
+                        let command = sample_command(c * per + i);
                         cairn.execute(command, Metadata::system()).await?;
                     }
                     Ok(())

@@ -20,6 +20,18 @@ pub fn sample_log(i: usize) -> LogRecorded {
     }
 }
 
+/// The same line as the command a client's `POST /api/logs` becomes.
+pub fn sample_command(i: usize) -> crate::commands::log::RecordLog {
+    let l = sample_log(i);
+    crate::commands::log::RecordLog {
+        level: l.level,
+        message: l.message,
+        source: l.source,
+        client_id: None,
+        file_id: None,
+    }
+}
+
 pub fn sample_event(i: usize) -> NewEvent {
     NewEvent::from_domain(&DomainEvent::from(sample_log(i)), &Metadata::system())
 }
