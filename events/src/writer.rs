@@ -1,9 +1,11 @@
 //! The one writer: an OS thread that owns the only read-write connection and commits in groups.
 //!
 //! Work arrives as jobs (closures over a [`Unit`]). The writer drains what is queued, up to a bound, into one
-//! transaction; each job runs inside its own `SAVEPOINT`, so one command's error rolls back only that command.
-//! After the single `COMMIT` it answers every job and publishes the committed events. Nothing is published or
-//! acknowledged that was not committed.
+//! transaction. There is no savepoint per command (decision 0001), yet one command's error touches no other: a
+//! command that fails before writing has nothing to undo, and one that fails after writing is undone by rolling
+//! the transaction back and rewriting the events of the batch's earlier commands. After the single `COMMIT` it
+//! answers every job and publishes the committed events. Nothing is published or acknowledged that was not
+//! committed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -161,8 +163,8 @@ impl Unit<'_> {
     /// Appends events to one stream and applies every projection to them.
     ///
     /// Idempotent by event id: when every id is already stored, nothing is written and the stored positions are
-    /// returned. An error other than a conflict found before writing poisons the unit: its savepoint is rolled
-    /// back whatever the command then returns.
+    /// returned. An error other than a conflict found before writing poisons the unit: its writes are undone
+    /// (the transaction rolled back and the batch's earlier events rewritten) whatever the command then returns.
     pub fn append(
         &mut self,
         stream: &str,
@@ -440,7 +442,7 @@ where
     fn run(self: Box<Self>, unit: &mut Unit<'_>) -> Completion {
         let CommandJob { f, tx } = *self;
         let Ok(result) = catch_unwind(AssertUnwindSafe(|| f(unit))) else {
-            tracing::error!("a command panicked in the writer; its savepoint is rolled back");
+            tracing::error!("a command panicked in the writer; its writes are undone");
             return Completion {
                 keep: false,
                 reply: Box::new(move |_| Self::answer(tx, Err(E::from(StoreError::CommandPanicked)))),
@@ -576,7 +578,10 @@ impl Writer {
 
     /// Sends a job; the receiver gets its result once the batch holding it committed (or failed to).
     ///
-    /// The job's savepoint is kept when it returns `Ok` and rolled back when it returns `Err`.
+    /// The job's writes are kept when it returns `Ok`, and undone when it returns `Err`, panics, or an append of
+    /// it failed halfway. There is no savepoint per command (decision 0001): a job that wrote nothing has nothing
+    /// to undo, and one that wrote is undone by rolling the transaction back and rewriting the batch's earlier
+    /// events.
     pub fn submit<T, E, F>(&self, f: F) -> Result<tokio::sync::oneshot::Receiver<Result<T, E>>, StoreError>
     where
         T: Send + 'static,
