@@ -16,7 +16,7 @@ const HEX_CALLS: u32 = 4_000_000;
 /// Calls per round of the clock forms (a clock read and an allocation each).
 const CLOCK_CALLS: u32 = 1_000_000;
 
-/// The hand-written hex, as `writer/row.rs` had it when this was measured.
+/// The hand-written hex `writer/row.rs` had before it used the `hex` crate.
 fn hex_by_hand<'b>(hash: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (i, byte) in hash.iter().enumerate() {

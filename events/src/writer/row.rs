@@ -91,11 +91,7 @@ pub(super) fn write_row(
 
 /// Lowercase hex of a hash, written into `buf` (one event at a time: no allocation on the hot path).
 fn hex_hash<'b>(hash: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in hash.iter().enumerate() {
-        buf[2 * i] = DIGITS[usize::from(byte >> 4)];
-        buf[2 * i + 1] = DIGITS[usize::from(byte & 15)];
-    }
+    hex::encode_to_slice(hash, buf).expect("64 bytes hold the hex of 32");
     std::str::from_utf8(buf).expect("hex digits are ASCII")
 }
 
