@@ -95,24 +95,13 @@ fn hex_hash<'b>(hash: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
     std::str::from_utf8(buf).expect("hex digits are ASCII")
 }
 
-/// RFC 3339 UTC with microseconds, the format of `recorded_at`.
+/// RFC 3339 UTC with microseconds, the format of `recorded_at`: `2026-12-01T09:40:18.123456Z`, 27 bytes.
 ///
-/// Formatted field by field: chrono's `format` parses its pattern on every call, which showed in the writer's
-/// profile.
+/// chrono's RFC 3339 writer, not its `format` (which parses its pattern on every call, and showed in the
+/// writer's profile). `Utc::now()` comes from the system clock, which never reports a leap second, so the
+/// seconds field stays below 60.
 pub fn now_rfc3339() -> String {
-    use chrono::{Datelike, Timelike};
-    let now = chrono::Utc::now();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        now.year(),
-        now.month(),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        // A leap second shows as nanoseconds past 1e9; keep the field at six digits.
-        (now.nanosecond() / 1000).min(999_999)
-    )
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]
