@@ -6,8 +6,9 @@
 //! - [`catalogue`]: the typed version-1 events ([`DomainEvent`]) and their streams.
 //! - [`chain`]: the canonical bytes of an event, its CRC-32 and the SHA-256 chain; [`ChainVerifier`].
 //! - [`schema`]: opening the database file: pragmas, migrations, refusing foreign or newer files, backups.
-//! - [`writer`]: the single writer thread with group commit, a savepoint per command, idempotent and
-//!   version-checked appends, and the broadcast of committed events.
+//! - [`writer`]: the single writer thread with group commit (no savepoint per command: a command that fails
+//!   after writing is undone by rewriting its batch), idempotent and version-checked appends, and the broadcast
+//!   of committed events.
 //! - [`reader`]: reads of the whole log, of a stream, filtered with a cursor; the chain check; a read pool.
 //! - [`store`]: [`EventStore`], which opens all of the above for one file.
 //! - [`error`]: [`StoreError`] and [`AppendError`].
