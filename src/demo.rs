@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::http::client::Client;
+use crate::client::Client;
 
 /// How the fleet behaves.
 #[derive(Debug, Clone, Copy)]

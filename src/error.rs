@@ -32,7 +32,10 @@ pub enum CommandError {
     TransferNotFound(Uuid),
     /// 409 `TRANSFER_FINISHED`: a transfer completes or fails once.
     #[error("transfer {id} is already {status}")]
-    TransferFinished { id: Uuid, status: String },
+    TransferFinished {
+        id: Uuid,
+        status: cairn_projections::TransferStatus,
+    },
     /// 409 `VERSION_CONFLICT`: the entity changed since the caller read it.
     #[error("{stream} is at version {actual}, expected {expected}")]
     VersionConflict {

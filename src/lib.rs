@@ -3,22 +3,30 @@
 //! This crate holds the rules and the edges; the log lives in `cairn-events`, the read tables in
 //! `cairn-projections`.
 //!
-//! - [`commands`]: the rules that turn a request into events, one file per area.
+//! Three rings. At the core, [`commands`] (the rules that turn a request into events) over [`Cairn`] (one open
+//! data directory: the log with its projections, and the blobs). Around them, [`services`]: what the server
+//! does (uploads, presence, status, the state as of a moment, the SQL console, database maintenance, the live
+//! feed's relay), plain Rust with no HTTP or WebSocket types. Outside, two thin adapters, [`http`] and
+//! [`live`], which parse, call a service or a command, and format; [`server`] composes them.
+//!
+//! - [`commands`]: the rules, one file per area; [`error`]: [`CommandError`], with the API's stable codes.
 //! - [`blobs`]: the content-addressed blob store, streamed and checksummed.
-//! - [`app`]: [`Cairn`], one open data directory and the operations that span the log and the blobs.
-//! - [`demo`]: `cairn serve --demo`'s fleet of simulated clients, using the real API.
+//! - [`app`]: [`Cairn`], and the way commands reach the writer.
 //! - [`datadir`]: the data directory's layout and its lock.
-//! - [`http`]: the HTTP API under `/api` and `cairn serve`'s server.
-//! - [`live`]: the live feed: a WebSocket hub that never loses an event.
 //! - [`replay`]: rebuilding the read tables from the log, verifying them, and the state as of a moment.
+//! - [`services`]: the services both adapters call, and [`services::Services`], the state they share.
+//! - [`http`]: the HTTP API under `/api` and the dashboard's files; [`live`]: the WebSocket feed.
+//! - [`server`]: `cairn serve`'s server, the one place that knows both adapters.
+//! - [`client`]: the API client of the demo fleet, the benchmarks, `cairn tail` and the tests.
 //! - [`telemetry`]: CPU, memory and disk samples (in memory, not events).
+//! - [`demo`]: `cairn serve --demo`'s fleet of simulated clients, using the real API.
 //! - [`cli`]: the `cairn` command line; [`bench`]: the benchmarks of `BENCHMARKS.md`.
-//! - [`error`]: [`CommandError`], with the stable codes of the API.
 
 pub mod app;
 pub mod bench;
 pub mod blobs;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod datadir;
 pub mod demo;
@@ -26,7 +34,10 @@ pub mod error;
 pub mod http;
 pub mod live;
 pub mod replay;
+pub mod server;
+pub mod services;
 pub mod telemetry;
 
-pub use app::{Cairn, Options, Upload};
+pub use app::{Cairn, Options};
 pub use error::CommandError;
+pub use services::upload::Upload;

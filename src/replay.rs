@@ -73,6 +73,15 @@ pub enum ReplayError {
     Io(#[from] std::io::Error),
 }
 
+/// The position a moment names: the position itself (at most the head), or the last event recorded at or
+/// before the time (0 when there is none).
+pub fn resolve(conn: &rusqlite::Connection, until: &Until) -> rusqlite::Result<Position> {
+    Ok(match until {
+        Until::Position(p) => (*p).min(reader::head(conn)?),
+        Until::Time(t) => reader::position_at_time(conn, t)?,
+    })
+}
+
 /// Runs a replay over the data directory `root`. `progress` gets the events rebuilt so far.
 pub fn replay(root: &Path, mode: &Mode, progress: impl FnMut(i64)) -> Result<Report, ReplayError> {
     let started = Instant::now();
@@ -116,10 +125,9 @@ fn rebuild_and_finish(
     live.execute("ATTACH DATABASE ?1 AS rebuilt", [scratch.to_string_lossy()])?;
     // One read transaction: the head, the rebuild's reads and the comparison all see one snapshot.
     live.execute_batch("BEGIN")?;
-    let head = match until {
+    let head = match &until {
         None => reader::head(live)?,
-        Some(Until::Position(p)) => p.min(reader::head(live)?),
-        Some(Until::Time(t)) => reader::position_at_time(live, &t)?,
+        Some(until) => resolve(live, until)?,
     };
     let built = rebuild::rebuild(
         live,

@@ -9,7 +9,7 @@ use cairn::commands::log::{ClearLogs, RecordLog};
 use cairn::{CommandError, Options};
 use cairn_events::catalogue::DisconnectReason;
 use cairn_events::{reader, Durability};
-use cairn_projections::{clients, files, transfers};
+use cairn_projections::{clients, files, transfers, TransferStatus};
 use common::{admin, spawn, spawn_with};
 use uuid::Uuid;
 
@@ -82,7 +82,7 @@ fn a_client_lives_from_registration_to_deletion_and_its_blobs_go_with_it() {
         ("Completed", 17, Some(stored.file_id.to_string()))
     );
 
-    let verified = t.cairn.verify_file_blocking(stored.file_id, admin()).unwrap();
+    let verified = t.verify(stored.file_id).unwrap();
     assert!(verified.ok);
     t.cairn
         .execute_blocking(
@@ -195,7 +195,7 @@ fn an_upload_whose_sha256_does_not_match_stores_nothing_and_fails_its_transfer()
         },
         ..cairn::Upload::default()
     };
-    let err = t.cairn.upload_blocking(upload, &b"content"[..], admin()).unwrap_err();
+    let err = t.upload_as(upload, b"content", admin()).unwrap_err();
     assert!(
         matches!(err, CommandError::ChecksumMismatch { which: "SHA-256", .. }),
         "{err:?}"
@@ -207,7 +207,7 @@ fn an_upload_whose_sha256_does_not_match_stores_nothing_and_fails_its_transfer()
         .unwrap()
         .items
         .remove(0);
-    assert_eq!(tr.status, "Failed");
+    assert_eq!(tr.status, TransferStatus::Failed);
     assert!(tr.error.unwrap().contains("does not match"));
 }
 
@@ -437,12 +437,15 @@ fn transfers_a_crash_left_under_way_are_failed_at_the_next_start_once() {
         .build()
         .unwrap();
     let closed = runtime
-        .block_on(cairn.fail_interrupted_transfers(cairn_events::Metadata::system()))
+        .block_on(cairn::services::upload::fail_interrupted(
+            &cairn,
+            cairn_events::Metadata::system(),
+        ))
         .unwrap();
     assert_eq!(closed, 1);
     let conn = cairn.store().reader().unwrap();
     let row = transfers::get(&conn, &cut.to_string()).unwrap().unwrap();
-    assert_eq!(row.status, "Failed");
+    assert_eq!(row.status, TransferStatus::Failed);
     assert!(
         row.error.as_deref().unwrap().starts_with("interrupted"),
         "{:?}",
@@ -450,7 +453,10 @@ fn transfers_a_crash_left_under_way_are_failed_at_the_next_start_once() {
     );
     drop(conn);
     let again = runtime
-        .block_on(cairn.fail_interrupted_transfers(cairn_events::Metadata::system()))
+        .block_on(cairn::services::upload::fail_interrupted(
+            &cairn,
+            cairn_events::Metadata::system(),
+        ))
         .unwrap();
     assert_eq!(again, 0, "a transfer ends once");
     cairn.close();

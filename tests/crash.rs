@@ -70,9 +70,13 @@ fn child(dir: &Path) {
                             filename: format!("{marker}.txt"),
                             ..Upload::default()
                         };
-                        let stored = cairn
-                            .upload_blocking(upload, marker.as_bytes(), Metadata::client(client))
-                            .expect("upload");
+                        let stored = cairn::services::upload::upload_blocking(
+                            cairn,
+                            upload,
+                            marker.as_bytes(),
+                            Metadata::client(client),
+                        )
+                        .expect("upload");
                         println!("file {} {}", stored.file_id, stored.sha256);
                     } else {
                         let log = RecordLog {

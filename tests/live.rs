@@ -66,7 +66,7 @@ async fn log(app: &TestApp, message: &str) -> i64 {
 }
 
 /// A server whose live feed has these settings.
-async fn app_with(live: cairn::live::LiveConfig) -> TestApp {
+async fn app_with(live: cairn::services::feed::LiveConfig) -> TestApp {
     let options = cairn::Options {
         durability: cairn_events::Durability::Normal,
         ..Default::default()
@@ -178,7 +178,7 @@ async fn a_subscriber_resumes_from_a_given_position_into_the_live_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_reads_nothing_for_a_while_gets_every_event_or_its_resume_position() {
-    let live = cairn::live::LiveConfig {
+    let live = cairn::services::feed::LiveConfig {
         queue: 4,
         stall_timeout: Duration::from_millis(300),
         ..Default::default()
@@ -322,7 +322,7 @@ async fn a_bad_token_is_refused_and_a_malformed_message_gets_an_error_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_limit_are_refused_clearly() {
-    let live = cairn::live::LiveConfig {
+    let live = cairn::services::feed::LiveConfig {
         max_connections: 2,
         ..Default::default()
     };
@@ -399,16 +399,16 @@ async fn start(
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    let config = cairn::http::Config {
+    let config = cairn::services::ServerConfig {
         admin_token: ADMIN.into(),
         heartbeat_timeout: Duration::from_secs(60),
         live: Default::default(),
     };
-    let state = cairn::http::AppState::new(cairn.expect("the data directory opens again"), config);
+    let state = cairn::services::Services::new(cairn.expect("the data directory opens again"), config);
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let bound = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cairn::http::serve(state, listener, async {
+    let server = tokio::spawn(cairn::server::serve(state, listener, async {
         let _ = rx.await;
     }));
     (bound, tx, server)
@@ -515,7 +515,7 @@ fn cairn_tail_refuses_a_bad_url_or_token_at_once() {
 async fn a_subscriber_that_falls_behind_the_broadcast_is_caught_up_from_the_log_and_pinged() {
     // A broadcast of 4 and a queue of 2: a subscriber that pauses falls behind the relay at once; it must be
     // caught up from the log, not dropped, since its sends never stall for long.
-    let live = cairn::live::LiveConfig {
+    let live = cairn::services::feed::LiveConfig {
         broadcast_capacity: 4,
         queue: 2,
         ping_every: Duration::from_millis(200),

@@ -121,7 +121,7 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
             }
             Op::Verify(i) => {
                 if let Some(f) = pick(&files, i) {
-                    let _ = c.verify_file_blocking(f, admin());
+                    let _ = t.verify(f);
                 }
             }
             Op::Download(i) => {

@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::query::{paged, Conditions, ListQuery, Page};
+pub use crate::status::ClientStatus;
 
 /// A row of `clients`, with the old server's field names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -13,7 +14,7 @@ pub struct Client {
     pub id: String,
     pub client_id: String,
     pub name: String,
-    pub status: String,
+    pub status: ClientStatus,
     pub last_seen: Option<String>,
     pub files_count: i64,
     pub total_size: i64,
@@ -51,9 +52,18 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
         DomainEvent::ClientRegistered(c) => {
             conn.prepare_cached(
                 "INSERT INTO clients (id, client_id, name, status, ip_address, created_at, updated_at, token_hash, version)
-                 VALUES (?1, ?2, ?3, 'Registered', ?4, ?5, ?5, ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?8, ?4, ?5, ?5, ?6, ?7)",
             )?
-            .execute(params![c.client_id.to_string(), c.external_id, c.name, c.ip_address, at, c.token_hash, e.version])?;
+            .execute(params![
+                c.client_id.to_string(),
+                c.external_id,
+                c.name,
+                c.ip_address,
+                at,
+                c.token_hash,
+                e.version,
+                ClientStatus::Registered
+            ])?;
         }
         DomainEvent::ClientUpdated(c) => {
             conn.prepare_cached(
@@ -64,16 +74,22 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
         }
         DomainEvent::ClientConnected(c) => {
             conn.prepare_cached(
-                "UPDATE clients SET status = 'Connected', last_seen = ?2, ip_address = coalesce(?3, ip_address),
+                "UPDATE clients SET status = ?5, last_seen = ?2, ip_address = coalesce(?3, ip_address),
                  updated_at = ?2, version = ?4 WHERE id = ?1",
             )?
-            .execute(params![c.client_id.to_string(), at, c.ip_address, e.version])?;
+            .execute(params![
+                c.client_id.to_string(),
+                at,
+                c.ip_address,
+                e.version,
+                ClientStatus::Connected
+            ])?;
         }
         DomainEvent::ClientDisconnected(c) => {
             conn.prepare_cached(
-                "UPDATE clients SET status = 'Offline', last_seen = ?2, updated_at = ?2, version = ?3 WHERE id = ?1",
+                "UPDATE clients SET status = ?4, last_seen = ?2, updated_at = ?2, version = ?3 WHERE id = ?1",
             )?
-            .execute(params![c.client_id.to_string(), at, e.version])?;
+            .execute(params![c.client_id.to_string(), at, e.version, ClientStatus::Offline])?;
         }
         DomainEvent::ClientTokenRotated(c) => {
             conn.prepare_cached("UPDATE clients SET token_hash = ?2, updated_at = ?3, version = ?4 WHERE id = ?1")?
@@ -116,7 +132,7 @@ pub fn by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Client>
 /// Filters of the clients list, besides paging.
 #[derive(Debug, Clone, Default)]
 pub struct ClientFilter {
-    pub status: Option<String>,
+    pub status: Option<ClientStatus>,
 }
 
 pub const SORTABLE: &[&str] = &[
@@ -132,8 +148,8 @@ pub const SORTABLE: &[&str] = &[
 pub fn list(conn: &Connection, query: &ListQuery, filter: &ClientFilter) -> Result<Page<Client>, crate::Error> {
     let order = query.order_by(SORTABLE, "created_at ASC, rowid ASC")?;
     let mut c = Conditions::default();
-    if let Some(status) = &filter.status {
-        c.one_of("status", status, &["Registered", "Connected", "Offline"])?;
+    if let Some(status) = filter.status {
+        c.equals("status", status.as_str());
     }
     if let Some(like) = query.like() {
         c.add(
@@ -147,8 +163,8 @@ pub fn list(conn: &Connection, query: &ListQuery, filter: &ClientFilter) -> Resu
 /// Counts by status, for `/api/status` and the overview.
 pub fn counts(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     conn.query_row(
-        "SELECT count(*), coalesce(sum(status = 'Connected'), 0) FROM clients",
-        [],
+        "SELECT count(*), coalesce(sum(status = ?1), 0) FROM clients",
+        [ClientStatus::Connected],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }

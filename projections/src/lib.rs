@@ -5,6 +5,7 @@
 //!
 //! - [`clients`], [`files`], [`transfers`], [`logs`], [`stats`]: one module per read table, with its `apply`
 //!   and its queries.
+//! - [`status`]: the statuses of clients and transfers, as enums.
 //! - [`checkpoints`]: how far each projection has applied the log.
 //! - [`query`]: pagination, sorting and searching shared by every list.
 //! - [`rebuild`]: replaying the log into a fresh database, verifying the chain as it reads.
@@ -18,12 +19,14 @@ pub mod logs;
 pub mod query;
 pub mod rebuild;
 pub mod stats;
+pub mod status;
 pub mod transfers;
 
 use cairn_events::{ApplyError, DomainEvent, Projector, RecordedEvent};
 use rusqlite::Connection;
 
 pub use query::{ListQuery, Page, QueryError};
+pub use status::{ClientStatus, TransferStatus};
 
 /// Every read table, in the order a rebuild swaps them in.
 pub const READ_TABLES: &[&str] = &[

@@ -154,11 +154,16 @@ impl Conditions {
                 reason: format!("one of {}", allowed.join(", ")),
             });
         }
+        self.equals(field, value);
+        Ok(())
+    }
+
+    /// `field = value`, for a value already checked (a status the caller parsed).
+    pub fn equals(&mut self, field: &'static str, value: &str) {
         self.add(
             &format!("{field} = ?"),
             [rusqlite::types::Value::Text(value.to_owned())],
         );
-        Ok(())
     }
 
     pub fn sql(&self) -> String {

@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::query::{paged, Conditions, ListQuery, Page};
+pub use crate::status::TransferStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Transfer {
@@ -14,7 +15,7 @@ pub struct Transfer {
     pub file_id: Option<String>,
     pub filename: String,
     pub direction: String,
-    pub status: String,
+    pub status: TransferStatus,
     pub expected_bytes: Option<i64>,
     pub bytes: i64,
     pub started_at: String,
@@ -52,7 +53,7 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
             };
             conn.prepare_cached(
                 "INSERT INTO transfers (id, client_id, file_id, filename, direction, status, expected_bytes, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'InProgress', ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7)",
             )?
             .execute(params![
                 t.transfer_id.to_string(),
@@ -61,12 +62,13 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
                 t.filename,
                 direction,
                 t.expected_bytes.map(|b| b as i64),
-                e.recorded_at
+                e.recorded_at,
+                TransferStatus::InProgress
             ])?;
         }
         DomainEvent::TransferCompleted(t) => {
             conn.prepare_cached(
-                "UPDATE transfers SET status = 'Completed', file_id = coalesce(?2, file_id), bytes = ?3,
+                "UPDATE transfers SET status = ?6, file_id = coalesce(?2, file_id), bytes = ?3,
                  duration_ms = ?4, finished_at = ?5 WHERE id = ?1",
             )?
             .execute(params![
@@ -74,12 +76,13 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
                 t.file_id.map(|f| f.to_string()),
                 t.bytes as i64,
                 t.duration_ms as i64,
-                e.recorded_at
+                e.recorded_at,
+                TransferStatus::Completed
             ])?;
         }
         DomainEvent::TransferFailed(t) => {
             conn.prepare_cached(
-                "UPDATE transfers SET status = 'Failed', bytes = ?2, duration_ms = ?3, error = ?4, finished_at = ?5
+                "UPDATE transfers SET status = ?6, bytes = ?2, duration_ms = ?3, error = ?4, finished_at = ?5
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -87,7 +90,8 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
                 t.bytes as i64,
                 t.duration_ms as i64,
                 t.error,
-                e.recorded_at
+                e.recorded_at,
+                TransferStatus::Failed
             ])?;
         }
         _ => {}
@@ -103,7 +107,7 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<Transfer>> {
 
 #[derive(Debug, Clone, Default)]
 pub struct TransferFilter {
-    pub status: Option<String>,
+    pub status: Option<TransferStatus>,
     pub client_id: Option<String>,
 }
 
@@ -119,8 +123,8 @@ pub const SORTABLE: &[&str] = &[
 pub fn list(conn: &Connection, query: &ListQuery, filter: &TransferFilter) -> Result<Page<Transfer>, crate::Error> {
     let order = query.order_by(SORTABLE, "started_at DESC, rowid DESC")?;
     let mut c = Conditions::default();
-    if let Some(status) = &filter.status {
-        c.one_of("status", status, &["InProgress", "Completed", "Failed"])?;
+    if let Some(status) = filter.status {
+        c.equals("status", status.as_str());
     }
     if let Some(client) = &filter.client_id {
         c.add("client_id = ?", [Value::Text(client.clone())]);
@@ -134,8 +138,17 @@ pub fn list(conn: &Connection, query: &ListQuery, filter: &TransferFilter) -> Re
 /// All transfers and those under way.
 pub fn counts(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     conn.query_row(
-        "SELECT count(*), coalesce(sum(status = 'InProgress'), 0) FROM transfers",
-        [],
+        "SELECT count(*), coalesce(sum(status = ?1), 0) FROM transfers",
+        [TransferStatus::InProgress],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
+}
+
+/// Every transfer with a status, oldest first (for closing those a crash left under way).
+pub fn with_status(conn: &Connection, status: TransferStatus) -> rusqlite::Result<Vec<Transfer>> {
+    conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM transfers WHERE status = ?1 ORDER BY started_at, rowid"
+    ))?
+    .query_map([status], from_row)?
+    .collect()
 }

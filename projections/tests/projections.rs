@@ -11,7 +11,7 @@ use cairn_projections::files::{self, FileFilter};
 use cairn_projections::logs::{self, LogFilter};
 use cairn_projections::stats::{self, Bucket};
 use cairn_projections::transfers::{self, TransferFilter};
-use cairn_projections::{checkpoints, ListQuery, Projections, QueryError};
+use cairn_projections::{checkpoints, ClientStatus, ListQuery, Projections, QueryError, TransferStatus};
 use rusqlite::Connection;
 use uuid::Uuid;
 
@@ -108,7 +108,7 @@ fn clients_follow_registration_connection_updates_and_deletion() {
         },
     );
     let c = clients::get(&feed.conn, &a.to_string()).unwrap().unwrap();
-    assert_eq!(c.status, "Connected");
+    assert_eq!(c.status, ClientStatus::Connected);
     assert_eq!(c.last_seen.as_deref(), Some("2026-11-22T10:01:00.000000Z"));
     assert_eq!(c.ip_address.as_deref(), Some("10.0.0.9"));
 
@@ -171,7 +171,7 @@ fn client_lists_page_sort_search_and_filter() {
         ["alpha"]
     );
     let connected = ClientFilter {
-        status: Some("Connected".into()),
+        status: Some(ClientStatus::Connected),
     };
     assert_eq!(
         clients::list(&feed.conn, &ListQuery::default(), &connected)
@@ -184,12 +184,9 @@ fn client_lists_page_sort_search_and_filter() {
         clients::list(&feed.conn, &q, &ClientFilter::default()).unwrap().items[0].name,
         "charlie"
     );
-    let bad = ClientFilter {
-        status: Some("Gone".into()),
-    };
     assert!(matches!(
-        clients::list(&feed.conn, &ListQuery::default(), &bad),
-        Err(cairn_projections::Error::Query(QueryError::Filter { .. }))
+        "Gone".parse::<ClientStatus>(),
+        Err(QueryError::Filter { field: "status", .. })
     ));
     assert_eq!(clients::counts(&feed.conn).unwrap(), (5, 3));
 }
@@ -311,7 +308,7 @@ fn transfers_move_from_in_progress_to_completed_or_failed() {
         ("Failed", Some("client went away"))
     );
     let only_failed = TransferFilter {
-        status: Some("Failed".into()),
+        status: Some(TransferStatus::Failed),
         ..TransferFilter::default()
     };
     assert_eq!(

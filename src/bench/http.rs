@@ -9,8 +9,8 @@ use bytes::Bytes;
 use cairn_events::{Durability, Metadata};
 
 use super::{rate, sample_command, sample_log};
-use crate::http::client::Client;
-use crate::http::{AppState, Config};
+use crate::client::Client;
+use crate::services::{feed::LiveConfig, ServerConfig, Services};
 use crate::{Cairn, Options};
 
 #[derive(Debug, Clone)]
@@ -74,18 +74,18 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
             .await?
         };
 
-        let state = AppState::new(
+        let state = Services::new(
             cairn.clone(),
-            Config {
+            ServerConfig {
                 admin_token: TOKEN.into(),
                 heartbeat_timeout: Duration::from_secs(3600),
-                live: crate::live::LiveConfig::default(),
+                live: LiveConfig::default(),
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::http::serve(state, listener, async {
+        let server = tokio::spawn(crate::server::serve(state, listener, async {
             let _ = stopped.await;
         }));
 

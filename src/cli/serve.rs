@@ -12,7 +12,7 @@ use cairn_events::{DomainEvent, Durability, Metadata};
 
 use super::DataArg;
 use crate::commands::server::RecordServerEvent;
-use crate::http::{AppState, Config};
+use crate::services::{feed::LiveConfig, ServerConfig, Services};
 use crate::{Cairn, Options};
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let token = admin_token(&args.data.data, args.token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let listener = crate::http::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+        let listener = crate::server::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let started = ServerStarted {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -87,19 +87,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cairn
             .execute(RecordServerEvent(DomainEvent::from(started)), Metadata::system())
             .await?;
-        let interrupted = cairn.fail_interrupted_transfers(Metadata::system()).await?;
+        let interrupted = crate::services::upload::fail_interrupted(&cairn, Metadata::system()).await?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
                 "transfers left under way by the last run are recorded as failed"
             );
         }
-        let state = AppState::new(
+        let state = Services::new(
             cairn.clone(),
-            Config {
+            ServerConfig {
                 admin_token: token.clone(),
                 heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
-                live: crate::live::LiveConfig::default(),
+                live: LiveConfig::default(),
             },
         );
         // Printing must not stop the server: a closed stdout is only logged.
@@ -132,7 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             shutdown_signal().await;
             stop_demo.send_replace(true);
         };
-        crate::http::serve(state, listener, shutdown).await;
+        crate::server::serve(state, listener, shutdown).await;
         if let Some(demo) = demo {
             demo.abort();
         }

@@ -5,6 +5,7 @@ use cairn_events::catalogue::{
     DisconnectReason, FileDeleted,
 };
 use cairn_events::ExpectedVersion;
+use cairn_projections::ClientStatus;
 use uuid::Uuid;
 
 use super::{live_client, token_hash, validate, Command, Decision, State};
@@ -114,7 +115,7 @@ impl Command for ConnectClient {
     fn decide(self, state: &dyn State) -> Result<Decision<Heartbeat>, CommandError> {
         let client = live_client(state, self.id)?;
         let ip_address = validate::ip_address(self.ip_address.as_deref())?;
-        if client.status == "Connected" {
+        if client.status == ClientStatus::Connected {
             return Ok(Decision::new(Heartbeat::AlreadyConnected));
         }
         Ok(Decision::new(Heartbeat::Connected).event(
@@ -140,7 +141,7 @@ impl Command for DisconnectClient {
 
     fn decide(self, state: &dyn State) -> Result<Decision<bool>, CommandError> {
         let client = live_client(state, self.id)?;
-        if client.status != "Connected" {
+        if client.status != ClientStatus::Connected {
             return match self.reason {
                 DisconnectReason::Timeout => Ok(Decision::new(false)),
                 _ => Err(CommandError::ClientNotConnected(self.id)),

@@ -35,7 +35,8 @@ pub struct Decision<T> {
     pub events: Vec<(DomainEvent, ExpectedVersion)>,
     /// What the caller gets back.
     pub output: T,
-    /// An upload to move into the blob store, inside the same savepoint as its `FileStored`.
+    /// An upload to move into the blob store, by the same command that records its `FileStored` (a failure
+    /// after the move undoes the command whole; see decision 0001).
     pub place_blob: Option<PendingBlob>,
     /// Content whose blob is removed after the commit if no file holds it any more.
     pub release_blobs: Vec<String>,

@@ -1,7 +1,7 @@
 //! What commands read before deciding: the [`State`] trait, and [`SqlState`] over the writer's connection.
 
 use cairn_events::{StoreError, Unit};
-use cairn_projections::{clients, files, logs, transfers};
+use cairn_projections::{clients, files, logs, transfers, ClientStatus, TransferStatus};
 use uuid::Uuid;
 
 /// What a client's rules look at.
@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub struct ClientState {
     pub id: Uuid,
     pub name: String,
-    pub status: String,
+    pub status: ClientStatus,
     pub version: i64,
     pub token_hash: String,
 }
@@ -28,7 +28,7 @@ pub struct FileState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferState {
     pub id: Uuid,
-    pub status: String,
+    pub status: TransferStatus,
 }
 
 /// The current state, as commands see it.

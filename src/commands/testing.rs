@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use cairn_events::catalogue::{ClientRegistered, FileStored};
 use cairn_events::{DomainEvent, StoreError};
+use cairn_projections::{ClientStatus, TransferStatus};
 use uuid::Uuid;
 
 use super::{ClientState, Command, Decision, FileState, State, TransferState};
@@ -33,7 +34,7 @@ impl MemoryState {
                     ClientState {
                         id: c.client_id,
                         name: c.name.clone(),
-                        status: "Registered".into(),
+                        status: ClientStatus::Registered,
                         version,
                         token_hash: c.token_hash.clone(),
                     },
@@ -44,8 +45,12 @@ impl MemoryState {
                     s.name = n.clone();
                 }
             }),
-            DomainEvent::ClientConnected(c) => self.client(c.client_id, version, |s| s.status = "Connected".into()),
-            DomainEvent::ClientDisconnected(c) => self.client(c.client_id, version, |s| s.status = "Offline".into()),
+            DomainEvent::ClientConnected(c) => {
+                self.client(c.client_id, version, |s| s.status = ClientStatus::Connected)
+            }
+            DomainEvent::ClientDisconnected(c) => {
+                self.client(c.client_id, version, |s| s.status = ClientStatus::Offline)
+            }
             DomainEvent::ClientTokenRotated(c) => {
                 self.client(c.client_id, version, |s| s.token_hash = c.token_hash.clone())
             }
@@ -75,12 +80,12 @@ impl MemoryState {
                     t.transfer_id,
                     TransferState {
                         id: t.transfer_id,
-                        status: "InProgress".into(),
+                        status: TransferStatus::InProgress,
                     },
                 );
             }
-            DomainEvent::TransferCompleted(t) => self.transfer(t.transfer_id, "Completed"),
-            DomainEvent::TransferFailed(t) => self.transfer(t.transfer_id, "Failed"),
+            DomainEvent::TransferCompleted(t) => self.transfer(t.transfer_id, TransferStatus::Completed),
+            DomainEvent::TransferFailed(t) => self.transfer(t.transfer_id, TransferStatus::Failed),
             DomainEvent::LogRecorded(_) => self.logs += 1,
             DomainEvent::LogsCleared(_) => self.logs = 0,
             _ => {}
@@ -100,9 +105,9 @@ impl MemoryState {
         }
     }
 
-    fn transfer(&mut self, id: Uuid, status: &str) {
+    fn transfer(&mut self, id: Uuid, status: TransferStatus) {
         if let Some(t) = self.transfers.get_mut(&id) {
-            t.status = status.into();
+            t.status = status;
         }
     }
 }

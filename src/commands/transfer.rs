@@ -2,6 +2,7 @@
 
 use cairn_events::catalogue::{Direction, TransferCompleted, TransferFailed, TransferStarted};
 use cairn_events::ExpectedVersion;
+use cairn_projections::TransferStatus;
 use uuid::Uuid;
 
 use super::{live_client, validate, Command, Decision, State, TransferState};
@@ -10,7 +11,7 @@ use crate::error::CommandError;
 /// The transfer, if it is still under way.
 pub(crate) fn in_progress(state: &dyn State, id: Uuid) -> Result<TransferState, CommandError> {
     let t = state.transfer(id)?.ok_or(CommandError::TransferNotFound(id))?;
-    if t.status != "InProgress" {
+    if t.status != TransferStatus::InProgress {
         return Err(CommandError::TransferFinished { id, status: t.status });
     }
     Ok(t)

@@ -9,6 +9,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use crate::error::CommandError;
+use crate::services::ServiceError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,9 @@ pub enum ApiError {
     /// 416 `RANGE_NOT_SATISFIABLE`.
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    /// 503, with a specific code (`TOO_MANY_CONNECTIONS`): the server is at a limit; try again later.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// 500 `INTERNAL_ERROR`: the detail is logged with the request id, and not sent.
     #[error("{0}")]
     Internal(String),
@@ -77,13 +81,17 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } | Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unavailable { code, .. } => code,
             Self::Unauthorized(_) => "UNAUTHORIZED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
@@ -132,11 +140,17 @@ impl From<CommandError> for ApiError {
     }
 }
 
-impl From<cairn_projections::Error> for ApiError {
-    fn from(e: cairn_projections::Error) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            cairn_projections::Error::Query(q) => Self::bad("INVALID_QUERY", q.to_string()),
-            cairn_projections::Error::Sql(s) => Self::internal(s),
+            ServiceError::Command(c) => c.into(),
+            ServiceError::Invalid { code, message } => Self::BadRequest { code, message },
+            ServiceError::Unauthorized(m) => Self::Unauthorized(m),
+            ServiceError::Forbidden(m) => Self::Forbidden(m),
+            ServiceError::NotFound { code, message } => Self::NotFound { code, message },
+            ServiceError::Conflict { code, message } => Self::Conflict { code, message },
+            ServiceError::Unavailable { code, message } => Self::Unavailable { code, message },
+            ServiceError::Internal(detail) => Self::Internal(detail),
         }
     }
 }
@@ -144,18 +158,6 @@ impl From<cairn_projections::Error> for ApiError {
 impl From<cairn_projections::QueryError> for ApiError {
     fn from(e: cairn_projections::QueryError) -> Self {
         Self::bad("INVALID_QUERY", e.to_string())
-    }
-}
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::internal(e)
-    }
-}
-
-impl From<cairn_events::StoreError> for ApiError {
-    fn from(e: cairn_events::StoreError) -> Self {
-        Self::internal(e)
     }
 }
 
@@ -206,6 +208,10 @@ impl ApiError {
             },
             Self::TooLarge(m) => Self::TooLarge(m.clone()),
             Self::RangeNotSatisfiable(m) => Self::RangeNotSatisfiable(m.clone()),
+            Self::Unavailable { code, message } => Self::Unavailable {
+                code,
+                message: message.clone(),
+            },
             Self::Internal(m) => Self::Internal(m.clone()),
         }
     }

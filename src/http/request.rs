@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 use warp::http::{HeaderMap, Method};
 
-use super::auth::Caller;
 use super::error::ApiError;
+use crate::services::auth::Caller;
 use cairn_projections::ListQuery;
 
 /// The request body, chunk by chunk, never buffered whole unless a handler asks for JSON.
@@ -63,6 +63,21 @@ impl Request {
             .map(|v| {
                 v.parse::<i64>()
                     .map_err(|_| ApiError::bad("INVALID_QUERY", format!("{key} must be a whole number, not {v:?}")))
+            })
+            .transpose()
+    }
+
+    /// A query parameter parsed by its type's `FromStr` (a status, a moment of the log); the parse error says
+    /// what is allowed.
+    pub fn query_parsed<T>(&self, key: &str) -> Result<Option<T>, ApiError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.query(key)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| ApiError::bad("INVALID_QUERY", format!("{key}: {e}")))
             })
             .transpose()
     }

@@ -6,7 +6,6 @@
 //! bounded queue into the socket and pings; a send that stalls past the configured time closes the connection
 //! with [`CLOSE_BEHIND`] and `resume from <position>`, the last event it was handed.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,13 +14,13 @@ use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 use warp::ws::{Message, WebSocket};
 
-use super::hub::{encode, read_range, Encoded};
 use super::{CLOSE_BEHIND, CLOSE_SHUTDOWN};
+use crate::services::auth::Caller;
+use crate::services::feed::{encode, read_range, Encoded, Gapless, Next, Slot};
+use crate::services::Services;
 
 /// How long a close frame may wait for a slow subscriber to read what is ahead of it.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-use crate::http::auth::Caller;
-use crate::http::AppState;
 
 /// `{"op":"subscribe","from":P,"streams":[…],"types":[…]}`.
 #[derive(Debug, Deserialize)]
@@ -68,9 +67,10 @@ fn error_frame(code: &str, message: &str) -> String {
     serde_json::json!({ "kind": "error", "code": code, "message": message }).to_string()
 }
 
-/// Serves one upgraded connection until either side ends it.
-pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
-    let hub = state.live.clone();
+/// Serves one upgraded connection until either side ends it; `slot` is its place in the feed, given back when
+/// it ends.
+pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocket) {
+    let hub = state.feed.clone();
     let (mut sink, mut incoming) = socket.split();
     let (queue, mut outgoing) = mpsc::channel::<Outgoing>(hub.config.queue.max(1));
     let config = hub.config;
@@ -130,11 +130,8 @@ pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
     });
 
     // The feeder: waits for the subscription, then sends history and live events in order.
-    let client = match caller {
-        Caller::Admin => None,
-        Caller::Client(id) => Some(id),
-    };
-    let mut subscription: Option<(Filter, broadcast::Receiver<Arc<Encoded>>, i64)> = None;
+    let client = caller.client();
+    let mut subscription: Option<(Filter, broadcast::Receiver<Arc<Encoded>>, Gapless)> = None;
     let mut stats = hub.stats.subscribe();
     let mut progress = hub.progress.subscribe();
     let mut closing = hub.closing.subscribe();
@@ -173,7 +170,7 @@ pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
                         let ack = serde_json::json!({ "kind": "subscribed", "from": from, "head": head }).to_string();
                         if queue.send(Outgoing::Other(ack)).await.is_err() { break }
                         let Some(last) = catch_up(&state, &filter, from, None, &queue).await else { break 'connection };
-                        subscription = Some((filter, rx, last));
+                        subscription = Some((filter, rx, Gapless::after(last)));
                     }
                     Err(e) => {
                         if queue.send(Outgoing::Other(error_frame("INVALID_MESSAGE", &e.to_string()))).await.is_err() { break }
@@ -186,31 +183,26 @@ pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
                     None => std::future::pending().await,
                 }
             } => {
-                let Some((filter, _, last)) = subscription.as_mut() else { continue };
-                match event {
-                    Ok(e) if e.position <= *last => {}
-                    Ok(e) if e.position == *last + 1 => {
-                        *last = e.position;
-                        if filter.admits(&e) && queue.send(Outgoing::Event { position: e.position, text: e.text.clone() }).await.is_err() {
+                let Some((filter, _, follower)) = subscription.as_mut() else { continue };
+                let (until, then) = match follower.next(event) {
+                    Next::Passed => continue,
+                    Next::InOrder(e) => {
+                        if !send(&queue, filter, &e).await {
                             break;
                         }
+                        continue;
                     }
-                    Ok(e) => {
-                        // A gap (this subscriber lagged): fill it from the database, then this event.
-                        let Some(caught) = catch_up(&state, filter, *last, Some(e.position - 1), &queue).await else { break };
-                        *last = caught;
-                        if e.position == *last + 1 {
-                            *last = e.position;
-                            if filter.admits(&e) && queue.send(Outgoing::Event { position: e.position, text: e.text.clone() }).await.is_err() {
-                                break;
-                            }
-                        }
+                    // This subscriber lagged: fill the gap from the log, then this event.
+                    Next::Gap { until, then } => (Some(until), Some(then)),
+                    Next::Lagged => (None, None),
+                    Next::Closed => break,
+                };
+                let Some(caught) = catch_up(&state, filter, follower.last(), until, &queue).await else { break };
+                follower.filled(caught);
+                if let Some(e) = then.and_then(|e| follower.after_fill(e)) {
+                    if !send(&queue, filter, &e).await {
+                        break;
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let Some(caught) = catch_up(&state, filter, *last, None, &queue).await else { break };
-                        *last = caught;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
                 }
             }
             changed = stats.changed() => {
@@ -232,13 +224,25 @@ pub async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
     if let Err(e) = writer.await {
         tracing::debug!(error = %e, "a live connection's writer ended abnormally");
     }
-    hub.connections.fetch_sub(1, Ordering::Relaxed);
+    drop(slot);
+}
+
+/// Queues an event the filter admits; false when the connection is gone.
+async fn send(queue: &mpsc::Sender<Outgoing>, filter: &Filter, e: &Encoded) -> bool {
+    !filter.admits(e)
+        || queue
+            .send(Outgoing::Event {
+                position: e.position,
+                text: e.text.clone(),
+            })
+            .await
+            .is_ok()
 }
 
 /// Sends every admitted event after `after` (up to `until`, or the head), in order; returns the last position
 /// passed, or `None` when the connection is gone.
 async fn catch_up(
-    state: &AppState,
+    state: &Services,
     filter: &Filter,
     after: i64,
     until: Option<i64>,

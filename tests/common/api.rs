@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn::http::{AppState, Config};
+use cairn::services::{ServerConfig as Config, Services as AppState};
 use cairn::{Cairn, Options};
 use cairn_events::Durability;
 use http_body_util::{BodyExt, Full};
@@ -56,10 +56,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options, heartbeat_timeout: Duration) -> TestApp {
-    spawn_app_full(options, heartbeat_timeout, cairn::live::LiveConfig::default()).await
+    spawn_app_full(options, heartbeat_timeout, cairn::services::feed::LiveConfig::default()).await
 }
 
-pub async fn spawn_app_full(options: Options, heartbeat_timeout: Duration, live: cairn::live::LiveConfig) -> TestApp {
+pub async fn spawn_app_full(
+    options: Options,
+    heartbeat_timeout: Duration,
+    live: cairn::services::feed::LiveConfig,
+) -> TestApp {
     spawn_app_in(
         tempfile::tempdir().unwrap(),
         "127.0.0.1:0",
@@ -76,7 +80,7 @@ pub async fn spawn_app_in(
     listen: &str,
     options: Options,
     heartbeat_timeout: Duration,
-    live: cairn::live::LiveConfig,
+    live: cairn::services::feed::LiveConfig,
 ) -> TestApp {
     // A stopped server's handles go away asynchronously, its data-directory lock with them.
     let mut opened = None;
@@ -101,7 +105,7 @@ pub async fn spawn_app_in(
     let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cairn::http::serve(state, listener, async {
+    let server = tokio::spawn(cairn::server::serve(state, listener, async {
         let _ = rx.await;
     }));
     TestApp {

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use cairn::commands::client::RegisterClient;
 use cairn::commands::file::Stored;
+use cairn::services::ServiceError;
 use cairn::{Cairn, CommandError, Options, Upload};
+use cairn_events::catalogue::FileVerified;
 use cairn_events::{Durability, Metadata};
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -57,13 +59,27 @@ impl TestData {
         Ok(self.cairn.execute_blocking(command, admin())?.output)
     }
 
+    /// Uploads through the upload service; a refusal comes back as the command's error.
     pub fn upload(&self, client: Uuid, name: &str, content: &[u8]) -> Result<Stored, CommandError> {
         let upload = Upload {
             client_id: client,
             filename: name.into(),
             ..Upload::default()
         };
-        self.cairn.upload_blocking(upload, content, Metadata::client(client))
+        self.upload_as(upload, content, Metadata::client(client))
+    }
+
+    pub fn upload_as(&self, upload: Upload, content: &[u8], metadata: Metadata) -> Result<Stored, CommandError> {
+        match cairn::services::upload::upload_blocking(&self.cairn, upload, content, metadata) {
+            Ok(stored) => Ok(stored),
+            Err(ServiceError::Command(e)) => Err(e),
+            Err(other) => panic!("the upload failed outside its command: {other}"),
+        }
+    }
+
+    /// Verifies a file through the verify service.
+    pub fn verify(&self, file: Uuid) -> Result<FileVerified, ServiceError> {
+        block_on(cairn::services::verify::verify_file(&self.cairn, file, admin()))
     }
 
     pub fn read(&self) -> Connection {
@@ -112,4 +128,13 @@ pub fn differences(a: &Path, b: &Path) -> Vec<String> {
 /// The `cairn` binary built for these tests.
 pub fn cairn_bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
+/// Runs a future to its end on a runtime of its own, for the tests that have none.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
 }

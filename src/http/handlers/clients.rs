@@ -5,35 +5,34 @@ use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::read;
-use crate::commands::client::{
-    ConnectClient, DeleteClient, DisconnectClient, Heartbeat, RegisterClient, RotateToken, UpdateClient,
-};
+use crate::commands::client::{RegisterClient, RotateToken, UpdateClient};
 use crate::commands::new_token;
-use crate::http::auth::Caller;
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
-use crate::http::AppState;
-use cairn_events::catalogue::DisconnectReason;
+use crate::services::{history, ServiceError, Services};
 use cairn_projections::clients::{self, ClientFilter};
 
 const NOT_FOUND: &str = "CLIENT_NOT_FOUND";
 
-pub async fn list(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn list(state: &Services, req: Request) -> Result<Response, ApiError> {
     let query = req.list_query()?;
     let filter = ClientFilter {
-        status: req.query("status").map(str::to_owned),
+        status: req.query("status").map(str::parse).transpose()?,
     };
-    let page = read(state, move |conn| Ok(clients::list(conn, &query, &filter)?)).await?;
+    let page = state
+        .read(move |conn| Ok(clients::list(conn, &query, &filter)?))
+        .await?;
     Ok(ok(StatusCode::OK, page, None))
 }
 
-async fn row(state: &AppState, id: Uuid) -> Result<clients::Client, ApiError> {
-    read(state, move |conn| {
-        clients::get(conn, &id.to_string())?
-            .ok_or_else(|| ApiError::not_found(NOT_FOUND, format!("client {id} not found")))
-    })
-    .await
+/// A client's row as it is now.
+pub async fn row(state: &Services, id: Uuid) -> Result<clients::Client, ApiError> {
+    Ok(state
+        .read(move |conn| {
+            clients::get(conn, &id.to_string())?
+                .ok_or_else(|| ServiceError::not_found(NOT_FOUND, format!("client {id} not found")))
+        })
+        .await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,7 +43,7 @@ struct NewClient {
     ip_address: Option<String>,
 }
 
-pub async fn create(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError> {
     let body: NewClient = req.json().await?;
     let token = new_token();
     let command = RegisterClient {
@@ -63,10 +62,10 @@ pub async fn create(state: &AppState, req: Request) -> Result<Response, ApiError
     ))
 }
 
-pub async fn get(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn get(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "client")?;
-    if let Some(at) = req.query_i64("at")? {
-        let client = crate::http::handlers::audit::client_at(state, id, at).await?;
+    if let Some(at) = req.query_parsed("at")? {
+        let client = history::client_at(&state.cairn, id, at).await?;
         return Ok(ok(StatusCode::OK, client, Some("as it was at the given position")));
     }
     Ok(ok(StatusCode::OK, row(state, id).await?, None))
@@ -80,7 +79,7 @@ struct ClientChange {
     expected_version: Option<i64>,
 }
 
-pub async fn patch(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn patch(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "client")?;
     let body: ClientChange = req.json().await?;
     if body.name.is_none() && body.ip_address.is_none() {
@@ -96,66 +95,49 @@ pub async fn patch(state: &AppState, req: Request) -> Result<Response, ApiError>
     Ok(ok(StatusCode::OK, row(state, id).await?, Some("client updated")))
 }
 
-pub async fn delete(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn delete(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "client")?;
-    let command = DeleteClient {
-        id,
-        expected_version: req.query_i64("expected_version")?,
-    };
-    let files = state.cairn.execute(command, req.metadata()).await?.output;
-    state.heartbeats.forget(id);
+    let expected = req.query_i64("expected_version")?;
+    let done = state
+        .presence
+        .delete(&state.cairn, id, expected, req.metadata())
+        .await?;
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({ "id": id, "files_deleted": files }),
+        serde_json::json!({ "id": id, "files_deleted": done.files_deleted }),
         Some("client deleted"),
     ))
 }
 
-pub async fn heartbeat(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn heartbeat(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "client")?;
     req.caller().require_client(id)?;
-    let command = ConnectClient {
-        id,
-        ip_address: req.remote.map(|a| a.ip().to_string()),
-    };
-    let beat = state.cairn.execute(command, req.metadata()).await?.output;
-    state.heartbeats.beat(id);
+    let ip = req.remote.map(|a| a.ip().to_string());
+    let connected_now = state.presence.heartbeat(&state.cairn, id, ip, req.metadata()).await?;
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({ "id": id, "status": "Connected", "connected_now": beat == Heartbeat::Connected }),
+        serde_json::json!({ "id": id, "status": clients::ClientStatus::Connected, "connected_now": connected_now }),
         None,
     ))
 }
 
-pub async fn disconnect(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn disconnect(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "client")?;
-    let caller = req.caller();
-    caller.require_client(id)?;
-    let reason = match caller {
-        Caller::Admin => DisconnectReason::Admin,
-        Caller::Client(_) => DisconnectReason::Client,
-    };
     state
-        .cairn
-        .execute(DisconnectClient { id, reason }, req.metadata())
+        .presence
+        .disconnect(&state.cairn, id, req.caller(), req.metadata())
         .await?;
-    state.heartbeats.forget(id);
     Ok(ok(StatusCode::OK, row(state, id).await?, Some("client disconnected")))
 }
 
-pub async fn rotate_token(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn rotate_token(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "client")?;
     let token = new_token();
-    state
-        .cairn
-        .execute(
-            RotateToken {
-                id,
-                token: token.clone(),
-            },
-            req.metadata(),
-        )
-        .await?;
+    let command = RotateToken {
+        id,
+        token: token.clone(),
+    };
+    state.cairn.execute(command, req.metadata()).await?;
     Ok(ok(
         StatusCode::OK,
         serde_json::json!({ "id": id, "token": token }),

@@ -1,73 +1,62 @@
 //! `/api/files…` and uploads: list, read, delete, download (with `Range`), verify; transfers.
 
-use std::time::Instant;
-
-use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
-use super::read;
-use crate::blobs::{BlobError, Declared, PendingBlob};
-use crate::commands::file::{DeleteFile, RecordDownload, StoreFile};
-use crate::commands::transfer::{FailTransfer, StartTransfer};
-use crate::commands::validate;
-use crate::error::CommandError;
+use crate::blobs::Declared;
+use crate::commands::file::{DeleteFile, RecordDownload};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
-use crate::http::AppState;
-use cairn_events::catalogue::Direction;
+use crate::services::upload::{self, Upload};
+use crate::services::{history, verify, ServiceError, Services};
 use cairn_projections::files::{self, FileFilter};
 use cairn_projections::transfers::{self, TransferFilter};
 
 const NOT_FOUND: &str = "FILE_NOT_FOUND";
 
-async fn list_files(state: &AppState, req: &Request, client: Option<String>) -> Result<Response, ApiError> {
+async fn list_files(state: &Services, req: &Request, client: Option<String>) -> Result<Response, ApiError> {
     let query = req.list_query()?;
     let filter = FileFilter {
         client_id: client.or_else(|| req.query("client").map(str::to_owned)),
         verified: req.query_bool("verified")?,
     };
-    let page = read(state, move |conn| Ok(files::list(conn, &query, &filter)?)).await?;
+    let page = state.read(move |conn| Ok(files::list(conn, &query, &filter)?)).await?;
     Ok(ok(StatusCode::OK, page, None))
 }
 
-pub async fn list(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn list(state: &Services, req: Request) -> Result<Response, ApiError> {
     list_files(state, &req, None).await
 }
 
-pub async fn of_client(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn of_client(state: &Services, req: Request) -> Result<Response, ApiError> {
     let client = req.id(0, "CLIENT_NOT_FOUND", "client")?;
     req.caller().require_client(client)?;
-    read(state, move |conn| {
-        cairn_projections::clients::get(conn, &client.to_string())?
-            .map(|_| ())
-            .ok_or_else(|| ApiError::not_found("CLIENT_NOT_FOUND", format!("client {client} not found")))
-    })
-    .await?;
+    super::clients::row(state, client).await?;
     list_files(state, &req, Some(client.to_string())).await
 }
 
-async fn row(state: &AppState, id: Uuid) -> Result<files::File, ApiError> {
-    read(state, move |conn| {
-        files::get(conn, &id.to_string())?.ok_or_else(|| ApiError::not_found(NOT_FOUND, format!("file {id} not found")))
-    })
-    .await
+async fn row(state: &Services, id: Uuid) -> Result<files::File, ApiError> {
+    Ok(state
+        .read(move |conn| {
+            files::get(conn, &id.to_string())?
+                .ok_or_else(|| ServiceError::not_found(NOT_FOUND, format!("file {id} not found")))
+        })
+        .await?)
 }
 
-pub async fn get(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn get(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "file")?;
-    if let Some(at) = req.query_i64("at")? {
-        let file = super::audit::file_at(state, id, at).await?;
+    if let Some(at) = req.query_parsed("at")? {
+        let file = history::file_at(&state.cairn, id, at).await?;
         return Ok(ok(StatusCode::OK, file, Some("as it was at the given position")));
     }
     Ok(ok(StatusCode::OK, row(state, id).await?, None))
 }
 
-pub async fn delete(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn delete(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "file")?;
     let command = DeleteFile {
         file_id: id,
@@ -81,13 +70,9 @@ pub async fn delete(state: &AppState, req: Request) -> Result<Response, ApiError
     ))
 }
 
-pub async fn verify(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn verify(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "file")?;
-    let cairn = state.cairn.clone();
-    let metadata = req.metadata();
-    let result = tokio::task::spawn_blocking(move || cairn.verify_file_blocking(id, metadata))
-        .await
-        .map_err(ApiError::internal)??;
+    let result = verify::verify_file(&state.cairn, id, req.metadata()).await?;
     let message = if result.ok {
         "verified: both checksums match"
     } else {
@@ -96,16 +81,19 @@ pub async fn verify(state: &AppState, req: Request) -> Result<Response, ApiError
     Ok(ok(StatusCode::OK, result, Some(message)))
 }
 
-pub async fn transfers(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn transfers(state: &Services, req: Request) -> Result<Response, ApiError> {
     let query = req.list_query()?;
     let filter = TransferFilter {
-        status: req.query("status").map(str::to_owned),
+        status: req.query("status").map(str::parse).transpose()?,
         client_id: req.query("client").map(str::to_owned),
     };
-    let page = read(state, move |conn| Ok(transfers::list(conn, &query, &filter)?)).await?;
+    let page = state
+        .read(move |conn| Ok(transfers::list(conn, &query, &filter)?))
+        .await?;
     Ok(ok(StatusCode::OK, page, None))
 }
 
+/// The checksums a client declared in `X-Content-SHA256` and `X-Content-CRC32`.
 fn declared(req: &Request) -> Result<Declared, ApiError> {
     let sha256 = req
         .header("x-content-sha256")
@@ -131,171 +119,35 @@ fn declared(req: &Request) -> Result<Declared, ApiError> {
     Ok(Declared { sha256, crc32 })
 }
 
-/// `POST /api/clients/{id}/files?name=…&path=…`: the raw body streams into the blob store while it is hashed;
-/// the transfer is recorded around it; nothing is stored unless everything checked out.
-pub async fn upload(state: &AppState, req: Request) -> Result<Response, ApiError> {
-    let client = req.id(0, "CLIENT_NOT_FOUND", "client")?;
-    req.caller().require_client(client)?;
-    let filename = validate::filename(
-        req.query("name")
-            .ok_or_else(|| ApiError::validation("name is required"))?,
-    )?;
-    let original_path = req.query("path").map(str::to_owned);
-    let declared = declared(&req)?;
-    let limit = state.cairn.options().max_upload;
-    let expected_bytes = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
-    if expected_bytes.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge(format!(
-            "the upload is larger than the limit of {limit} bytes"
-        )));
-    }
+/// `POST /api/clients/{id}/files?name=…&path=…`: the raw body is the content; the upload service streams it
+/// into the blob store, reporting progress on the live feed.
+pub async fn upload(state: &Services, req: Request) -> Result<Response, ApiError> {
+    let client_id = req.id(0, "CLIENT_NOT_FOUND", "client")?;
+    req.caller().require_client(client_id)?;
+    let filename = req
+        .query("name")
+        .ok_or_else(|| ApiError::validation("name is required"))?
+        .to_owned();
     let mime_type = req
         .header("content-type")
         .filter(|m| !m.starts_with("application/octet-stream") && !m.starts_with("application/x-www-form-urlencoded"))
         .map(str::to_owned);
-    let metadata = {
-        let mut m = req.metadata();
-        m.correlation_id = Some(Uuid::now_v7().to_string());
-        m
+    let request = Upload {
+        client_id,
+        filename,
+        original_path: req.query("path").map(str::to_owned),
+        mime_type,
+        expected_bytes: req.header("content-length").and_then(|v| v.parse::<u64>().ok()),
+        declared: declared(&req)?,
     };
-    let transfer_id = Uuid::now_v7();
-    let start = StartTransfer {
-        transfer_id,
-        client_id: Some(client),
-        file_id: None,
-        filename: filename.clone(),
-        direction: Direction::Upload,
-        expected_bytes,
-    };
-    state.cairn.execute(start, metadata.clone()).await?;
-    let started = Instant::now();
-
-    let progress = Progress {
-        transfer: transfer_id,
-        client,
-        filename: filename.clone(),
-        expected: expected_bytes,
-    };
-    let (blob, bytes) = receive(state, &req, limit, declared, &progress).await;
-    let stored = match blob {
-        Ok(blob) => {
-            let command = StoreFile {
-                file_id: Uuid::now_v7(),
-                client_id: client,
-                filename,
-                original_path,
-                mime_type,
-                blob,
-                transfer: Some((transfer_id, started.elapsed().as_millis() as u64)),
-            };
-            state
-                .cairn
-                .execute(command, metadata.clone())
-                .await
-                .map_err(ApiError::from)
-        }
-        Err(e) => Err(e),
-    };
-    match stored {
-        Ok(done) => Ok(ok(
-            StatusCode::CREATED,
-            row(state, done.output.file_id).await?,
-            Some("file stored"),
-        )),
-        Err(e) => {
-            let failed = FailTransfer {
-                transfer_id,
-                bytes,
-                duration_ms: started.elapsed().as_millis() as u64,
-                error: e.to_string(),
-            };
-            if let Err(record) = state.cairn.execute(failed, metadata).await {
-                tracing::error!(%transfer_id, error = %record, "could not record a failed transfer");
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Streams the body into a pending blob on a blocking thread; returns it (or why not) and the bytes received.
-/// What the live feed's `progress` messages say about one upload.
-struct Progress {
-    transfer: Uuid,
-    client: Uuid,
-    filename: String,
-    expected: Option<u64>,
-}
-
-impl Progress {
-    fn report(&self, state: &AppState, bytes: u64) {
-        state
-            .live
-            .progress(self.transfer, self.client, &self.filename, bytes, self.expected);
-    }
-}
-
-/// Progress is published at most every this many bytes or this long, whichever comes first.
-const PROGRESS_BYTES: u64 = 256 * 1024;
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-async fn receive(
-    state: &AppState,
-    req: &Request,
-    limit: u64,
-    declared: Declared,
-    progress: &Progress,
-) -> (Result<PendingBlob, ApiError>, u64) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, ()>>(8);
-    let blobs = state.cairn.blobs().clone();
-    let writer = tokio::task::spawn_blocking(move || -> Result<PendingBlob, BlobError> {
-        let mut w = blobs.writer(limit)?;
-        while let Some(chunk) = rx.blocking_recv() {
-            match chunk {
-                Ok(c) => w.write_chunk(&c)?,
-                Err(()) => {
-                    return Err(BlobError::Io(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionAborted,
-                        "the upload was interrupted",
-                    )))
-                }
-            }
-        }
-        w.finish(&declared)
-    });
-    let mut bytes = 0u64;
-    let (mut reported, mut reported_at) = (0u64, Instant::now());
-    let mut body = req.take_body();
-    while let Some(chunk) = body.next().await {
-        let message = match chunk {
-            Ok(c) => {
-                bytes += c.len() as u64;
-                if bytes - reported >= PROGRESS_BYTES || reported_at.elapsed() >= PROGRESS_EVERY {
-                    progress.report(state, bytes);
-                    (reported, reported_at) = (bytes, Instant::now());
-                }
-                Ok(c)
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "an upload's connection failed mid-body");
-                Err(())
-            }
-        };
-        let stop = message.is_err();
-        if tx.send(message).await.is_err() || stop {
-            break; // the writer stopped (too large, disk error) or the client went away
-        }
-    }
-    drop(tx);
-    progress.report(state, bytes);
-    let result = match writer.await {
-        Ok(Ok(blob)) => Ok(blob),
-        Ok(Err(BlobError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionAborted => {
-            Err(ApiError::bad("UPLOAD_INTERRUPTED", e.to_string()))
-        }
-        Ok(Err(e)) => Err(ApiError::from(CommandError::from(e))),
-        Err(e) => Err(ApiError::internal(e)),
-    };
-    (result, bytes)
+    let body = req.take_body();
+    let feed = state.feed.clone();
+    let stored = upload::upload(&state.cairn, request, body, req.metadata(), |p| feed.progress(p)).await?;
+    Ok(ok(
+        StatusCode::CREATED,
+        row(state, stored.file_id).await?,
+        Some("file stored"),
+    ))
 }
 
 /// A `Range: bytes=…` header against a size: the inclusive range to send, or `None` for the whole file.
@@ -356,7 +208,7 @@ fn disposition(filename: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-pub async fn content(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn content(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "file")?;
     let file = row(state, id).await?;
     let size = u64::try_from(file.size).unwrap_or(0);

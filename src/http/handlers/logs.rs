@@ -9,12 +9,11 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
-use super::read;
 use crate::commands::log::{ClearLogs, RecordLog};
-use crate::http::auth::Caller;
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
-use crate::http::AppState;
+use crate::services::auth::Caller;
+use crate::services::Services;
 use cairn_projections::logs::{self, LogEntry, LogFilter};
 
 fn filter(req: &Request) -> LogFilter {
@@ -27,10 +26,10 @@ fn filter(req: &Request) -> LogFilter {
     }
 }
 
-pub async fn list(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn list(state: &Services, req: Request) -> Result<Response, ApiError> {
     let query = req.list_query()?;
     let filter = filter(&req);
-    let page = read(state, move |conn| Ok(logs::list(conn, &query, &filter)?)).await?;
+    let page = state.read(move |conn| Ok(logs::list(conn, &query, &filter)?)).await?;
     Ok(ok(StatusCode::OK, page, None))
 }
 
@@ -44,7 +43,7 @@ struct NewLog {
     file_id: Option<Uuid>,
 }
 
-pub async fn create(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError> {
     let body: NewLog = req.json().await?;
     // A client logs as itself: its id is filled in, and naming another client is refused.
     let client_id = match req.caller() {
@@ -75,7 +74,7 @@ pub async fn create(state: &AppState, req: Request) -> Result<Response, ApiError
     ))
 }
 
-pub async fn clear(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn clear(state: &Services, req: Request) -> Result<Response, ApiError> {
     let cleared = state.cairn.execute(ClearLogs, req.metadata()).await?.output;
     Ok(ok(
         StatusCode::OK,
@@ -123,7 +122,7 @@ fn csv_line(e: &LogEntry) -> String {
 
 /// `GET /api/logs/export?format=json|csv|jsonl`: streamed from a blocking reader, chunk by chunk, so memory
 /// stays flat whatever the number of lines.
-pub async fn export(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn export(state: &Services, req: Request) -> Result<Response, ApiError> {
     let format = match req.query("format").unwrap_or("json") {
         "json" => Format::Json,
         "csv" => Format::Csv,
@@ -140,11 +139,12 @@ pub async fn export(state: &AppState, req: Request) -> Result<Response, ApiError
     // Check the filters before the status line goes out: an error after that could not be reported.
     {
         let (q, f) = (query.clone(), filter.clone());
-        read(state, move |conn| {
-            let one = cairn_projections::ListQuery { per_page: 1, ..q };
-            Ok(logs::list(conn, &one, &f).map(|_| ())?)
-        })
-        .await?;
+        state
+            .read(move |conn| {
+                let one = cairn_projections::ListQuery { per_page: 1, ..q };
+                Ok(logs::list(conn, &one, &f).map(|_| ())?)
+            })
+            .await?;
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let cairn = state.cairn.clone();

@@ -1,4 +1,5 @@
-//! The handlers, one file per area, and what they share.
+//! The handlers, one file per area: each parses what its endpoint takes, calls a service or sends a command,
+//! and answers with the envelope.
 
 mod audit;
 mod clients;
@@ -6,21 +7,17 @@ mod db;
 mod files;
 mod logs;
 mod status;
-mod system;
 
-pub use status::status_figures;
-
-use rusqlite::Connection;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::error::{ok, ApiError};
 use super::request::Request;
 use super::router::Endpoint;
-use super::AppState;
+use crate::services::Services;
 
 /// Runs the handler of an endpoint.
-pub async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Response, ApiError> {
+pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Result<Response, ApiError> {
     use Endpoint::*;
     match endpoint {
         Health => Ok(ok(StatusCode::OK, serde_json::json!({ "status": "ok" }), None)),
@@ -53,8 +50,8 @@ pub async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Res
         Stream => audit::stream(state, req).await,
         AuditVerify => audit::verify(state).await,
         Stats => audit::stats(state, req).await,
-        System => system::system(state).await,
-        Activity => system::activity(state, req).await,
+        System => status::system(state).await,
+        Activity => status::activity(state, req).await,
         Db => db::info(state).await,
         DbHealth => db::health(state).await,
         DbTable => db::table(state, req).await,
@@ -68,19 +65,4 @@ pub async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Res
             "/api/live is a WebSocket: send an Upgrade request",
         )),
     }
-}
-
-/// Runs a read on a pooled read-only connection, off the async workers.
-pub async fn read<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
-{
-    let cairn = state.cairn.clone();
-    tokio::task::spawn_blocking(move || {
-        let conn = cairn.store().reader()?;
-        f(&conn)
-    })
-    .await
-    .map_err(ApiError::internal)?
 }

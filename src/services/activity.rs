@@ -1,25 +1,35 @@
-//! `GET /api/system` (telemetry) and `GET /api/activity` (the latest events, described for people).
+//! The latest events, each described in a line for people (the Overview's activity list).
 
 use cairn_events::{reader, EventFilter, RecordedEvent};
+use serde::Serialize;
 use serde_json::Value;
-use warp::http::StatusCode;
-use warp::reply::Response;
 
-use super::read;
-use crate::http::error::{ok, ApiError};
-use crate::http::request::Request;
-use crate::http::AppState;
+use super::ServiceError;
+use crate::Cairn;
 
-pub async fn system(state: &AppState) -> Result<Response, ApiError> {
-    let telemetry = state.telemetry.clone();
-    let root = state.cairn.root().to_owned();
-    let sample = tokio::task::spawn_blocking(move || telemetry.sample(&root))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(ok(StatusCode::OK, sample, None))
+/// The most events one activity page holds.
+pub const MAX_LIMIT: i64 = 500;
+
+/// One event, described.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub position: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub stream: String,
+    pub actor: String,
+    pub summary: String,
+    pub recorded_at: String,
 }
 
-/// One line about an event, for the activity list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activity {
+    /// Newest first.
+    pub items: Vec<Item>,
+    pub head: i64,
+}
+
+/// One line about an event.
 pub fn describe(e: &RecordedEvent) -> String {
     let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
     let s = |k: &str| data[k].as_str().unwrap_or("?").to_owned();
@@ -44,36 +54,33 @@ pub fn describe(e: &RecordedEvent) -> String {
     }
 }
 
-pub async fn activity(state: &AppState, req: Request) -> Result<Response, ApiError> {
-    let limit = req.query_i64("limit")?.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad("INVALID_QUERY", "limit must be from 1 to 500"));
+/// The latest `limit` events (1 to [`MAX_LIMIT`]), newest first.
+pub async fn latest(cairn: &Cairn, limit: i64) -> Result<Activity, ServiceError> {
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ServiceError::invalid(
+            "INVALID_QUERY",
+            format!("limit must be from 1 to {MAX_LIMIT}"),
+        ));
     }
-    let head = state.cairn.store().head();
+    let head = cairn.store().head();
     let filter = EventFilter {
         after: Some((head - limit).max(0)),
         limit: Some(limit as usize),
         ..EventFilter::default()
     };
-    let page = read(state, move |conn| Ok(reader::query(conn, &filter)?)).await?;
-    let items: Vec<Value> = page
+    let page = super::read(cairn, move |conn| Ok(reader::query(conn, &filter)?)).await?;
+    let items = page
         .events
         .iter()
         .rev()
-        .map(|e| {
-            serde_json::json!({
-                "position": e.position,
-                "type": e.event_type,
-                "stream": e.stream,
-                "actor": e.metadata().actor,
-                "summary": describe(e),
-                "recorded_at": e.recorded_at,
-            })
+        .map(|e| Item {
+            position: e.position,
+            event_type: e.event_type.clone(),
+            stream: e.stream.clone(),
+            actor: e.metadata().actor,
+            summary: describe(e),
+            recorded_at: e.recorded_at.clone(),
         })
         .collect();
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "items": items, "head": head }),
-        None,
-    ))
+    Ok(Activity { items, head })
 }

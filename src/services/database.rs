@@ -1,0 +1,357 @@
+//! The database itself: what it holds and how big it is, its health, a browser over its tables, row edits
+//! that become the domain's events (never a write to a table), an online backup, and optimize. Backup and
+//! optimize are recorded by commands, appended through the writer like every other change.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use cairn_events::catalogue::{DatabaseBackedUp, DatabaseOptimized};
+use cairn_events::{reader, schema, EventFilter, Metadata, Position};
+use cairn_projections::{checkpoints, Page};
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::console::{value, HIDDEN, TABLES};
+use super::presence::Presence;
+use super::ServiceError;
+use crate::commands::client::UpdateClient;
+use crate::commands::file::DeleteFile;
+use crate::commands::server::RecordServerEvent;
+use crate::Cairn;
+
+/// The WAL size over which health warns.
+pub const WAL_WARN: u64 = 256 << 20;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableInfo {
+    pub name: &'static str,
+    pub rows: i64,
+    /// Bytes of its pages (and its indexes'), as `dbstat` counts them.
+    pub bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub wal_bytes: u64,
+    pub page_size: i64,
+    pub page_count: i64,
+    pub freelist_count: i64,
+    pub schema_version: i64,
+    pub sqlite_version: &'static str,
+    pub journal_mode: String,
+    pub tables: Vec<TableInfo>,
+    /// The last `DatabaseBackedUp` event, as the audit trail shows it.
+    pub last_backup: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// Every check passed.
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TablePage {
+    pub table: &'static str,
+    pub columns: Vec<String>,
+    pub page: Page<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Optimized {
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn wal_size(db: &Path) -> u64 {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    file_size(Path::new(&wal))
+}
+
+/// One of the tables the browser shows, by name.
+pub fn table(name: &str) -> Result<&'static str, ServiceError> {
+    TABLES.iter().find(|t| **t == name).copied().ok_or_else(|| {
+        ServiceError::not_found(
+            "TABLE_NOT_FOUND",
+            format!("no table {name:?}; tables: {}", TABLES.join(", ")),
+        )
+    })
+}
+
+pub async fn info(cairn: &Cairn) -> Result<Info, ServiceError> {
+    let db = crate::datadir::db_path(cairn.root());
+    super::read(cairn, move |conn| {
+        let pragma =
+            |p: &str| -> Result<i64, ServiceError> { Ok(conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))?) };
+        let sizes: HashMap<String, i64> = conn
+            .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut tables = Vec::new();
+        for name in TABLES.iter().copied() {
+            let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {name}"), [], |r| r.get(0))?;
+            tables.push(TableInfo {
+                name,
+                rows,
+                bytes: sizes.get(name).copied(),
+            });
+        }
+        let backups = EventFilter {
+            event_type: Some("DatabaseBackedUp".into()),
+            ..Default::default()
+        };
+        let last_backup = reader::query(conn, &backups)?;
+        Ok(Info {
+            size_bytes: file_size(&db),
+            wal_bytes: wal_size(&db),
+            path: db,
+            page_size: pragma("page_size")?,
+            page_count: pragma("page_count")?,
+            freelist_count: pragma("freelist_count")?,
+            schema_version: pragma("user_version")?,
+            sqlite_version: rusqlite::version(),
+            journal_mode: conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+            tables,
+            last_backup: last_backup.events.last().map(cairn_events::RecordedEvent::to_json),
+        })
+    })
+    .await
+}
+
+/// integrity_check, foreign_key_check, the chain, projection checkpoints against the head, the WAL's size.
+pub async fn health(cairn: &Cairn) -> Result<Health, ServiceError> {
+    let db = crate::datadir::db_path(cairn.root());
+    let head = cairn.store().head();
+    super::read(cairn, move |conn| {
+        let mut checks = Vec::new();
+        let integrity: Vec<String> = conn
+            .prepare("PRAGMA integrity_check")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        checks.push(Check {
+            name: "integrity_check",
+            ok: integrity == ["ok"],
+            detail: integrity.join("; "),
+        });
+        let fk: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
+        checks.push(Check {
+            name: "foreign_key_check",
+            ok: fk == 0,
+            detail: format!("{fk} violations"),
+        });
+        let chain = reader::verify_chain(conn, |_| {})?;
+        checks.push(Check {
+            name: "chain",
+            ok: chain.first_bad.is_none(),
+            detail: chain
+                .first_bad
+                .as_ref()
+                .map_or_else(|| format!("{} events verified", chain.checked), ToString::to_string),
+        });
+        let lowest = checkpoints::lowest(conn)?;
+        checks.push(Check {
+            name: "projections",
+            ok: lowest >= head.min(reader::head(conn)?),
+            detail: format!("checkpoint {lowest}, head {head}"),
+        });
+        let wal_bytes = wal_size(&db);
+        checks.push(Check {
+            name: "wal_size",
+            ok: wal_bytes < WAL_WARN,
+            detail: format!("{wal_bytes} bytes (warns at {WAL_WARN})"),
+        });
+        Ok(Health {
+            ok: checks.iter().all(|c| c.ok),
+            checks,
+        })
+    })
+    .await
+}
+
+/// A page of one table, every column but the hidden ones, sortable by any of them.
+pub async fn browse(cairn: &Cairn, name: &str, query: cairn_projections::ListQuery) -> Result<TablePage, ServiceError> {
+    let table = table(name)?;
+    super::read(cairn, move |conn| {
+        let columns: Vec<String> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?
+            .into_iter()
+            .filter(|c| !HIDDEN.contains(&c.as_str()))
+            .collect();
+        let order = query.order_by(
+            &columns.iter().map(String::as_str).collect::<Vec<_>>(),
+            &format!("{} ASC", columns[0]),
+        )?;
+        let total: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {} FROM {table} ORDER BY {order} LIMIT ?1 OFFSET ?2",
+            columns.join(", ")
+        ))?;
+        let mut rows = stmt.query(rusqlite::params![i64::from(query.per_page), query.offset()])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut obj = Map::new();
+            for (i, c) in columns.iter().enumerate() {
+                obj.insert(c.clone(), value(row.get_ref(i)?));
+            }
+            out.push(obj);
+        }
+        let page = Page::new(out, &query, total);
+        Ok(TablePage { table, columns, page })
+    })
+    .await
+}
+
+fn no_event_fits(table: &str, what: &str) -> ServiceError {
+    ServiceError::conflict(
+        "NO_EVENT_FITS",
+        format!("{what} a row of {table} has no event; read tables change only through events"),
+    )
+}
+
+fn row_id(table: &str, raw: &str) -> Result<Uuid, ServiceError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ServiceError::not_found("ROW_NOT_FOUND", format!("no {table} row has the id {raw:?}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientRowChange {
+    name: Option<String>,
+    ip_address: Option<String>,
+}
+
+/// A row edit, as the domain's event: a client's name and address are `ClientUpdated`; nothing else of any
+/// table has an event (409), and `events` never changes. Answers the positions recorded.
+pub async fn change_row(
+    cairn: &Cairn,
+    name: &str,
+    id: &str,
+    change: Map<String, Value>,
+    metadata: Metadata,
+) -> Result<Vec<Position>, ServiceError> {
+    match table(name)? {
+        "events" => Err(ServiceError::conflict("EVENTS_IMMUTABLE", "events are never changed")),
+        "clients" => {
+            let id = row_id("clients", id)?;
+            let change: ClientRowChange = serde_json::from_value(Value::Object(change)).map_err(|e| {
+                ServiceError::conflict(
+                    "NO_EVENT_FITS",
+                    format!("only name and ip_address of a client can change ({e})"),
+                )
+            })?;
+            let command = UpdateClient {
+                id,
+                name: change.name,
+                ip_address: change.ip_address,
+                expected_version: None,
+            };
+            Ok(cairn.execute(command, metadata).await?.positions)
+        }
+        other => Err(no_event_fits(other, "changing")),
+    }
+}
+
+/// A row deletion, as the domain's event: a client (`ClientDeleted`, its files with it) or a file
+/// (`FileDeleted`); nothing else has one (409), and `events` never changes.
+pub async fn delete_row(
+    cairn: &Cairn,
+    presence: &Presence,
+    name: &str,
+    id: &str,
+    metadata: Metadata,
+) -> Result<Vec<Position>, ServiceError> {
+    match table(name)? {
+        "events" => Err(ServiceError::conflict("EVENTS_IMMUTABLE", "events are never deleted")),
+        "clients" => {
+            let id = row_id("clients", id)?;
+            Ok(presence.delete(cairn, id, None, metadata).await?.positions)
+        }
+        "files" => {
+            let command = DeleteFile {
+                file_id: row_id("files", id)?,
+                expected_version: None,
+            };
+            Ok(cairn.execute(command, metadata).await?.positions)
+        }
+        other => Err(no_event_fits(other, "deleting")),
+    }
+}
+
+/// Writes an online backup into `<data>/backups/` (safe while the server writes), then records it.
+pub async fn backup(cairn: &Cairn, metadata: Metadata) -> Result<Backup, ServiceError> {
+    let dir = cairn.root().join("backups");
+    let name = format!("cairn-{}.db", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+    let path = dir.join(name);
+    let db = crate::datadir::db_path(cairn.root());
+    let dest = path.clone();
+    let bytes = super::blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(ServiceError::internal)?;
+        let conn = schema::open_read_only(&db)?;
+        Ok(schema::backup_to(&conn, &dest)?)
+    })
+    .await?;
+    let event = DatabaseBackedUp {
+        destination: path.display().to_string(),
+        bytes,
+    };
+    cairn.execute(RecordServerEvent(event.into()), metadata).await?;
+    Ok(Backup { path, bytes })
+}
+
+/// `ANALYZE` and `PRAGMA optimize`, run by the writer (which owns the only read-write connection), then
+/// recorded as `DatabaseOptimized` by a command in the same transaction.
+pub async fn optimize(cairn: &Cairn, metadata: Metadata) -> Result<Optimized, ServiceError> {
+    fn bytes(conn: &Connection) -> rusqlite::Result<u64> {
+        conn.query_row(
+            "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|b| b as u64)
+    }
+    let (optimized, _) = cairn
+        .maintain(
+            |conn| {
+                let optimized = Optimized {
+                    bytes_before: bytes(conn)?,
+                    bytes_after: {
+                        conn.execute_batch("ANALYZE; PRAGMA optimize;")?;
+                        bytes(conn)?
+                    },
+                };
+                let event = DatabaseOptimized {
+                    bytes_before: optimized.bytes_before,
+                    bytes_after: optimized.bytes_after,
+                };
+                Ok((optimized, RecordServerEvent(event.into())))
+            },
+            metadata,
+        )
+        .await?;
+    Ok(optimized)
+}

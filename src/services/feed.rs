@@ -1,0 +1,367 @@
+//! The live feed's relay, shared by every subscriber: committed events encoded once and re-broadcast in order
+//! with no gap (a gap, from lag, is filled from the log), the `stats` figures about once a second, uploads'
+//! `progress`, and the count of connections. [`Gapless`] holds the rule that keeps a follower of a broadcast
+//! free of gaps and duplicates; the relay follows the writer with it, and each live connection follows the relay
+//! with it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_events::{reader, Position, RecordedEvent, StoreError};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use super::upload::UploadProgress;
+use super::{ServiceError, Services};
+use crate::Cairn;
+
+/// The live feed's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveConfig {
+    /// Connections past this are refused with 503 `TOO_MANY_CONNECTIONS`.
+    pub max_connections: usize,
+    /// Messages queued for one connection before its feeder waits (and the relay's broadcast may lag it).
+    pub queue: usize,
+    /// A send that cannot complete for this long closes the connection, with its resume position.
+    pub stall_timeout: Duration,
+    pub ping_every: Duration,
+    pub stats_every: Duration,
+    /// Encoded events the relay's broadcast holds; a subscriber further behind is caught up from the log.
+    pub broadcast_capacity: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 2_000,
+            queue: 1_024,
+            stall_timeout: Duration::from_secs(30),
+            ping_every: Duration::from_secs(15),
+            stats_every: Duration::from_secs(1),
+            broadcast_capacity: 16_384,
+        }
+    }
+}
+
+/// An event as the feed sends it, encoded once for every subscriber.
+#[derive(Debug)]
+pub struct Encoded {
+    pub position: Position,
+    pub stream: String,
+    pub event_type: String,
+    /// The client the event concerns, for client tokens (which see only their own client's events).
+    pub client: Option<Uuid>,
+    /// `{"kind":"event",…}`.
+    pub text: String,
+}
+
+#[derive(Deserialize)]
+struct ClientRef {
+    client_id: Option<Uuid>,
+}
+
+/// Encodes an event message. `data` and `metadata` are embedded as stored (they are JSON already).
+pub fn encode(e: &RecordedEvent) -> Encoded {
+    let client = e
+        .stream
+        .strip_prefix("client-")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .or_else(|| {
+            serde_json::from_str::<ClientRef>(&e.data)
+                .ok()
+                .and_then(|c| c.client_id)
+        });
+    let text = format!(
+        r#"{{"kind":"event","position":{},"stream":{},"type":{},"version":{},"data":{},"metadata":{},"recorded_at":{}}}"#,
+        e.position,
+        serde_json::Value::from(e.stream.as_str()),
+        serde_json::Value::from(e.event_type.as_str()),
+        e.version,
+        e.data,
+        e.metadata,
+        serde_json::Value::from(e.recorded_at.as_str()),
+    );
+    Encoded {
+        position: e.position,
+        stream: e.stream.clone(),
+        event_type: e.event_type.clone(),
+        client,
+        text,
+    }
+}
+
+/// Shared by every connection.
+pub struct Feed {
+    pub config: LiveConfig,
+    pub events: broadcast::Sender<Arc<Encoded>>,
+    /// The latest `{"kind":"stats",…}`.
+    pub stats: watch::Sender<Option<Arc<String>>>,
+    /// `{"kind":"progress",…}` messages; transient, so a lagging subscriber simply skips some.
+    pub progress: broadcast::Sender<Arc<String>>,
+    /// Open connections, counted by [`Slot`]s: taken on [`Feed::join`], given back when dropped.
+    connections: AtomicUsize,
+    /// Set when the server shuts down: every connection closes (with its resume position), since a graceful
+    /// shutdown waits for connections to end and a feed never ends by itself.
+    pub closing: watch::Sender<bool>,
+}
+
+/// One connection's place in the feed; dropping it frees the place.
+pub struct Slot {
+    feed: Arc<Feed>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.feed.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Feed {
+    pub fn new(config: LiveConfig) -> Self {
+        Self {
+            config,
+            events: broadcast::channel(config.broadcast_capacity.max(1)).0,
+            stats: watch::channel(None).0,
+            progress: broadcast::channel(1_024).0,
+            connections: AtomicUsize::new(0),
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// Takes a place for one more connection, or refuses when every place is taken.
+    pub fn join(self: &Arc<Self>) -> Result<Slot, ServiceError> {
+        let count = self.connections.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot { feed: self.clone() };
+        if count >= self.config.max_connections {
+            return Err(ServiceError::Unavailable {
+                code: "TOO_MANY_CONNECTIONS",
+                message: format!(
+                    "the live feed takes {} connections; try again later",
+                    self.config.max_connections
+                ),
+            }); // `slot` drops here and gives the place back
+        }
+        Ok(slot)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Tells every connection to close.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Publishes an upload's progress.
+    pub fn progress(&self, p: &UploadProgress) {
+        let text = serde_json::json!({
+            "kind": "progress", "transfer_id": p.transfer_id, "client_id": p.client_id, "filename": p.filename,
+            "bytes": p.bytes, "expected_bytes": p.expected_bytes,
+        })
+        .to_string();
+        // No subscriber is not a failure: nobody is watching.
+        let _nobody_watching = self.progress.send(Arc::new(text));
+    }
+}
+
+/// Something a broadcast carries in log order.
+pub trait Positioned {
+    fn position(&self) -> Position;
+}
+
+impl Positioned for Arc<RecordedEvent> {
+    fn position(&self) -> Position {
+        self.position
+    }
+}
+
+impl Positioned for Arc<Encoded> {
+    fn position(&self) -> Position {
+        self.position
+    }
+}
+
+/// What a follower does with what its broadcast gave.
+#[derive(Debug)]
+pub enum Next<T> {
+    /// At or before the last position passed: a duplicate, dropped.
+    Passed,
+    /// The next position: pass it on (the follower has moved to it).
+    InOrder(T),
+    /// Positions after the last one up to `until` were skipped: fill them from the log, then offer `then`
+    /// to [`Gapless::after_fill`].
+    Gap { until: Position, then: T },
+    /// The broadcast dropped an unknown number of items: fill from the log up to its head.
+    Lagged,
+    /// The broadcast ended.
+    Closed,
+}
+
+/// The rule that keeps a follower of a broadcast of log positions free of gaps and duplicates: subscribe
+/// before reading history, drop what was already passed, and fill from the log whatever the broadcast skipped.
+#[derive(Debug, Clone, Copy)]
+pub struct Gapless {
+    last: Position,
+}
+
+impl Gapless {
+    /// A follower that has passed everything up to `last`.
+    pub fn after(last: Position) -> Self {
+        Self { last }
+    }
+
+    pub fn last(&self) -> Position {
+        self.last
+    }
+
+    pub fn next<T: Positioned>(&mut self, got: Result<T, RecvError>) -> Next<T> {
+        match got {
+            Ok(item) if item.position() <= self.last => Next::Passed,
+            Ok(item) if item.position() == self.last + 1 => {
+                self.last = item.position();
+                Next::InOrder(item)
+            }
+            Ok(item) => Next::Gap {
+                until: item.position() - 1,
+                then: item,
+            },
+            Err(RecvError::Lagged(_)) => Next::Lagged,
+            Err(RecvError::Closed) => Next::Closed,
+        }
+    }
+
+    /// Records that everything up to `position` was passed (read from the log).
+    pub fn filled(&mut self, position: Position) {
+        self.last = self.last.max(position);
+    }
+
+    /// After a fill: the item that revealed the gap, if it is now next in order.
+    pub fn after_fill<T: Positioned>(&mut self, item: T) -> Option<T> {
+        (item.position() == self.last + 1).then(|| {
+            self.last = item.position();
+            item
+        })
+    }
+}
+
+/// Reads committed events after `after` up to `until`, in order, in pages.
+pub fn read_range(cairn: &Cairn, after: Position, until: Position) -> Result<Vec<RecordedEvent>, StoreError> {
+    let conn = cairn.store().reader()?;
+    let mut out = Vec::new();
+    let mut last = after;
+    while last < until {
+        let page = reader::read_from(&conn, last, 1000.min((until - last) as usize))?;
+        let Some(tail) = page.last() else { break };
+        last = tail.position;
+        out.extend(page);
+    }
+    Ok(out)
+}
+
+/// Runs until the writer's broadcast closes: re-broadcasts every committed event, encoded, in order, with no
+/// gap.
+pub async fn relay(cairn: Cairn, feed: Arc<Feed>) {
+    let mut rx = cairn.store().writer().subscribe();
+    let mut follower = Gapless::after(cairn.store().head());
+    loop {
+        let (until, then) = match follower.next(rx.recv().await) {
+            Next::Passed => continue,
+            Next::InOrder(e) => {
+                publish(&feed, &e);
+                continue;
+            }
+            Next::Gap { until, then } => (until, Some(then)),
+            Next::Lagged => {
+                tracing::warn!("the live relay lagged; catching up from the log");
+                (cairn.store().head(), None)
+            }
+            Next::Closed => break,
+        };
+        let (c, from) = (cairn.clone(), follower.last());
+        match tokio::task::spawn_blocking(move || read_range(&c, from, until)).await {
+            Ok(Ok(events)) => {
+                for e in &events {
+                    if e.position > follower.last() {
+                        publish(&feed, e);
+                        follower.filled(e.position);
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "the live relay could not read the log to fill a gap"),
+            Err(e) => tracing::error!(error = %e, "the live relay's catch-up task failed"),
+        }
+        if let Some(e) = then.and_then(|e| follower.after_fill(e)) {
+            publish(&feed, &e);
+        }
+    }
+}
+
+fn publish(feed: &Feed, e: &RecordedEvent) {
+    // No subscriber is not a failure.
+    let _nobody_watching = feed.events.send(Arc::new(encode(e)));
+}
+
+/// Runs until aborted: publishes `{"kind":"stats",…}` (the status figures, telemetry and the connection count)
+/// every `stats_every`, while anyone listens.
+pub async fn publish_stats(services: Services) {
+    let feed = services.feed.clone();
+    let mut tick = tokio::time::interval(feed.config.stats_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        if feed.stats.receiver_count() == 0 {
+            continue;
+        }
+        let figures = super::status::figures(&services).await;
+        let telemetry = services.telemetry.clone();
+        let root = services.cairn.root().to_owned();
+        let sample = tokio::task::spawn_blocking(move || telemetry.sample_light(&root)).await;
+        match (figures, sample) {
+            (Ok(f), Ok(s)) => {
+                let mut msg = serde_json::json!({ "kind": "stats", "telemetry": s, "connections": feed.connections() });
+                if let (Some(m), Ok(serde_json::Value::Object(f))) = (msg.as_object_mut(), serde_json::to_value(f)) {
+                    m.extend(f);
+                }
+                feed.stats.send_replace(Some(Arc::new(msg.to_string())));
+            }
+            (Err(e), _) => tracing::warn!(error = %e, "could not compute the live stats"),
+            (_, Err(e)) => tracing::warn!(error = %e, "could not sample telemetry"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct At(Position);
+    impl Positioned for At {
+        fn position(&self) -> Position {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_follower_drops_duplicates_and_names_each_gap() {
+        let mut f = Gapless::after(3);
+        assert!(matches!(f.next(Ok(At(2))), Next::Passed));
+        assert!(matches!(f.next(Ok(At(3))), Next::Passed));
+        assert!(matches!(f.next(Ok(At(4))), Next::InOrder(At(4))));
+        let Next::Gap { until, then } = f.next(Ok(At(9))) else {
+            panic!("a gap")
+        };
+        assert_eq!((until, f.last()), (8, 4));
+        assert!(f.after_fill(At(9)).is_none(), "not next until the gap is filled");
+        f.filled(8);
+        assert!(f.after_fill(then).is_some());
+        assert_eq!(f.last(), 9);
+        f.filled(5);
+        assert_eq!(f.last(), 9, "a fill never moves a follower back");
+        assert!(matches!(f.next::<At>(Err(RecvError::Lagged(3))), Next::Lagged));
+        assert!(matches!(f.next::<At>(Err(RecvError::Closed)), Next::Closed));
+    }
+}

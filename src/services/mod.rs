@@ -1,0 +1,106 @@
+//! The services: what the server does, in plain Rust, between the two adapters (`http/` and `live/`) that
+//! parse requests and format answers. A service takes [`Services`] (or just the [`Cairn`] it needs), sends
+//! commands or reads the read tables, and returns its own values or a [`ServiceError`]; it knows nothing of
+//! HTTP or WebSocket types, and builds no envelope.
+//!
+//! - [`auth`]: who is calling: the admin token, or a client's own token.
+//! - [`presence`]: heartbeats kept in memory, connecting and disconnecting clients, the timeout monitor.
+//! - [`upload`]: one upload, streamed into the blob store and recorded as a transfer and a file.
+//! - [`verify`]: re-reading a file's blob and recording what was found.
+//! - [`status`]: the figures an operator watches (`/api/status`, and the live feed every second).
+//! - [`activity`]: the latest events, described for people.
+//! - [`history`]: a client or a file as it was at a position of the log.
+//! - [`console`]: the read-only SQL console.
+//! - [`database`]: the database itself: size, health, the table browser, row edits as events, backup,
+//!   optimize.
+//! - [`feed`]: the live feed's relay: committed events encoded once, without gaps, plus stats and progress.
+
+pub mod activity;
+pub mod auth;
+pub mod console;
+pub mod database;
+pub mod error;
+pub mod feed;
+pub mod history;
+pub mod presence;
+pub mod status;
+pub mod upload;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::telemetry::Telemetry;
+use crate::Cairn;
+pub use error::ServiceError;
+
+/// What the server was started with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub admin_token: String,
+    /// A client with no heartbeat for this long is marked offline.
+    pub heartbeat_timeout: Duration,
+    pub live: feed::LiveConfig,
+}
+
+/// Everything the services share, handed to both adapters; cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub cairn: Cairn,
+    pub config: Arc<ServerConfig>,
+    /// When the server started, for `uptime_seconds`.
+    pub started: Instant,
+    /// Who is connected, and since when they are silent.
+    pub presence: Arc<presence::Presence>,
+    /// Keeps the CPU counters between samples.
+    pub telemetry: Arc<Telemetry>,
+    /// The live feed's relay, shared by every WebSocket connection and by uploads reporting progress.
+    pub feed: Arc<feed::Feed>,
+}
+
+impl Services {
+    pub fn new(cairn: Cairn, config: ServerConfig) -> Self {
+        Self {
+            feed: Arc::new(feed::Feed::new(config.live)),
+            cairn,
+            config: Arc::new(config),
+            started: Instant::now(),
+            presence: Arc::new(presence::Presence::default()),
+            telemetry: Arc::new(Telemetry::default()),
+        }
+    }
+
+    /// Runs a read on a pooled read-only connection, off the async workers.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ServiceError> + Send + 'static,
+    {
+        read(&self.cairn, f).await
+    }
+}
+
+/// Runs a read on one of `cairn`'s pooled read-only connections, off the async workers.
+pub async fn read<T, F>(cairn: &Cairn, f: F) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, ServiceError> + Send + 'static,
+{
+    let cairn = cairn.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = cairn.store().reader()?;
+        f(&conn)
+    })
+    .await?
+}
+
+/// Runs blocking work (the disk, a whole-database pass) off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ServiceError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await?
+}

@@ -1,0 +1,52 @@
+//! The figures an operator watches: `GET /api/status`, and the live feed's `stats` every second.
+
+use serde::Serialize;
+
+use super::{ServiceError, Services};
+use cairn_projections::{clients, stats, transfers};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub running: bool,
+    pub clients_connected: i64,
+    pub total_clients: i64,
+    pub total_files: i64,
+    pub total_transfers: i64,
+    pub active_transfers: i64,
+    /// Bytes of all files as stored per file.
+    pub storage_used_bytes: i64,
+    pub storage_used_gb: f64,
+    /// Bytes on disk after deduplication.
+    pub stored_bytes: i64,
+    pub uptime_seconds: u64,
+    pub events_total: i64,
+    pub head_position: i64,
+}
+
+/// The figures now: three small queries on a pooled read-only connection (the storage figures are running
+/// totals, never an aggregate over `files`).
+pub async fn figures(services: &Services) -> Result<Status, ServiceError> {
+    let head = services.cairn.store().head();
+    let uptime = services.started.elapsed().as_secs();
+    services
+        .read(move |conn| {
+            let (total_clients, clients_connected) = clients::counts(conn)?;
+            let (total_files, bytes, stored) = stats::storage_totals(conn)?;
+            let (total_transfers, active_transfers) = transfers::counts(conn)?;
+            Ok(Status {
+                running: true,
+                clients_connected,
+                total_clients,
+                total_files,
+                total_transfers,
+                active_transfers,
+                storage_used_bytes: bytes,
+                storage_used_gb: (bytes as f64 / 1e9 * 1000.0).round() / 1000.0,
+                stored_bytes: stored,
+                uptime_seconds: uptime,
+                events_total: head,
+                head_position: head,
+            })
+        })
+        .await
+}
