@@ -1,78 +1,111 @@
-//! A small HTTP/1.1 keep-alive client for the API, on hyper (warp's own): used by `cairn bench http` and the
-//! demo fleet.
+//! The API client, on `reqwest` (HTTP/1.1 with keep-alive, no TLS: cairn serves plain HTTP on loopback or
+//! behind a proxy): the demo fleet, `cairn bench`, and the tests all call the server through it.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+pub use reqwest::header::HeaderMap;
+pub use reqwest::Method;
+use serde_json::Value;
 
-/// One keep-alive connection with a token.
+/// A handle on one server with one token (or none); cheap to clone, and clones share their connections.
+#[derive(Clone)]
 pub struct Client {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    host: String,
-    token: String,
+    http: reqwest::Client,
+    /// `http://host:port`, without a trailing slash.
+    base: String,
+    token: Option<String>,
+}
+
+/// A whole answer: status, headers and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The envelope's `data` (`Null` for an error or a body that is not an envelope).
+    pub fn data(&self) -> Value {
+        self.json()["data"].take()
+    }
+
+    /// The error envelope's code, if this is one.
+    pub fn code(&self) -> Option<String> {
+        self.json()["error"]["code"].as_str().map(str::to_owned)
+    }
 }
 
 impl Client {
-    pub async fn connect(addr: SocketAddr, token: &str) -> anyhow::Result<Self> {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "an API client connection ended");
-            }
-        });
+    /// A client of the server at `base` (`http://host:port`), sending `token` as `Authorization: Bearer`.
+    pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .no_proxy()
+            .build()?;
         Ok(Self {
-            sender,
-            host: addr.to_string(),
-            token: token.to_owned(),
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.map(str::to_owned),
         })
     }
 
-    /// Uses another token from now on (a client's own, after registering).
-    pub fn with_token(&mut self, token: &str) {
-        self.token = token.to_owned();
+    /// A client of the server listening on `addr`.
+    pub fn at(addr: SocketAddr, token: &str) -> anyhow::Result<Self> {
+        Self::new(&format!("http://{addr}"), Some(token))
     }
 
-    /// Sends a request; answers the status and the body.
-    pub async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> anyhow::Result<(u16, Bytes)> {
-        self.sender.ready().await?;
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", &self.host)
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
+    /// The same server and connections with another token (a client's own, after registering), or none.
+    pub fn with_token(&self, token: Option<&str>) -> Self {
+        Self {
+            token: token.map(str::to_owned),
+            ..self.clone()
         }
-        let res = self.sender.send_request(req.body(Full::new(body))?).await?;
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A request to `path` (with its query), carrying the token; add headers and a body, then [`Client::send`].
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+        let res = request.send().await?;
         let status = res.status().as_u16();
-        let body = res.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        let headers = res.headers().clone();
+        let body = res.bytes().await?;
+        Ok(Answer { status, headers, body })
+    }
+
+    /// Sends JSON (none when `body` is `Null`) and reads the answer.
+    pub async fn call(&self, method: Method, path: &str, body: Value) -> anyhow::Result<Answer> {
+        let mut req = self.request(method, path);
+        if !body.is_null() {
+            req = req.header("content-type", "application/json").body(body.to_string());
+        }
+        self.send(req).await
     }
 
     /// Sends JSON; answers the status and the envelope's `data`.
-    pub async fn json(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: serde_json::Value,
-    ) -> anyhow::Result<(u16, serde_json::Value)> {
-        let bytes = if body.is_null() {
-            Bytes::new()
-        } else {
-            Bytes::from(body.to_string())
-        };
-        let (status, answer) = self.send(method, path, &[], bytes).await?;
-        let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null);
-        Ok((status, v["data"].clone()))
+    pub async fn json(&self, method: Method, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let answer = self.call(method, path, body).await?;
+        Ok((answer.status, answer.data()))
     }
 }

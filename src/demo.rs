@@ -9,10 +9,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rand::{RngExt, SeedableRng};
+use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::client::Client;
+use crate::client::{Client, Method};
 
 /// How the fleet behaves.
 #[derive(Debug, Clone, Copy)]
@@ -35,22 +36,12 @@ impl Default for DemoConfig {
     }
 }
 
-/// xorshift64*: enough randomness for a demo, and no dependency.
-struct Rng(u64);
+/// The demo's randomness: seeded per client, so that each behaves differently.
+type Rng = rand::rngs::SmallRng;
 
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
+/// A number below `n`.
+fn below(rng: &mut Rng, n: u64) -> u64 {
+    rng.random_range(0..n.max(1))
 }
 
 const KINDS: &[&str] = &["workstation", "laptop", "server", "nas", "desktop"];
@@ -83,7 +74,7 @@ pub async fn run(addr: SocketAddr, admin_token: String, config: DemoConfig, stop
         .map(|i| {
             let (token, stop) = (admin_token.clone(), stop.clone());
             tokio::spawn(async move {
-                if let Err(e) = client(addr, token, i, config, Rng::new(seed ^ i as u64), stop).await {
+                if let Err(e) = client(addr, token, i, config, Rng::seed_from_u64(seed ^ i as u64), stop).await {
                     tracing::warn!(client = i, error = %e, "a demo client stopped");
                 }
             })
@@ -97,9 +88,9 @@ pub async fn run(addr: SocketAddr, admin_token: String, config: DemoConfig, stop
 }
 
 /// Registers the client, or takes its name back after a restart (with a new token).
-async fn enroll(admin: &mut Client, name: &str, index: usize) -> anyhow::Result<(String, String)> {
+async fn enroll(admin: &Client, name: &str, index: usize) -> anyhow::Result<(String, String)> {
     let body = serde_json::json!({ "name": name, "client_id": format!("host-{index:02}"), "ip_address": format!("10.0.{}.{}", index / 200, 10 + index % 200) });
-    let (status, data) = admin.json("POST", "/api/clients", body).await?;
+    let (status, data) = admin.json(Method::POST, "/api/clients", body).await?;
     if status == 201 {
         return Ok((
             data["client"]["id"].as_str().unwrap_or_default().to_owned(),
@@ -108,11 +99,7 @@ async fn enroll(admin: &mut Client, name: &str, index: usize) -> anyhow::Result<
     }
     anyhow::ensure!(status == 409, "registering {name} answered {status}");
     let (_, found) = admin
-        .json(
-            "GET",
-            &format!("/api/clients?q={name}&per_page=500"),
-            serde_json::Value::Null,
-        )
+        .json(Method::GET, &format!("/api/clients?q={name}&per_page=500"), Value::Null)
         .await?;
     let id = found["items"]
         .as_array()
@@ -121,7 +108,7 @@ async fn enroll(admin: &mut Client, name: &str, index: usize) -> anyhow::Result<
         .ok_or_else(|| anyhow::anyhow!("{name} is taken but cannot be found"))?
         .to_owned();
     let (_, rotated) = admin
-        .json("POST", &format!("/api/clients/{id}/token"), serde_json::Value::Null)
+        .json(Method::POST, &format!("/api/clients/{id}/token"), Value::Null)
         .await?;
     Ok((id, rotated["token"].as_str().unwrap_or_default().to_owned()))
 }
@@ -135,13 +122,13 @@ async fn client(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let name = format!("{}-{:02}", KINDS[index % KINDS.len()], index + 1);
-    let mut admin = Client::connect(addr, &admin_token).await?;
-    let (id, token) = enroll(&mut admin, &name, index).await?;
-    let mut me = Client::connect(addr, &token).await?;
+    let admin = Client::at(addr, &admin_token)?;
+    let (id, token) = enroll(&admin, &name, index).await?;
+    let me = admin.with_token(Some(&token));
     let mut files: Vec<String> = Vec::new();
     let mut quiet = 0u32;
     loop {
-        let pause = config.tick * (1 + rng.below(8) as u32);
+        let pause = config.tick * (1 + below(&mut rng, 8) as u32);
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => {}
@@ -153,16 +140,16 @@ async fn client(
             quiet -= 1; // disconnected for a while
             continue;
         }
-        let roll = rng.below(100);
+        let roll = below(&mut rng, 100);
         let result = match roll {
             0..=39 => me
-                .send("POST", &format!("/api/clients/{id}/heartbeat"), &[], Bytes::new())
+                .call(Method::POST, &format!("/api/clients/{id}/heartbeat"), Value::Null)
                 .await
                 .map(|_| ()),
             40..=54 => {
-                let (level, message) = MESSAGES[rng.below(MESSAGES.len() as u64) as usize];
-                me.json(
-                    "POST",
+                let (level, message) = MESSAGES[below(&mut rng, MESSAGES.len() as u64) as usize];
+                me.call(
+                    Method::POST,
                     "/api/logs",
                     serde_json::json!({ "level": level, "message": message, "source": "agent" }),
                 )
@@ -171,91 +158,79 @@ async fn client(
             }
             55..=77 => {
                 let wrong = roll >= 75; // now and then a declared checksum that does not match: a failed transfer
-                let size = 2048 + rng.below(config.max_upload as u64) as usize;
-                let file = FILES[rng.below(FILES.len() as u64) as usize];
-                upload(addr, &token, &id, file, size, rng.next(), wrong)
+                let size = 2048 + below(&mut rng, config.max_upload as u64) as usize;
+                let file = FILES[below(&mut rng, FILES.len() as u64) as usize];
+                upload(&me, &id, file, size, rng.random(), wrong)
                     .await
                     .map(|stored| files.extend(stored))
             }
             78..=85 if !files.is_empty() => {
-                let f = files[rng.below(files.len() as u64) as usize].clone();
+                let f = files[below(&mut rng, files.len() as u64) as usize].clone();
                 admin
-                    .json("POST", &format!("/api/files/{f}/verify"), serde_json::Value::Null)
+                    .call(Method::POST, &format!("/api/files/{f}/verify"), Value::Null)
                     .await
                     .map(|_| ())
             }
             86..=88 if !files.is_empty() => {
-                let f = files[rng.below(files.len() as u64) as usize].clone();
-                admin
-                    .send(
-                        "GET",
-                        &format!("/api/files/{f}/content"),
-                        &[("range", "bytes=0-1023")],
-                        Bytes::new(),
-                    )
-                    .await
-                    .map(|_| ())
+                let f = files[below(&mut rng, files.len() as u64) as usize].clone();
+                let download = admin
+                    .request(Method::GET, &format!("/api/files/{f}/content"))
+                    .header("range", "bytes=0-1023");
+                admin.send(download).await.map(|_| ())
             }
             89..=91 => {
-                quiet = 3 + rng.below(6) as u32;
-                me.send("POST", &format!("/api/clients/{id}/disconnect"), &[], Bytes::new())
+                quiet = 3 + below(&mut rng, 6) as u32;
+                me.call(Method::POST, &format!("/api/clients/{id}/disconnect"), Value::Null)
                     .await
                     .map(|_| ())
             }
             _ => me
-                .send("POST", &format!("/api/clients/{id}/heartbeat"), &[], Bytes::new())
+                .call(Method::POST, &format!("/api/clients/{id}/heartbeat"), Value::Null)
                 .await
                 .map(|_| ()),
         };
         if let Err(e) = result {
-            tracing::debug!(client = %name, error = %e, "a demo action failed; reconnecting");
-            me = Client::connect(addr, &token).await?;
-            admin = Client::connect(addr, &admin_token).await?;
+            // The client's pool reconnects by itself on the next request.
+            tracing::debug!(client = %name, error = %e, "a demo action failed");
         }
     }
 }
 
 /// Uploads `size` bytes in 64 KiB chunks with short pauses (so progress shows); answers the stored file's id.
 async fn upload(
-    addr: SocketAddr,
-    token: &str,
+    me: &Client,
     client: &str,
     name: &str,
     size: usize,
     seed: u64,
     wrong_checksum: bool,
 ) -> anyhow::Result<Option<String>> {
-    let mut rng = Rng::new(seed);
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let declared = if wrong_checksum {
-        format!("x-content-sha256: {}\r\n", "0".repeat(64))
-    } else {
-        String::new()
-    };
-    let head = format!(
-        "POST /api/clients/{client}/files?name={name}&path=/home/demo/{name} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/octet-stream\r\ncontent-length: {size}\r\n{declared}connection: close\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await?;
-    let mut left = size;
-    let mut chunk = vec![0u8; 64 * 1024];
-    while left > 0 {
-        let n = left.min(chunk.len());
-        for b in chunk[..n].iter_mut() {
-            *b = rng.next() as u8;
+    let mut rng = Rng::seed_from_u64(seed);
+    let chunks = futures_util::stream::unfold(size, move |left| {
+        let n = left.min(64 * 1024);
+        let chunk: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+        async move {
+            if n == 0 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), left - n))
         }
-        if stream.write_all(&chunk[..n]).await.is_err() {
-            break; // refused early (the server answers before reading everything)
-        }
-        left -= n;
-        tokio::time::sleep(Duration::from_millis(15)).await;
+    });
+    let mut request = me
+        .request(
+            Method::POST,
+            &format!("/api/clients/{client}/files?name={name}&path=/home/demo/{name}"),
+        )
+        .header("content-type", "application/octet-stream")
+        .header("content-length", size.to_string())
+        .body(reqwest::Body::wrap_stream(chunks));
+    if wrong_checksum {
+        request = request.header("x-content-sha256", "0".repeat(64));
     }
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    let text = String::from_utf8_lossy(&answer);
-    if !text.starts_with("HTTP/1.1 201") {
+    let answer = me.send(request).await?;
+    if answer.status != 201 {
         return Ok(None);
     }
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    Ok(v["data"]["id"].as_str().map(str::to_owned))
+    Ok(answer.data()["id"].as_str().map(str::to_owned))
 }

@@ -46,7 +46,7 @@ pub async fn serve(
         hub.close_all();
     };
     let routes = live(services.clone())
-        .or(crate::http::web::files())
+        .or(crate::http::web::serve())
         .unify()
         .or(crate::http::api(services))
         .unify()

@@ -1215,10 +1215,17 @@ async fn a_large_upload_streams_through_and_downloads_identically() {
 async fn the_dashboard_is_served_without_a_token_and_weighs_under_300_kb() {
     let app = spawn_app().await;
     let mut total = 0;
-    for (path, mime, _) in cairn::http::web::FILES {
+    let files = cairn::http::web::files();
+    for path in ["/index.html", "/styles.css", "/js/app.js", "/vendor/uplot/LICENSE"] {
+        assert!(files.iter().any(|(p, _)| p == path), "{path} is embedded");
+    }
+    for (path, mime) in &files {
         let r = app.send("GET", path, None, &[], Bytes::new()).await;
         assert_eq!(r.status, 200, "{path}");
-        assert_eq!(r.headers["content-type"], *mime, "{path}");
+        assert_eq!(r.headers["content-type"], mime.as_str(), "{path}");
+        if path.ends_with(".js") {
+            assert_eq!(mime, "text/javascript; charset=utf-8", "{path}");
+        }
         total += r.body.len();
     }
     assert!(total < 300 * 1024, "the whole page weighs {total} bytes");
@@ -1249,9 +1256,9 @@ fn every_file_in_web_is_embedded() {
     let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
     let mut found = Vec::new();
     walk(&web, &mut found);
-    let mut served: Vec<String> = cairn::http::web::FILES
+    let mut served: Vec<String> = cairn::http::web::files()
         .iter()
-        .map(|(p, _, _)| web.join(&p[1..]).to_string_lossy().into_owned())
+        .map(|(p, _)| web.join(&p[1..]).to_string_lossy().into_owned())
         .collect();
     found.sort();
     served.sort();

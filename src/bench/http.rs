@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cairn_events::{Durability, Metadata};
 
 use super::{rate, sample_command, sample_log};
-use crate::client::Client;
+use crate::client::{Client, Method};
 use crate::services::{feed::LiveConfig, ServerConfig, Services};
 use crate::{Cairn, Options};
 
@@ -90,21 +89,26 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
         }));
 
         let http_append = concurrently(connections, requests, move |c, per| async move {
-            let mut client = Client::connect(addr, TOKEN).await?;
+            // One client per task: its own keep-alive connection, as a separate backup client would have.
+            let client = Client::at(addr, TOKEN)?;
             for i in 0..per {
                 let l = sample_log(c * per + i);
                 let body =
                     serde_json::json!({ "level": l.level, "message": l.message, "source": l.source }).to_string();
-                let (status, _) = client.send("POST", "/api/logs", &[], Bytes::from(body)).await?;
+                let req = client
+                    .request(Method::POST, "/api/logs")
+                    .header("content-type", "application/json")
+                    .body(body);
+                let status = client.send(req).await?.status;
                 anyhow::ensure!(status == 201, "POST /api/logs answered {status}");
             }
             Ok(())
         })
         .await?;
         let http_status = concurrently(connections, requests, move |_, per| async move {
-            let mut client = Client::connect(addr, TOKEN).await?;
+            let client = Client::at(addr, TOKEN)?;
             for _ in 0..per {
-                let (status, _) = client.send("GET", "/api/status", &[], Bytes::new()).await?;
+                let status = client.send(client.request(Method::GET, "/api/status")).await?.status;
                 anyhow::ensure!(status == 200, "GET /api/status answered {status}");
             }
             Ok(())

@@ -12,6 +12,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::client::{Client, Method};
+
 const TOKEN: &str = "bench-live-admin-token-0123456789";
 
 #[derive(Debug, Clone)]
@@ -217,27 +219,18 @@ pub fn run(subscribers: usize, rate: u32, seconds: u32, durability: &str) -> any
         for a in 0..appenders {
             let addr = addr.clone();
             tasks.push(tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(&addr).await?;
-                stream.set_nodelay(true)?;
-                let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-                tokio::spawn(conn);
+                let client = Client::new(&format!("http://{addr}"), Some(TOKEN))?;
                 let mut tick = tokio::time::interval(interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 let mut last = 0i64;
                 for i in 0..per {
                     tick.tick().await;
                     let body = format!(r#"{{"level":"info","message":"live bench {a}/{i}","source":"bench"}}"#);
-                    let req = hyper::Request::builder()
-                        .method("POST")
-                        .uri("/api/logs")
-                        .header("host", &addr)
-                        .header("authorization", format!("Bearer {TOKEN}"))
+                    let req = client
+                        .request(Method::POST, "/api/logs")
                         .header("content-type", "application/json")
-                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
-                    sender.ready().await?;
-                    let res = sender.send_request(req).await?;
-                    let bytes = http_body_util::BodyExt::collect(res.into_body()).await?.to_bytes();
+                        .body(body);
+                    let bytes = client.send(req).await?.body;
                     let text = String::from_utf8_lossy(&bytes);
                     last = last.max(field(&text, r#""id":"#).and_then(|p| p.parse().ok()).unwrap_or(0));
                 }

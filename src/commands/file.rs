@@ -105,34 +105,9 @@ fn validate_mime(m: &str) -> Result<String, CommandError> {
 /// assert_eq!(cairn::commands::file::guess_mime("README"), "application/octet-stream");
 /// ```
 pub fn guess_mime(filename: &str) -> &'static str {
-    let ext = filename
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "txt" | "log" => "text/plain",
-        "csv" => "text/csv",
-        "json" => "application/json",
-        "xml" => "application/xml",
-        "html" | "htm" => "text/html",
-        "pdf" => "application/pdf",
-        "zip" => "application/zip",
-        "gz" | "tgz" => "application/gzip",
-        "tar" => "application/x-tar",
-        "7z" => "application/x-7z-compressed",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "svg" => "image/svg+xml",
-        "mp4" => "video/mp4",
-        "mp3" => "audio/mpeg",
-        "doc" => "application/msword",
-        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "sql" => "application/sql",
-        "db" | "sqlite" => "application/vnd.sqlite3",
-        _ => "application/octet-stream",
-    }
+    mime_guess::from_path(filename)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
 }
 
 fn live_file(state: &dyn State, id: Uuid) -> Result<super::FileState, CommandError> {

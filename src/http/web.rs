@@ -1,63 +1,53 @@
-//! The dashboard's files (`web/`), embedded in the binary and served at `/` without a token: the page signs in
-//! itself and calls the API with the token.
+//! The dashboard's files (`web/`), embedded in the binary by `rust-embed` and served at `/` without a token:
+//! the page signs in itself and calls the API with the token. Every file under `web/` is embedded, the
+//! vendored uPlot 1.6.32 (MIT, unchanged, its LICENSE beside it) included.
+
+use std::borrow::Cow;
 
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-const JS: &str = "text/javascript; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
+#[derive(rust_embed::RustEmbed)]
+#[folder = "web/"]
+struct Web;
 
-/// `(path, content type)` → `(path, content type, the file's text)`, embedded from `web/`.
-macro_rules! embed {
-    ($(($path:literal, $mime:expr)),* $(,)?) => {
-        &[$(($path, $mime, include_str!(concat!("../../web", $path)))),*]
-    };
+/// The content type of a dashboard file, from its name; text is UTF-8.
+fn content_type(path: &str) -> String {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    match mime.type_() {
+        mime_guess::mime::TEXT | mime_guess::mime::JAVASCRIPT => format!("{mime}; charset=utf-8"),
+        _ if path.ends_with("LICENSE") => "text/plain; charset=utf-8".into(),
+        _ => mime.to_string(),
+    }
 }
 
-/// Every file of the dashboard: (path, content type, text); `/` answers with `/index.html`. The charting library is
-/// uPlot 1.6.32 from npm (MIT), vendored unchanged; its LICENSE is served beside it.
-pub const FILES: &[(&str, &str, &str)] = embed![
-    ("/index.html", "text/html; charset=utf-8"),
-    ("/styles.css", CSS),
-    ("/js/app.js", JS),
-    ("/js/api.js", JS),
-    ("/js/live.js", JS),
-    ("/js/format.js", JS),
-    ("/js/ui.js", JS),
-    ("/js/views/overview.js", JS),
-    ("/js/views/clients.js", JS),
-    ("/js/views/files.js", JS),
-    ("/js/views/logs.js", JS),
-    ("/js/views/analytics.js", JS),
-    ("/js/views/database.js", JS),
-    ("/js/views/audit.js", JS),
-    ("/vendor/uplot/uPlot.iife.min.js", JS),
-    ("/vendor/uplot/uPlot.min.css", CSS),
-    ("/vendor/uplot/LICENSE", "text/plain; charset=utf-8"),
-];
+/// Every embedded file, as `(path, content type)`, the path from `/`.
+pub fn files() -> Vec<(String, String)> {
+    Web::iter()
+        .map(|p: Cow<'static, str>| (format!("/{p}"), content_type(&p)))
+        .collect()
+}
 
 /// `GET` of a dashboard file; anything else falls through to the API.
-pub fn files() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn serve() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::get()
         .and(warp::path::full())
         .and_then(|path: warp::path::FullPath| async move {
-            let wanted = if path.as_str() == "/" {
-                "/index.html"
-            } else {
-                path.as_str()
+            let wanted = match path.as_str() {
+                "/" => "index.html",
+                p => p.trim_start_matches('/'),
             };
-            match FILES.iter().find(|(p, _, _)| *p == wanted) {
-                Some((_, mime, body)) => {
-                    let mut response = warp::reply::with_status(*body, StatusCode::OK).into_response();
-                    let headers = response.headers_mut();
-                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-                    // The files change with the binary: revalidate rather than trust an old copy.
-                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-                    Ok(response)
-                }
-                None => Err(warp::reject::not_found()),
-            }
+            let Some(file) = Web::get(wanted) else {
+                return Err(warp::reject::not_found());
+            };
+            let mut response = warp::reply::with_status(file.data.into_owned(), StatusCode::OK).into_response();
+            let headers = response.headers_mut();
+            let mime = HeaderValue::from_str(&content_type(wanted)).map_err(|_| warp::reject::not_found())?;
+            headers.insert(header::CONTENT_TYPE, mime);
+            // The files change with the binary: revalidate rather than trust an old copy.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            Ok(response)
         })
 }

@@ -90,34 +90,41 @@ enum Format {
     Jsonl,
 }
 
-/// A CSV field, quoted when it holds a separator, a quote or a line break (RFC 4180); a leading `=`, `+`, `-`
-/// or `@` is prefixed with `'` so that a spreadsheet does not run it as a formula.
-pub fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
-        format!("'{value}")
+/// A leading `=`, `+`, `-` or `@` is prefixed with `'`, so that a spreadsheet opening the export does not run
+/// the field as a formula.
+pub fn defused(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}").into()
     } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
+        value.into()
+    }
+}
+
+/// One CSV record (RFC 4180: quoted when it holds a separator, a quote or a line break; CRLF at the end).
+fn csv_record(fields: &[&str]) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(256));
+    let written = writer
+        .write_record(fields.iter().map(|f| defused(f).into_owned()))
+        .and_then(|()| writer.flush().map_err(csv::Error::from));
+    match (written, writer.into_inner()) {
+        (Ok(()), Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => String::new(), // writing to memory fails only on allocation, which aborts first
     }
 }
 
 fn csv_line(e: &LogEntry) -> String {
-    let fields = [
-        e.id.to_string(),
-        e.recorded_at.clone(),
-        e.level.clone(),
-        e.source.clone(),
-        e.client_id.clone().unwrap_or_default(),
-        e.file_id.clone().unwrap_or_default(),
-        e.message.clone(),
-    ];
-    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
-    line.push_str("\r\n");
-    line
+    let id = e.id.to_string();
+    csv_record(&[
+        &id,
+        &e.recorded_at,
+        &e.level,
+        &e.source,
+        e.client_id.as_deref().unwrap_or_default(),
+        e.file_id.as_deref().unwrap_or_default(),
+        &e.message,
+    ])
 }
 
 /// `GET /api/logs/export?format=json|csv|jsonl`: streamed from a blocking reader, chunk by chunk, so memory
@@ -155,7 +162,15 @@ pub async fn export(state: &Services, req: Request) -> Result<Response, ApiError
             let mut first = true;
             let opened = match format {
                 Format::Json => send("[".into()),
-                Format::Csv => send("id,recorded_at,level,source,client_id,file_id,message\r\n".into()),
+                Format::Csv => send(csv_record(&[
+                    "id",
+                    "recorded_at",
+                    "level",
+                    "source",
+                    "client_id",
+                    "file_id",
+                    "message",
+                ])),
                 Format::Jsonl => true,
             };
             if !opened {
@@ -209,14 +224,13 @@ pub async fn export(state: &Services, req: Request) -> Result<Response, ApiError
 
 #[cfg(test)]
 mod tests {
-    use super::csv_field;
+    use super::csv_record;
 
     #[test]
     fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(csv_record(&["plain", "a,b"]), "plain,\"a,b\"\r\n");
+        assert_eq!(csv_record(&["say \"hi\""]), "\"say \"\"hi\"\"\"\r\n");
+        assert_eq!(csv_record(&["two\nlines"]), "\"two\nlines\"\r\n");
+        assert_eq!(csv_record(&["=SUM(A1)", "-1", "@x"]), "'=SUM(A1),'-1,'@x\r\n");
     }
 }
