@@ -2,11 +2,13 @@
 //! input, each answered with the right status and code, nothing stored, the server still up.
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
 
-#[path = "common/api.rs"]
+#[path = "../common/api.rs"]
+mod common_api;
 mod helpers;
+mod status;
 
 use bytes::Bytes;
-use helpers::{spawn_app, spawn_app_with, urlencode, ADMIN};
+use common_api::{spawn_app, spawn_app_with, urlencode, ADMIN};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,28 +41,6 @@ async fn health_needs_no_token_and_everything_else_does() {
         (403, "FORBIDDEN".to_owned()),
         "a client token is not an admin token"
     );
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_reports_the_figures_of_the_old_server_and_the_log() {
-    let app = spawn_app().await;
-    let (id, token) = app.register("alpha").await;
-    app.upload(&id, &token, "a.txt", b"same").await;
-    app.upload(&id, &token, "b.txt", b"same").await;
-    let s = app.get("/api/status").await.data();
-    assert_eq!(
-        (s["total_clients"].clone(), s["total_files"].clone()),
-        (json!(1), json!(2))
-    );
-    assert_eq!(
-        (s["storage_used_bytes"].clone(), s["stored_bytes"].clone()),
-        (json!(8), json!(4))
-    );
-    assert_eq!(s["total_transfers"], 2);
-    assert_eq!(s["events_total"], s["head_position"]);
-    assert_eq!(s["events_total"], 7);
-    assert_eq!(s["running"], true);
     app.stop().await;
 }
 
@@ -793,25 +773,6 @@ async fn at_a_position_a_client_and_a_file_answer_as_they_were_then() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stats_count_by_bucket_and_in_total() {
-    let app = spawn_app().await;
-    let (a, token) = app.register("alpha").await;
-    app.upload(&a, &token, "f.txt", b"12345").await;
-    let s = app.get("/api/stats?bucket=hour").await.data();
-    assert_eq!(s["buckets"][0]["uploads"], 1);
-    assert_eq!(s["buckets"][0]["bucket"].as_str().unwrap().len(), 13);
-    assert_eq!(
-        (s["totals"]["bytes_in"].clone(), s["totals"]["registrations"].clone()),
-        (json!(5), json!(1))
-    );
-    let far = app.get("/api/stats?from=2001-01-01&to=2001-01-02").await.data();
-    assert_eq!(far["buckets"], json!([]));
-    let r = app.get("/api/stats?bucket=week").await;
-    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()));
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_marked_offline_after_the_timeout() {
     let app = spawn_app_with(
         cairn::Options {
@@ -931,30 +892,6 @@ async fn the_openapi_document_describes_every_endpoint_of_the_design() {
         missing.is_empty(),
         "missing from openapi.json (and so from the router): {missing:?}"
     );
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn system_and_activity_show_the_machine_and_the_latest_events() {
-    let app = spawn_app().await;
-    let (a, token) = app.register("alpha").await;
-    app.upload(&a, &token, "f.txt", b"abc").await;
-    let s = app.get("/api/system").await.data();
-    assert!(
-        s["memory_total_bytes"].as_u64().unwrap() > 0 && s["process_rss_bytes"].as_u64().unwrap() > 0,
-        "{s}"
-    );
-    assert!(s["disk_total_bytes"].as_u64().is_some(), "{s}");
-    assert_eq!(s["blobs_bytes"], 3);
-    let act = app.get("/api/activity?limit=2").await.data();
-    let items = act["items"].as_array().unwrap();
-    assert_eq!(items.len(), 2);
-    assert_eq!(items[0]["type"], "TransferCompleted", "newest first");
-    assert_eq!(items[1]["summary"], "alpha stored f.txt (3 bytes)");
-    for bad in ["0", "1000", "x"] {
-        let r = app.get(&format!("/api/activity?limit={bad}")).await;
-        assert_eq!(r.status, 400, "{bad}");
-    }
     app.stop().await;
 }
 
