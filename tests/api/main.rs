@@ -2,6 +2,8 @@
 //! input, each answered with the right status and code, nothing stored, the server still up.
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
 
+mod bad_input;
+mod clients;
 #[path = "../common/api.rs"]
 mod common_api;
 mod helpers;
@@ -41,82 +43,6 @@ async fn health_needs_no_token_and_everything_else_does() {
         (403, "FORBIDDEN".to_owned()),
         "a client token is not an admin token"
     );
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_are_registered_listed_read_changed_and_deleted() {
-    let app = spawn_app().await;
-    let r = app
-        .post_json(
-            "/api/clients",
-            Some(ADMIN),
-            json!({ "name": "alpha", "client_id": "host-1", "ip_address": "10.0.0.1" }),
-        )
-        .await;
-    assert_eq!(r.status, 201);
-    let d = r.data();
-    let id = d["client"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        (d["client"]["client_id"].clone(), d["client"]["status"].clone()),
-        (json!("host-1"), json!("Registered"))
-    );
-    assert_eq!(d["token"].as_str().unwrap().len(), 64);
-    assert!(
-        d["client"].get("token_hash").is_none(),
-        "the token's hash is never sent"
-    );
-    for name in ["bravo", "charlie"] {
-        app.register(name).await;
-    }
-
-    let page = app.get("/api/clients?page=1&per_page=2&sort=-name").await.data();
-    assert_eq!(
-        (page["total"].clone(), page["pages"].clone(), page["per_page"].clone()),
-        (json!(3), json!(2), json!(2))
-    );
-    assert_eq!(page["items"][0]["name"], "charlie");
-    let found = app.get("/api/clients?q=rav").await.data();
-    assert_eq!(found["items"][0]["name"], "bravo");
-
-    let got = app.get(&format!("/api/clients/{id}")).await.data();
-    assert_eq!(got["name"], "alpha");
-    let r = app
-        .admin(
-            "PATCH",
-            &format!("/api/clients/{id}"),
-            json!({ "name": "alpha-2", "expected_version": 1 }),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.data()["name"].clone(), r.data()["version"].clone()),
-        (200, json!("alpha-2"), json!(2))
-    );
-    let r = app
-        .admin(
-            "PATCH",
-            &format!("/api/clients/{id}"),
-            json!({ "name": "alpha-3", "expected_version": 1 }),
-        )
-        .await;
-    assert_eq!((r.status, r.code()), (409, "VERSION_CONFLICT".to_owned()));
-    let r = app
-        .admin("PATCH", &format!("/api/clients/{id}"), json!({ "name": "BRAVO" }))
-        .await;
-    assert_eq!((r.status, r.code()), (409, "CLIENT_NAME_TAKEN".to_owned()));
-    let r = app.admin("PATCH", &format!("/api/clients/{id}"), json!({})).await;
-    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()));
-
-    let r = app.admin("DELETE", &format!("/api/clients/{id}"), json!(null)).await;
-    assert_eq!((r.status, r.data()["files_deleted"].clone()), (200, json!(0)));
-    let r = app.get(&format!("/api/clients/{id}")).await;
-    assert_eq!((r.status, r.code()), (404, "CLIENT_NOT_FOUND".to_owned()));
-    let r = app.admin("DELETE", &format!("/api/clients/{id}"), json!(null)).await;
-    assert_eq!((r.status, r.code()), (409, "CLIENT_DELETED".to_owned()));
-    for bad in ["not-a-uuid", "00000000-0000-0000-0000-000000000000"] {
-        let r = app.get(&format!("/api/clients/{bad}")).await;
-        assert_eq!((r.status, r.code()), (404, "CLIENT_NOT_FOUND".to_owned()), "{bad}");
-    }
     app.stop().await;
 }
 
@@ -773,48 +699,6 @@ async fn at_a_position_a_client_and_a_file_answer_as_they_were_then() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_client_is_marked_offline_after_the_timeout() {
-    let app = spawn_app_with(
-        cairn::Options {
-            durability: cairn_events::Durability::Normal,
-            ..cairn::Options::default()
-        },
-        std::time::Duration::from_millis(300),
-    )
-    .await;
-    let (a, token) = app.register("alpha").await;
-    app.send(
-        "POST",
-        &format!("/api/clients/{a}/heartbeat"),
-        Some(&token),
-        &[],
-        Bytes::new(),
-    )
-    .await;
-    let mut status = String::new();
-    for _ in 0..100 {
-        status = app.get(&format!("/api/clients/{a}")).await.data()["status"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        if status == "Offline" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, "Offline");
-    let conn = cairn_events::schema::open_read_only(&app.dir.path().join("cairn.db")).unwrap();
-    let data: String = conn
-        .query_row("SELECT data FROM events WHERE type = 'ClientDisconnected'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert!(data.contains("\"timeout\""), "{data}");
-    drop(conn);
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_every_route_the_server_answers() {
     let app = spawn_app().await;
     let doc = app
@@ -1098,38 +982,6 @@ async fn a_tampered_log_is_reported_by_audit_verify_and_db_health() {
     assert_eq!(chain["ok"], false);
     assert!(chain["detail"].as_str().unwrap().contains("position 2"), "{chain}");
     app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_conflicting_changes_let_exactly_one_through() {
-    let app = std::sync::Arc::new(spawn_app().await);
-    let (a, _) = app.register("alpha").await;
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let app = app.clone();
-            let path = format!("/api/clients/{a}");
-            tokio::spawn(async move {
-                app.admin(
-                    "PATCH",
-                    &path,
-                    json!({ "name": format!("name-{i}"), "expected_version": 1 }),
-                )
-                .await
-                .status
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    statuses.sort();
-    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409]);
-    assert_eq!(app.count("SELECT count(*) FROM events WHERE type = 'ClientUpdated'"), 1);
-    match std::sync::Arc::try_unwrap(app) {
-        Ok(app) => app.stop().await,
-        Err(_) => panic!("a task still holds the app"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
