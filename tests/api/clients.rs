@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common_api::{spawn_app, spawn_app_with, TestApp, ADMIN};
-use crate::helpers::{assert_error, events_of_type};
+use crate::helpers::{assert_error, data_of_the_event, disconnect, events_of_type, heartbeat};
 
 /// Registers `alpha` with a host id and an address, as an agent would.
 async fn register_alpha_with_its_host(app: &TestApp) -> crate::common_api::Reply {
@@ -258,7 +258,7 @@ async fn a_silent_client_is_marked_offline_after_the_timeout() {
     )
     .await;
     let (a, token) = app.register("alpha").await;
-    crate::helpers::heartbeat(&app, &a, &token).await;
+    heartbeat(&app, &a, &token).await;
 
     // The timeout runs on the server's clock; poll until it fired (the wait this test always had).
     let mut status = String::new();
@@ -274,7 +274,101 @@ async fn a_silent_client_is_marked_offline_after_the_timeout() {
     }
 
     assert_eq!(status, "Offline");
-    let data = crate::helpers::data_of_the_event(&app, "ClientDisconnected");
+    let data = data_of_the_event(&app, "ClientDisconnected");
     assert!(data.contains("\"timeout\""), "{data}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_heartbeat_connects_the_client() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+
+    let beat = heartbeat(&app, &a, &token).await;
+
+    assert_eq!((beat.status, beat.data()["connected_now"].clone()), (200, json!(true)));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_of_a_connected_client_does_not_connect_it_again() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    heartbeat(&app, &a, &token).await;
+
+    let again = heartbeat(&app, &a, &token).await;
+
+    assert_eq!(again.data()["connected_now"], false);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_do_not_flood_the_log() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+
+    heartbeat(&app, &a, &token).await;
+    heartbeat(&app, &a, &token).await;
+
+    assert_eq!(
+        events_of_type(&app, "ClientConnected"),
+        1,
+        "heartbeats do not flood the log"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_records_the_address_it_came_from() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+
+    heartbeat(&app, &a, &token).await;
+
+    assert_eq!(
+        app.get(&format!("/api/clients/{a}")).await.data()["ip_address"],
+        "127.0.0.1"
+    );
+    app.stop().await;
+}
+
+/// A client that sent its heartbeat, so is connected: answers its id and token.
+async fn spawn_app_with_a_connected_client() -> (TestApp, String, String) {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let beat = heartbeat(&app, &a, &token).await;
+    assert_eq!(beat.status, 200);
+    (app, a, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_client_disconnects_itself_and_is_offline() {
+    let (app, a, token) = spawn_app_with_a_connected_client().await;
+
+    let r = disconnect(&app, &a, &token).await;
+
+    assert_eq!((r.status, r.data()["status"].clone()), (200, json!("Offline")));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnecting_a_client_that_already_disconnected_is_a_conflict() {
+    let (app, a, token) = spawn_app_with_a_connected_client().await;
+    assert_eq!(disconnect(&app, &a, &token).await.status, 200);
+
+    let r = disconnect(&app, &a, &token).await;
+
+    assert_error(&r, 409, "CLIENT_NOT_CONNECTED");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_itself_is_recorded_as_the_actor() {
+    let (app, a, token) = spawn_app_with_a_connected_client().await;
+
+    assert_eq!(disconnect(&app, &a, &token).await.status, 200);
+
+    let actor = data_of_the_event(&app, "ClientDisconnected");
+    assert!(actor.contains("\"client\""), "the client disconnected itself: {actor}");
     app.stop().await;
 }
