@@ -2,8 +2,10 @@
 //! names that try to leave the data directory, queries outside their limits. Each is answered with the right
 //! status and code, nothing is stored, and the server stays up.
 
-use crate::common_api::spawn_app;
-use crate::helpers::assert_error;
+use bytes::Bytes;
+
+use crate::common_api::{spawn_app, urlencode, TestApp, ADMIN};
+use crate::helpers::{assert_error, assert_no_file_stored, spawn_app_with_upload_limit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_id_that_is_not_a_uuid_is_not_found() {
@@ -20,6 +22,157 @@ async fn a_client_id_that_names_no_client_is_not_found() {
     let app = spawn_app().await;
 
     let r = app.get("/api/clients/00000000-0000-0000-0000-000000000000").await;
+
+    assert_error(&r, 404, "CLIENT_NOT_FOUND");
+    app.stop().await;
+}
+
+/// Uploads one byte as alpha under `name`; answers the server and its answer.
+async fn upload_one_byte_named(name: &str) -> (TestApp, crate::common_api::Reply) {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let path = format!("/api/clients/{a}/files?name={}", urlencode(name));
+    let r = app
+        .send("POST", &path, Some(&token), &[], Bytes::from_static(b"x"))
+        .await;
+    (app, r)
+}
+
+/// An upload under `name` is a validation error, and nothing is stored.
+async fn assert_upload_name_refused(name: &str) {
+    let (app, r) = upload_one_byte_named(name).await;
+    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()), "{name:?}");
+    assert_no_file_stored(&app, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_named_with_parent_folders_is_refused_and_writes_nothing_outside() {
+    let (app, r) = upload_one_byte_named("../../etc/passwd").await;
+
+    assert_error(&r, 400, "VALIDATION_ERROR");
+    assert_no_file_stored(&app, 0);
+    assert!(!app.dir.path().join("etc").exists() && !app.dir.path().parent().unwrap().join("etc/passwd").exists());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_named_with_a_slash_is_refused() {
+    assert_upload_name_refused("a/b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_named_with_a_backslash_is_refused() {
+    assert_upload_name_refused("a\\b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_named_dot_dot_is_refused() {
+    assert_upload_name_refused("..").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_name_with_a_nul_byte_is_refused() {
+    assert_upload_name_refused("nul\0byte").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_name_with_a_control_character_is_refused() {
+    assert_upload_name_refused("bell\u{7}").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_upload_name_is_refused() {
+    assert_upload_name_refused("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_without_a_name_is_refused() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/files"),
+            Some(&token),
+            &[],
+            Bytes::from_static(b"x"),
+        )
+        .await;
+
+    assert_eq!(r.status, 400, "name is required");
+    assert_no_file_stored(&app, 0);
+    app.stop().await;
+}
+
+/// Uploads `hello` as alpha with one checksum header.
+async fn upload_hello_with(header: &str, value: &str) -> (TestApp, crate::common_api::Reply) {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/files?name=x"),
+            Some(&token),
+            &[(header, value)],
+            Bytes::from_static(b"hello"),
+        )
+        .await;
+    (app, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sha256_header_that_is_not_hex_is_a_validation_error() {
+    let (app, r) = upload_hello_with("x-content-sha256", "xyz").await;
+
+    assert_error(&r, 400, "VALIDATION_ERROR");
+    assert_no_file_stored(&app, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crc32_header_that_is_not_hex_is_a_validation_error() {
+    let (app, r) = upload_hello_with("x-content-crc32", "nothex!").await;
+
+    assert_error(&r, 400, "VALIDATION_ERROR");
+    assert_no_file_stored(&app, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_limit_is_too_large_and_stores_nothing() {
+    let app = spawn_app_with_upload_limit(1000).await;
+    let (a, token) = app.register("alpha").await;
+
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/files?name=big"),
+            Some(&token),
+            &[],
+            vec![0u8; 5000],
+        )
+        .await;
+
+    assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
+    assert_no_file_stored(&app, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_for_a_client_that_does_not_exist_is_not_found() {
+    let app = spawn_app().await;
+
+    let r = app
+        .send(
+            "POST",
+            "/api/clients/00000000-0000-0000-0000-000000000001/files?name=x",
+            Some(ADMIN),
+            &[],
+            Bytes::from_static(b"x"),
+        )
+        .await;
 
     assert_error(&r, 404, "CLIENT_NOT_FOUND");
     app.stop().await;

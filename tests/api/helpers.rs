@@ -145,3 +145,16 @@ pub async fn spawn_app_with_a_tampered_log() -> TestApp {
     drop(conn);
     app
 }
+
+/// After a refused upload: no file, `failed` failed transfers, and nothing left in the blob store's temporary
+/// folder.
+#[track_caller]
+pub fn assert_no_file_stored(app: &TestApp, failed: i64) {
+    assert_eq!(app.count("SELECT count(*) FROM files"), 0, "no file is stored");
+    assert_eq!(
+        app.count("SELECT count(*) FROM transfers WHERE status = 'Failed'"),
+        failed,
+        "failed transfers"
+    );
+    assert_eq!(temporary_blobs(app), 0, "no temporary blob is left");
+}
