@@ -5,7 +5,189 @@
 use bytes::Bytes;
 
 use crate::common_api::{spawn_app, urlencode, TestApp, ADMIN};
-use crate::helpers::{assert_error, assert_no_file_stored, spawn_app_with_upload_limit};
+use crate::helpers::{assert_error, assert_invalid_query, assert_no_file_stored, spawn_app_with_upload_limit};
+
+/// Registering a client with `body` is refused with `status` and `code`; nothing is stored and the server is
+/// still up.
+async fn assert_registration_refused(body: impl Into<Bytes>, status: u16, code: &str) {
+    let app = spawn_app().await;
+    let body = body.into();
+
+    let r = app
+        .send(
+            "POST",
+            "/api/clients",
+            Some(ADMIN),
+            &[("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+
+    assert_eq!(
+        (r.status, r.code()),
+        (status, code.to_owned()),
+        "{:?}",
+        String::from_utf8_lossy(&body[..body.len().min(40)])
+    );
+    assert_eq!(app.count("SELECT count(*) FROM events"), 0, "nothing stored");
+    assert_eq!(app.get("/api/health").await.status, 200, "the server is still up");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_cut_short_is_invalid_json() {
+    assert_registration_refused(Bytes::from_static(b"{\"name\":"), 400, "INVALID_JSON").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_body_is_invalid_json() {
+    assert_registration_refused(Bytes::from_static(b""), 400, "INVALID_JSON").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_instead_of_an_object_is_invalid_json() {
+    assert_registration_refused(Bytes::from_static(b"[1,2]"), 400, "INVALID_JSON").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_the_endpoint_does_not_know_is_invalid_json() {
+    assert_registration_refused(
+        Bytes::from_static(b"{\"name\":\"x\",\"admin\":true}"),
+        400,
+        "INVALID_JSON",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_that_is_not_utf8_is_invalid_json() {
+    assert_registration_refused(Bytes::from_static(b"{\"name\":\"\xff\xfe\"}"), 400, "INVALID_JSON").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_of_100_kb_is_too_large() {
+    let body = format!("{{\"name\":\"{}\"}}", "x".repeat(100_000));
+
+    assert_registration_refused(body, 413, "PAYLOAD_TOO_LARGE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blank_client_name_is_a_validation_error() {
+    assert_registration_refused(Bytes::from_static(b"{\"name\":\"   \"}"), 400, "VALIDATION_ERROR").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_name_of_101_characters_is_a_validation_error() {
+    let body = format!("{{\"name\":\"{}\"}}", "n".repeat(101));
+
+    assert_registration_refused(body, 400, "VALIDATION_ERROR").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_name_with_a_control_character_is_a_validation_error() {
+    assert_registration_refused(
+        Bytes::from_static(b"{\"name\":\"ctl\\u0007\"}"),
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_address_out_of_range_is_a_validation_error() {
+    assert_registration_refused(
+        Bytes::from_static(b"{\"name\":\"ok\",\"ip_address\":\"300.1.1.1\"}"),
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_below_one_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    for q in ["page=-1", "page=0"] {
+        assert_invalid_query(&app, &format!("/api/clients?{q}")).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_page_of_zero_or_past_its_limit_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    for q in ["per_page=0", "per_page=100000"] {
+        assert_invalid_query(&app, &format!("/api/clients?{q}")).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_is_not_a_number_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    assert_invalid_query(&app, "/api/clients?page=abc").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_page_too_large_for_any_integer_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    assert_invalid_query(&app, "/api/clients?per_page=99999999999999999999").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorting_by_a_column_outside_the_list_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    assert_invalid_query(&app, "/api/clients?sort=password").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sort_with_sql_in_it_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    assert_invalid_query(&app, "/api/clients?sort=name;DROP").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_status_that_does_not_exist_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    assert_invalid_query(&app, "/api/clients?status=Lost").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_level_that_does_not_exist_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    assert_invalid_query(&app, "/api/logs?level=loud").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_date_that_is_not_a_date_is_an_invalid_query() {
+    let app = spawn_app().await;
+
+    assert_invalid_query(&app, "/api/logs?from=yesterday").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_is_not_utf8_is_refused() {
+    let app = spawn_app().await;
+
+    let r = app.get("/api/clients?page=%FF").await;
+
+    assert_eq!(r.status, 400, "a query that is not UTF-8");
+    app.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_id_that_is_not_a_uuid_is_not_found() {
