@@ -9,69 +9,13 @@ mod clients;
 mod common_api;
 mod files;
 mod helpers;
+mod logs;
 mod routes;
 mod status;
 
 use bytes::Bytes;
 use common_api::{spawn_app, urlencode, ADMIN};
 use serde_json::json;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_are_recorded_filtered_exported_and_cleared() {
-    let app = spawn_app().await;
-    for (level, message, source) in [
-        ("info", "started, all good", "agent"),
-        ("error", "disk \"full\"\nretrying", "agent"),
-        ("warning", "=cmd|slow", "server"),
-    ] {
-        let r = app
-            .post_json(
-                "/api/logs",
-                Some(ADMIN),
-                json!({ "level": level, "message": message, "source": source }),
-            )
-            .await;
-        assert_eq!(r.status, 201);
-    }
-    let r = app
-        .post_json("/api/logs", Some(ADMIN), json!({ "level": "loud", "message": "x" }))
-        .await;
-    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()));
-    let r = app
-        .post_json(
-            "/api/logs",
-            Some(ADMIN),
-            json!({ "level": "info", "message": "x", "client_id": "00000000-0000-0000-0000-000000000009" }),
-        )
-        .await;
-    assert_eq!((r.status, r.code()), (404, "CLIENT_NOT_FOUND".to_owned()));
-
-    assert_eq!(app.get("/api/logs?level=error").await.data()["total"], 1);
-    assert_eq!(app.get("/api/logs?source=agent").await.data()["total"], 2);
-    assert_eq!(app.get("/api/logs?q=disk").await.data()["items"][0]["level"], "error");
-
-    let json_export = app.get("/api/logs/export?format=json&source=agent").await;
-    assert_eq!(json_export.status, 200);
-    let rows: serde_json::Value = serde_json::from_slice(&json_export.body).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 2);
-    let jsonl = app.get("/api/logs/export?format=jsonl").await;
-    assert_eq!(String::from_utf8_lossy(&jsonl.body).lines().count(), 3);
-    let csv = app.get("/api/logs/export?format=csv").await;
-    let text = String::from_utf8(csv.body.to_vec()).unwrap();
-    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
-    assert!(text.starts_with("id,recorded_at,level,source,client_id,file_id,message\r\n"));
-    assert!(text.contains("\"disk \"\"full\"\"\nretrying\""), "quoted: {text}");
-    assert!(text.contains("'=cmd|slow"), "defused: {text}");
-    assert!(text.contains("\"started, all good\""));
-    let r = app.get("/api/logs/export?format=xml").await;
-    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()));
-
-    let r = app.admin("DELETE", "/api/logs", json!(null)).await;
-    assert_eq!(r.data()["cleared"], 3);
-    assert_eq!(app.get("/api/logs").await.data()["total"], 0);
-    assert_eq!(app.count("SELECT count(*) FROM events WHERE type = 'LogRecorded'"), 3);
-    app.stop().await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_trail_pages_filters_and_verifies_and_every_event_names_its_actor() {
