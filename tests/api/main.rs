@@ -2,6 +2,7 @@
 //! input, each answered with the right status and code, nothing stored, the server still up.
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
 
+mod audit;
 mod auth;
 mod bad_input;
 mod clients;
@@ -16,110 +17,6 @@ mod status;
 use bytes::Bytes;
 use common_api::{spawn_app, urlencode, ADMIN};
 use serde_json::json;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_audit_trail_pages_filters_and_verifies_and_every_event_names_its_actor() {
-    let app = spawn_app().await;
-    let (a, token) = app.register("alpha").await;
-    app.upload(&a, &token, "f.txt", b"content").await;
-    for i in 0..5 {
-        app.post_json(
-            "/api/logs",
-            Some(ADMIN),
-            json!({ "level": "info", "message": format!("m{i}") }),
-        )
-        .await;
-    }
-    let page = app.get("/api/events?limit=3").await.data();
-    assert_eq!(
-        (
-            page["events"].as_array().unwrap().len(),
-            page["next_after"].clone(),
-            page["total"].clone()
-        ),
-        (3, json!(3), json!(9))
-    );
-    let next = app.get("/api/events?limit=3&after=3").await.data();
-    assert_eq!(next["events"][0]["position"], 4);
-    let uploads = app
-        .get(&format!("/api/events?actor={}", urlencode(&format!("client:{a}"))))
-        .await
-        .data();
-    assert_eq!(uploads["total"], 3, "transfer started, file stored, transfer completed");
-    let meta = &uploads["events"][0]["metadata"];
-    assert!(
-        meta["request_id"].is_string() && meta["remote_addr"].as_str().unwrap().starts_with("127.0.0.1"),
-        "{meta}"
-    );
-    assert_eq!(app.get("/api/events?type=LogRecorded").await.data()["total"], 5);
-    for q in ["limit=0", "limit=5000", "after=-1", "from=never"] {
-        let r = app.get(&format!("/api/events?{q}")).await;
-        assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()), "{q}");
-    }
-
-    let one = app.get("/api/events/1").await.data();
-    assert_eq!(
-        (one["type"].clone(), one["data"]["name"].clone()),
-        (json!("ClientRegistered"), json!("alpha"))
-    );
-    assert_eq!(one["hash"].as_str().unwrap().len(), 64);
-    for bad in ["999", "abc", "-1"] {
-        let r = app.get(&format!("/api/events/{bad}")).await;
-        assert_eq!((r.status, r.code()), (404, "EVENT_NOT_FOUND".to_owned()), "{bad}");
-    }
-    let history = app.get(&format!("/api/streams/client-{a}")).await.data();
-    assert_eq!(history["events"][0]["type"], "ClientRegistered");
-    let r = app.get("/api/streams/client-nobody").await;
-    assert_eq!((r.status, r.code()), (404, "STREAM_NOT_FOUND".to_owned()));
-
-    let v = app.get("/api/audit/verify").await.data();
-    assert_eq!(
-        (v["ok"].clone(), v["checked"].clone(), v["first_bad"].clone()),
-        (json!(true), json!(9), json!(null))
-    );
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_a_position_a_client_and_a_file_answer_as_they_were_then() {
-    let app = spawn_app().await;
-    let (a, token) = app.register("alpha").await; // 1
-    let f = app.upload(&a, &token, "f.txt", b"v1").await.data()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned(); // 2-4
-    app.admin("PATCH", &format!("/api/clients/{a}"), json!({ "name": "renamed" }))
-        .await; // 5
-    app.admin("POST", &format!("/api/files/{f}/verify"), json!(null)).await; // 6
-
-    let then = app.get(&format!("/api/clients/{a}?at=1")).await.data();
-    assert_eq!(
-        (then["name"].clone(), then["files_count"].clone()),
-        (json!("alpha"), json!(0))
-    );
-    let later = app.get(&format!("/api/clients/{a}?at=4")).await.data();
-    assert_eq!(
-        (later["name"].clone(), later["files_count"].clone()),
-        (json!("alpha"), json!(1))
-    );
-    let file_then = app.get(&format!("/api/files/{f}?at=5")).await.data();
-    assert_eq!(
-        (file_then["client_name"].clone(), file_then["verified"].clone()),
-        (json!("renamed"), json!(false))
-    );
-    assert_eq!(app.get(&format!("/api/files/{f}?at=6")).await.data()["verified"], true);
-    let r = app.get(&format!("/api/files/{f}?at=1")).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (404, "FILE_NOT_FOUND".to_owned()),
-        "the file did not exist yet"
-    );
-    for at in ["0", "99", "x"] {
-        let r = app.get(&format!("/api/clients/{a}?at={at}")).await;
-        assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()), "at={at}");
-    }
-    app.stop().await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_endpoints_inform_check_browse_back_up_and_optimize() {
