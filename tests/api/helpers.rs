@@ -1,6 +1,5 @@
 //! What the API tests share beyond `tests/common/api.rs`: asserting error envelopes, the client's own requests,
 //! reading the log behind the server, a tampered log, and DESIGN.md's list of endpoints.
-#![allow(dead_code)] // not every helper is used by every build of the target while it is being split
 
 use std::time::Duration;
 
