@@ -471,6 +471,7 @@ async fn a_blank_console_query_is_a_validation_error() {
     let r = app.admin("POST", "/api/db/query", json!({ "sql": " " })).await;
 
     assert_error(&r, 400, "VALIDATION_ERROR");
+    assert_eq!(app.count("SELECT count(*) FROM clients"), 1, "nothing was changed");
     app.stop().await;
 }
 
@@ -481,5 +482,6 @@ async fn a_console_request_without_its_sql_field_is_invalid_json() {
     let r = app.admin("POST", "/api/db/query", json!({ "query": "SELECT 1" })).await;
 
     assert_error(&r, 400, "INVALID_JSON");
+    assert_eq!(app.count("SELECT count(*) FROM clients"), 1, "nothing was changed");
     app.stop().await;
 }
