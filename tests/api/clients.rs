@@ -260,7 +260,7 @@ async fn a_silent_client_is_marked_offline_after_the_timeout() {
     let (a, token) = app.register("alpha").await;
     heartbeat(&app, &a, &token).await;
 
-    // The timeout runs on the server's clock; poll until it fired (the wait this test always had).
+    // The timeout runs on the server's real clock: poll until it has fired.
     let mut status = String::new();
     for _ in 0..100 {
         status = app.get(&format!("/api/clients/{a}")).await.data()["status"]
