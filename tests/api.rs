@@ -860,7 +860,7 @@ async fn the_openapi_document_lists_every_route_the_server_answers() {
         .send("GET", "/api/openapi.json", None, &[], Bytes::new())
         .await
         .json();
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     for route in cairn::http::router::routes() {
         let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
         assert!(

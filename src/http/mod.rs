@@ -3,6 +3,7 @@
 //! error enum and the envelope ([`error`]), request parsing ([`request`]), the OpenAPI document ([`openapi`])
 //! and the dashboard's files ([`web`]). It holds no rule: those are the services' and the commands'.
 
+pub mod answers;
 pub mod error;
 pub mod handlers;
 pub mod openapi;

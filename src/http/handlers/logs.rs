@@ -10,6 +10,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use crate::commands::log::{ClearLogs, RecordLog};
+use crate::http::answers::{LogRecorded, LogsCleared};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::services::auth::Caller;
@@ -69,18 +70,16 @@ pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError
     let done = state.cairn.execute(command, req.metadata()).await?;
     Ok(ok(
         StatusCode::CREATED,
-        serde_json::json!({ "id": done.positions.first() }),
+        LogRecorded {
+            id: done.positions.first().copied(),
+        },
         Some("log recorded"),
     ))
 }
 
 pub async fn clear(state: &Services, req: Request) -> Result<Response, ApiError> {
     let cleared = state.cairn.execute(ClearLogs, req.metadata()).await?.output;
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "cleared": cleared }),
-        Some("logs cleared"),
-    ))
+    Ok(ok(StatusCode::OK, LogsCleared { cleared }, Some("logs cleared")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
