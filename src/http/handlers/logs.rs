@@ -14,6 +14,7 @@ use crate::http::answers::{LogRecorded, LogsCleared};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::services::auth::Caller;
+use crate::services::ServiceError;
 use crate::services::Services;
 use cairn_projections::logs::{self, LogEntry, LogFilter};
 
@@ -51,7 +52,7 @@ pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError
         Caller::Admin => body.client_id,
         Caller::Client(me) => {
             if body.client_id.is_some_and(|c| c != me) {
-                return Err(ApiError::Forbidden("a client may only log as itself".into()));
+                return Err(ServiceError::Forbidden("a client may only log as itself".into()).into());
             }
             Some(me)
         }
