@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 /// One sample.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Sample {
     /// Percent of all cores since the previous sample (0 on the first).
     pub cpu_percent: f32,

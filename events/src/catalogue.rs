@@ -3,11 +3,12 @@
 //! Grow it; never change a released type's meaning. A changed shape gets a new schema version and an upcast in
 //! [`DomainEvent::decode`].
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Why a client went offline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DisconnectReason {
     Admin,
@@ -15,7 +16,7 @@ pub enum DisconnectReason {
     Client,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientRegistered {
     pub client_id: Uuid,
     /// The identifier the backup client reports for itself (defaults to `client_id`).
@@ -27,7 +28,7 @@ pub struct ClientRegistered {
 }
 
 /// Only the fields that changed are present.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientUpdated {
     pub client_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,31 +37,31 @@ pub struct ClientUpdated {
     pub ip_address: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientConnected {
     pub client_id: Uuid,
     pub ip_address: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientDisconnected {
     pub client_id: Uuid,
     pub reason: DisconnectReason,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientTokenRotated {
     pub client_id: Uuid,
     pub token_hash: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientDeleted {
     pub client_id: Uuid,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FileStored {
     pub file_id: Uuid,
     pub client_id: Uuid,
@@ -76,7 +77,7 @@ pub struct FileStored {
 }
 
 /// The outcome of re-reading a file's blob: `ok`, or the mismatch found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FileVerified {
     pub file_id: Uuid,
     pub ok: bool,
@@ -89,7 +90,7 @@ pub struct FileVerified {
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FileDownloaded {
     pub file_id: Uuid,
     /// The actor who downloaded it.
@@ -97,7 +98,7 @@ pub struct FileDownloaded {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FileDeleted {
     pub file_id: Uuid,
     pub client_id: Uuid,
@@ -107,14 +108,14 @@ pub struct FileDeleted {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Upload,
     Download,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TransferStarted {
     pub transfer_id: Uuid,
     pub client_id: Option<Uuid>,
@@ -124,7 +125,7 @@ pub struct TransferStarted {
     pub expected_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TransferCompleted {
     pub transfer_id: Uuid,
     pub file_id: Option<Uuid>,
@@ -132,7 +133,7 @@ pub struct TransferCompleted {
     pub duration_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TransferFailed {
     pub transfer_id: Uuid,
     pub bytes: u64,
@@ -140,7 +141,7 @@ pub struct TransferFailed {
     pub error: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogRecorded {
     pub level: String,
     pub message: String,
@@ -149,30 +150,30 @@ pub struct LogRecorded {
     pub file_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogsCleared {
     /// How many log rows the clearing removed from the read table.
     pub cleared: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ServerStarted {
     pub version: String,
     pub listen: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ServerStopped {
     pub uptime_seconds: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DatabaseBackedUp {
     pub destination: String,
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DatabaseOptimized {
     pub bytes_before: u64,
     pub bytes_after: u64,

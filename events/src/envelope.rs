@@ -123,22 +123,27 @@ impl RecordedEvent {
         DomainEvent::decode(&self.event_type, self.schema, &self.data)
     }
 
-    /// The event as JSON for people and scripts: `data` and `metadata` as JSON values, the hash in hex.
-    pub fn to_json(&self) -> serde_json::Value {
+    /// The event as people and scripts see it: `data` and `metadata` as JSON values, the hash in hex.
+    pub fn view(&self) -> EventView {
         let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null);
-        serde_json::json!({
-            "position": self.position,
-            "id": self.id,
-            "stream": self.stream,
-            "version": self.version,
-            "type": self.event_type,
-            "schema": self.schema,
-            "data": parse(&self.data),
-            "metadata": parse(&self.metadata),
-            "recorded_at": self.recorded_at,
-            "crc": self.crc,
-            "hash": hex::encode(self.hash),
-        })
+        EventView {
+            position: self.position,
+            id: self.id,
+            stream: self.stream.clone(),
+            version: self.version,
+            event_type: self.event_type.clone(),
+            schema: self.schema,
+            data: parse(&self.data),
+            metadata: parse(&self.metadata),
+            recorded_at: self.recorded_at.clone(),
+            crc: self.crc,
+            hash: hex::encode(self.hash),
+        }
+    }
+
+    /// [`RecordedEvent::view`] as a JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.view()).unwrap_or(serde_json::Value::Null)
     }
 
     /// The metadata, parsed; an unparseable metadata column reads as an unknown actor.
@@ -184,4 +189,26 @@ mod tests {
         assert!(normalize_time("yesterday").is_err());
         assert!(normalize_time("").is_err());
     }
+}
+
+/// An event as the API and `cairn events --json` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct EventView {
+    pub position: Position,
+    pub id: Uuid,
+    pub stream: String,
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema: u32,
+    /// The event's payload, as the catalogue defines it for its type and schema.
+    pub data: serde_json::Value,
+    /// `actor`, and when known `request_id`, `remote_addr`, `correlation_id`, `causation_id`.
+    pub metadata: serde_json::Value,
+    /// RFC 3339 UTC with microseconds.
+    pub recorded_at: String,
+    /// CRC-32 of the event's canonical bytes.
+    pub crc: u32,
+    /// SHA-256 of the previous hash and the canonical bytes, in hex.
+    pub hash: String,
 }

@@ -9,7 +9,7 @@ use crate::query::{paged, Conditions, ListQuery, Page};
 pub use crate::status::ClientStatus;
 
 /// A row of `clients`, with the old server's field names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Client {
     pub id: String,
     pub client_id: String,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::query::{paged, Conditions, ListQuery, Page};
 
 /// A row of `files`, with the old server's field names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct File {
     pub id: String,
     pub filename: String,

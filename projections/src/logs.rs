@@ -10,7 +10,7 @@ use crate::query::{paged, time, Conditions, ListQuery, Page, QueryError};
 /// The levels a log line may have, least severe first.
 pub const LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LogEntry {
     /// The position of its `LogRecorded` event.
     pub id: i64,

@@ -111,7 +111,7 @@ pub fn time(field: &'static str, input: &str) -> Result<String, QueryError> {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub page: u32,

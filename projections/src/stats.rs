@@ -121,7 +121,7 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
 }
 
 /// One bucket's counters (or the totals, with `bucket` "total").
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Counters {
     pub bucket: String,
     pub uploads: i64,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::query::{paged, Conditions, ListQuery, Page};
 pub use crate::status::TransferStatus;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Transfer {
     pub id: String,
     pub client_id: Option<String>,

@@ -3,6 +3,7 @@
 //! error enum and the envelope ([`error`]), request parsing ([`request`]), the OpenAPI document ([`openapi`])
 //! and the dashboard's files ([`web`]). It holds no rule: those are the services' and the commands'.
 
+pub mod answers;
 pub mod error;
 pub mod handlers;
 pub mod openapi;
@@ -15,9 +16,9 @@ use std::time::Instant;
 
 use bytes::Buf;
 use futures_util::StreamExt;
-use warp::http::{HeaderMap, Method, StatusCode};
+use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 
 use crate::services::auth::{self, Caller};
 use crate::services::Services;
@@ -142,9 +143,4 @@ async fn route(
 async fn authenticate(state: &Services, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let header = headers.get("authorization").and_then(|v| v.to_str().ok());
     Ok(auth::authenticate(state, auth::bearer(header)?).await?)
-}
-
-/// An answer with no body but a status (for 204).
-pub fn empty(status: StatusCode) -> Response {
-    warp::reply::with_status(warp::reply(), status).into_response()
 }

@@ -1,7 +1,18 @@
 //! The route table: every endpoint, once. The router matches requests against it and the OpenAPI document is
 //! generated from it, so an endpoint cannot exist undocumented.
 
+use cairn_events::catalogue::FileVerified;
+use cairn_events::EventView;
+use cairn_projections::{clients::Client, files::File, logs::LogEntry, transfers::Transfer, Page};
+use schemars::{Schema, SchemaGenerator};
 use warp::http::Method;
+
+use super::answers::*;
+use crate::services::activity::Activity;
+use crate::services::console::QueryResult;
+use crate::services::database::{Backup, Health, Info, Optimized, TablePage};
+use crate::services::status::Status;
+use crate::telemetry::Sample;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,17 +69,54 @@ pub enum Endpoint {
     Live,
 }
 
+/// What a route answers when it succeeds.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// The envelope with this status, its `data` described by a type's JSON Schema.
+    Json {
+        status: u16,
+        data: fn(&mut SchemaGenerator) -> Schema,
+    },
+    /// A body of its own (a download, an export, this document), with these statuses and content types.
+    Raw {
+        statuses: &'static [u16],
+        content: &'static [&'static str],
+    },
+    /// A WebSocket upgrade (101).
+    Upgrade,
+}
+
 pub struct Route {
     pub endpoint: Endpoint,
     pub method: Method,
     /// `/api/clients/{id}`: `{name}` segments are parameters.
     pub path: &'static str,
     pub access: Access,
+    pub answer: Answer,
     pub summary: &'static str,
 }
 
+/// A route's [`Answer`]: `json STATUS Type`, `raw [STATUS, …] "mime" …`, or `upgrade`.
+macro_rules! answer {
+    (json $status:literal $ty:ty) => {
+        Answer::Json {
+            status: $status,
+            data: |g| g.subschema_for::<$ty>(),
+        }
+    };
+    (raw [$($status:literal),+] $($mime:literal)+) => {
+        Answer::Raw {
+            statuses: &[$($status),+],
+            content: &[$($mime),+],
+        }
+    };
+    (upgrade) => {
+        Answer::Upgrade
+    };
+}
+
 macro_rules! routes {
-    ($($endpoint:ident $method:ident $path:literal $access:ident $summary:literal;)*) => {
+    ($($endpoint:ident $method:ident $path:literal $access:ident ($($answer:tt)+) $summary:literal;)*) => {
         /// Every route the server answers.
         pub fn routes() -> &'static [Route] {
             static ROUTES: std::sync::OnceLock<Vec<Route>> = std::sync::OnceLock::new();
@@ -77,6 +125,7 @@ macro_rules! routes {
                 method: Method::$method,
                 path: $path,
                 access: Access::$access,
+                answer: answer!($($answer)+),
                 summary: $summary,
             }),*])
         }
@@ -84,45 +133,45 @@ macro_rules! routes {
 }
 
 routes! {
-    Health GET "/api/health" Public "Liveness: answers without a token.";
-    Status GET "/api/status" Admin "Server figures: clients, files, transfers, storage, uptime, events, head position.";
-    ClientsList GET "/api/clients" Admin "Clients, paginated (page, per_page, sort, q, status).";
-    ClientsCreate POST "/api/clients" Admin "Registers a client; answers with its token, shown once.";
-    ClientGet GET "/api/clients/{id}" Admin "One client; with ?at=POSITION, as it was then.";
-    ClientPatch PATCH "/api/clients/{id}" Admin "Renames a client or changes its address (expected_version optional).";
-    ClientDelete DELETE "/api/clients/{id}" Admin "Deletes a client and its files.";
-    ClientHeartbeat POST "/api/clients/{id}/heartbeat" AdminOrClient "A client's heartbeat: connects it if it was not.";
-    ClientDisconnect POST "/api/clients/{id}/disconnect" AdminOrClient "Marks a connected client offline.";
-    ClientToken POST "/api/clients/{id}/token" Admin "Rotates a client's token; answers with the new one, shown once.";
-    FilesList GET "/api/files" Admin "Files, paginated (page, per_page, sort, q, client, verified).";
-    ClientFiles GET "/api/clients/{id}/files" AdminOrClient "One client's files, paginated.";
-    Upload POST "/api/clients/{id}/files" AdminOrClient "Uploads a file: raw body; ?name=…&path=…; X-Content-SHA256 and X-Content-CRC32 optional.";
-    FileGet GET "/api/files/{id}" Admin "One file; with ?at=POSITION, as it was then.";
-    FileDelete DELETE "/api/files/{id}" Admin "Deletes a file (its blob goes when no other file holds the content).";
-    FileContent GET "/api/files/{id}/content" Admin "Downloads a file; supports Range.";
-    FileVerify POST "/api/files/{id}/verify" Admin "Re-reads a file's blob and checks both checksums.";
-    Transfers GET "/api/transfers" Admin "Transfers, paginated (status, client).";
-    LogsList GET "/api/logs" Admin "Log lines, paginated (level, source, client, q, from, to).";
-    LogsCreate POST "/api/logs" AdminOrClient "Records a log line (a client logs as itself).";
-    LogsClear DELETE "/api/logs" Admin "Clears the log table (the events stay).";
-    LogsExport GET "/api/logs/export" Admin "Streams the log lines as json, csv or jsonl, with the list's filters.";
-    Events GET "/api/events" Admin "The audit trail, filtered (stream, type, actor, after, from, to, limit), with a cursor.";
-    Event GET "/api/events/{position}" Admin "One event.";
-    Stream GET "/api/streams/{stream}" Admin "One entity's history.";
-    AuditVerify GET "/api/audit/verify" Admin "Recomputes every CRC and the hash chain.";
-    Stats GET "/api/stats" Admin "Counters per minute, hour or day (from, to, bucket), and totals.";
-    OpenApi GET "/api/openapi.json" Public "This document.";
-    System GET "/api/system" Admin "Telemetry: CPU, memory, the data directory's disk, the process's RSS.";
-    Activity GET "/api/activity" Admin "The latest events, described for people (limit).";
-    Db GET "/api/db" Admin "The database: tables with rows and sizes, schema and SQLite versions, WAL size, last backup.";
-    DbHealth GET "/api/db/health" Admin "integrity_check, foreign_key_check, the chain, projection checkpoints against the head, WAL size.";
-    DbTable GET "/api/db/tables/{name}" Admin "Browses one of the fixed tables, paginated and sortable.";
-    DbRowPatch PATCH "/api/db/tables/{name}/{id}" Admin "Changes a row through the domain's event (409 where none fits; always on events).";
-    DbRowDelete DELETE "/api/db/tables/{name}/{id}" Admin "Deletes a row through the domain's event (409 where none fits; always on events).";
-    DbQuery POST "/api/db/query" Admin "Read-only SQL over the fixed tables: a read-only connection, an authorizer, a time limit, a row cap.";
-    DbBackup POST "/api/db/backup" Admin "Writes an online backup into <data>/backups/.";
-    DbOptimize POST "/api/db/optimize" Admin "ANALYZE and PRAGMA optimize, by the writer.";
-    Live GET "/api/live" Public "The live feed, a WebSocket (token in Authorization or ?token=): send {\"op\":\"subscribe\",\"from\":P,\"streams\":[],\"types\":[]}.";
+    Health GET "/api/health" Public (json 200 Alive) "Liveness: answers without a token.";
+    Status GET "/api/status" Admin (json 200 Status) "Server figures: clients, files, transfers, storage, uptime, events, head position.";
+    ClientsList GET "/api/clients" Admin (json 200 Page<Client>) "Clients, paginated (page, per_page, sort, q, status).";
+    ClientsCreate POST "/api/clients" Admin (json 201 ClientCreated) "Registers a client; answers with its token, shown once.";
+    ClientGet GET "/api/clients/{id}" Admin (json 200 Client) "One client; with ?at=POSITION, as it was then.";
+    ClientPatch PATCH "/api/clients/{id}" Admin (json 200 Client) "Renames a client or changes its address (expected_version optional).";
+    ClientDelete DELETE "/api/clients/{id}" Admin (json 200 ClientDeleted) "Deletes a client and its files.";
+    ClientHeartbeat POST "/api/clients/{id}/heartbeat" AdminOrClient (json 200 HeartbeatAnswer) "A client's heartbeat: connects it if it was not.";
+    ClientDisconnect POST "/api/clients/{id}/disconnect" AdminOrClient (json 200 Client) "Marks a connected client offline.";
+    ClientToken POST "/api/clients/{id}/token" Admin (json 200 TokenRotated) "Rotates a client's token; answers with the new one, shown once.";
+    FilesList GET "/api/files" Admin (json 200 Page<File>) "Files, paginated (page, per_page, sort, q, client, verified).";
+    ClientFiles GET "/api/clients/{id}/files" AdminOrClient (json 200 Page<File>) "One client's files, paginated.";
+    Upload POST "/api/clients/{id}/files" AdminOrClient (json 201 File) "Uploads a file: raw body; ?name=…&path=…; X-Content-SHA256 and X-Content-CRC32 optional.";
+    FileGet GET "/api/files/{id}" Admin (json 200 File) "One file; with ?at=POSITION, as it was then.";
+    FileDelete DELETE "/api/files/{id}" Admin (json 200 FileDeleted) "Deletes a file (its blob goes when no other file holds the content).";
+    FileContent GET "/api/files/{id}/content" Admin (raw [200, 206] "application/octet-stream") "Downloads a file (in its own content type); supports Range.";
+    FileVerify POST "/api/files/{id}/verify" Admin (json 200 FileVerified) "Re-reads a file's blob and checks both checksums.";
+    Transfers GET "/api/transfers" Admin (json 200 Page<Transfer>) "Transfers, paginated (status, client).";
+    LogsList GET "/api/logs" Admin (json 200 Page<LogEntry>) "Log lines, paginated (level, source, client, q, from, to).";
+    LogsCreate POST "/api/logs" AdminOrClient (json 201 LogRecorded) "Records a log line (a client logs as itself).";
+    LogsClear DELETE "/api/logs" Admin (json 200 LogsCleared) "Clears the log table (the events stay).";
+    LogsExport GET "/api/logs/export" Admin (raw [200] "application/json" "text/csv" "application/jsonl") "Streams the log lines as json, csv or jsonl, with the list's filters.";
+    Events GET "/api/events" Admin (json 200 EventsPage) "The audit trail, filtered (stream, type, actor, after, from, to, limit), with a cursor.";
+    Event GET "/api/events/{position}" Admin (json 200 EventView) "One event.";
+    Stream GET "/api/streams/{stream}" Admin (json 200 StreamHistory) "One entity's history.";
+    AuditVerify GET "/api/audit/verify" Admin (json 200 ChainStatus) "Recomputes every CRC and the hash chain.";
+    Stats GET "/api/stats" Admin (json 200 StatsAnswer) "Counters per minute, hour or day (from, to, bucket), and totals.";
+    OpenApi GET "/api/openapi.json" Public (raw [200] "application/json") "This document.";
+    System GET "/api/system" Admin (json 200 Sample) "Telemetry: CPU, memory, the data directory's disk, the process's RSS.";
+    Activity GET "/api/activity" Admin (json 200 Activity) "The latest events, described for people (limit).";
+    Db GET "/api/db" Admin (json 200 Info) "The database: tables with rows and sizes, schema and SQLite versions, WAL size, last backup.";
+    DbHealth GET "/api/db/health" Admin (json 200 Health) "integrity_check, foreign_key_check, the chain, projection checkpoints against the head, WAL size.";
+    DbTable GET "/api/db/tables/{name}" Admin (json 200 TablePage) "Browses one of the fixed tables, paginated and sortable.";
+    DbRowPatch PATCH "/api/db/tables/{name}/{id}" Admin (json 200 Positions) "Changes a row through the domain's event (409 where none fits; always on events).";
+    DbRowDelete DELETE "/api/db/tables/{name}/{id}" Admin (json 200 Positions) "Deletes a row through the domain's event (409 where none fits; always on events).";
+    DbQuery POST "/api/db/query" Admin (json 200 QueryResult) "Read-only SQL over the fixed tables: a read-only connection, an authorizer, a time limit, a row cap.";
+    DbBackup POST "/api/db/backup" Admin (json 201 Backup) "Writes an online backup into <data>/backups/.";
+    DbOptimize POST "/api/db/optimize" Admin (json 200 Optimized) "ANALYZE and PRAGMA optimize, by the writer.";
+    Live GET "/api/live" Public (upgrade) "The live feed, a WebSocket (token in Authorization or ?token=): send {\"op\":\"subscribe\",\"from\":P,\"streams\":[],\"types\":[]}.";
 }
 
 /// What matching a path against the table found.

@@ -11,7 +11,7 @@ use crate::Cairn;
 pub const MAX_LIMIT: i64 = 500;
 
 /// One event, described.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Item {
     pub position: i64,
     #[serde(rename = "type")]
@@ -22,7 +22,7 @@ pub struct Item {
     pub recorded_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Activity {
     /// Newest first.
     pub items: Vec<Item>,

@@ -28,7 +28,7 @@ pub const QUERY_ROWS: usize = 1000;
 pub const QUERY_TIME: Duration = Duration::from_secs(3);
 
 /// What a statement read.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct QueryResult {
     pub columns: Vec<String>,
     /// Each row's cells, in the order of `columns`.

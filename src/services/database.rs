@@ -24,7 +24,7 @@ use crate::Cairn;
 /// The WAL size over which health warns.
 pub const WAL_WARN: u64 = 256 << 20;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TableInfo {
     pub name: &'static str,
     pub rows: i64,
@@ -32,7 +32,7 @@ pub struct TableInfo {
     pub bytes: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Info {
     pub path: PathBuf,
     pub size_bytes: u64,
@@ -48,34 +48,34 @@ pub struct Info {
     pub last_backup: Option<Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Health {
     /// Every check passed.
     pub ok: bool,
     pub checks: Vec<Check>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TablePage {
     pub table: &'static str,
     pub columns: Vec<String>,
     pub page: Page<Map<String, Value>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Backup {
     pub path: PathBuf,
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Optimized {
     pub bytes_before: u64,
     pub bytes_after: u64,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{ServiceError, Services};
 use cairn_projections::{clients, stats, transfers};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Status {
     pub running: bool,
     pub clients_connected: i64,

@@ -30,12 +30,12 @@ fn every_endpoint_of_the_design_is_in_the_route_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_openapi_document_is_openapi_3_0_3() {
+async fn the_openapi_document_is_openapi_3_1_0() {
     let app = spawn_app().await;
 
     let doc = openapi_document(&app).await;
 
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     app.stop().await;
 }
 

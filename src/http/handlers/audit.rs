@@ -3,10 +3,10 @@
 
 use cairn_events::{reader, EventFilter, RecordedEvent};
 use cairn_projections::stats;
-use serde_json::Value;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use crate::http::answers::{BadLink, ChainStatus, EventsPage, StatsAnswer, StreamHistory};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::services::Services;
@@ -42,12 +42,12 @@ pub async fn events(state: &Services, req: Request) -> Result<Response, ApiError
     let (page, total) = state
         .read(move |conn| Ok((reader::query(conn, &filter)?, reader::count(conn, &filter)?)))
         .await?;
-    let events: Vec<Value> = page.events.iter().map(RecordedEvent::to_json).collect();
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "events": events, "next_after": page.next_after, "total": total }),
-        None,
-    ))
+    let answer = EventsPage {
+        events: page.events.iter().map(RecordedEvent::view).collect(),
+        next_after: page.next_after,
+        total,
+    };
+    Ok(ok(StatusCode::OK, answer, None))
 }
 
 pub async fn event(state: &Services, req: Request) -> Result<Response, ApiError> {
@@ -58,7 +58,7 @@ pub async fn event(state: &Services, req: Request) -> Result<Response, ApiError>
         .read(move |conn| Ok(reader::event_at(conn, position)?))
         .await?
         .ok_or_else(not_found)?;
-    Ok(ok(StatusCode::OK, event.to_json(), None))
+    Ok(ok(StatusCode::OK, event.view(), None))
 }
 
 pub async fn stream(state: &Services, req: Request) -> Result<Response, ApiError> {
@@ -78,23 +78,22 @@ pub async fn stream(state: &Services, req: Request) -> Result<Response, ApiError
             format!("no events in stream {stream:?}"),
         ));
     }
-    let json: Vec<Value> = events.iter().map(RecordedEvent::to_json).collect();
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "stream": stream, "events": json }),
-        None,
-    ))
+    let events = events.iter().map(RecordedEvent::view).collect();
+    Ok(ok(StatusCode::OK, StreamHistory { stream, events }, None))
 }
 
 pub async fn verify(state: &Services) -> Result<Response, ApiError> {
     let report = state.read(|conn| Ok(reader::verify_chain(conn, |_| {})?)).await?;
-    let body = serde_json::json!({
-        "ok": report.first_bad.is_none(),
-        "checked": report.checked,
-        "head": report.head,
-        "head_hash": hex::encode(report.head_hash),
-        "first_bad": report.first_bad.as_ref().map(|b| serde_json::json!({ "position": b.position(), "reason": b.to_string() })),
-    });
+    let body = ChainStatus {
+        ok: report.first_bad.is_none(),
+        checked: report.checked,
+        head: report.head,
+        head_hash: hex::encode(report.head_hash),
+        first_bad: report.first_bad.as_ref().map(|b| BadLink {
+            position: b.position(),
+            reason: b.to_string(),
+        }),
+    };
     let message = if report.first_bad.is_none() {
         "the chain verifies"
     } else {
@@ -115,9 +114,5 @@ pub async fn stats(state: &Services, req: Request) -> Result<Response, ApiError>
             ))
         })
         .await?;
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "buckets": buckets, "totals": totals }),
-        None,
-    ))
+    Ok(ok(StatusCode::OK, StatsAnswer { buckets, totals }, None))
 }

@@ -7,6 +7,7 @@ use warp::reply::Response;
 
 use crate::commands::client::{RegisterClient, RotateToken, UpdateClient};
 use crate::commands::new_token;
+use crate::http::answers::{ClientCreated, ClientDeleted, HeartbeatAnswer, TokenRotated};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::services::{history, ServiceError, Services};
@@ -57,7 +58,7 @@ pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError
     let client = row(state, id).await?;
     Ok(ok(
         StatusCode::CREATED,
-        serde_json::json!({ "client": client, "token": token }),
+        ClientCreated { client, token },
         Some("client registered; the token is shown once"),
     ))
 }
@@ -104,7 +105,10 @@ pub async fn delete(state: &Services, req: Request) -> Result<Response, ApiError
         .await?;
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({ "id": id, "files_deleted": done.files_deleted }),
+        ClientDeleted {
+            id,
+            files_deleted: done.files_deleted,
+        },
         Some("client deleted"),
     ))
 }
@@ -116,7 +120,11 @@ pub async fn heartbeat(state: &Services, req: Request) -> Result<Response, ApiEr
     let connected_now = state.presence.heartbeat(&state.cairn, id, ip, req.metadata()).await?;
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({ "id": id, "status": clients::ClientStatus::Connected, "connected_now": connected_now }),
+        HeartbeatAnswer {
+            id,
+            status: clients::ClientStatus::Connected,
+            connected_now,
+        },
         None,
     ))
 }
@@ -140,7 +148,7 @@ pub async fn rotate_token(state: &Services, req: Request) -> Result<Response, Ap
     state.cairn.execute(command, req.metadata()).await?;
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({ "id": id, "token": token }),
+        TokenRotated { id, token },
         Some("token rotated; the old one no longer works; the new one is shown once"),
     ))
 }

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use crate::http::answers::Positions;
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::services::{console, database, Services};
@@ -39,7 +40,7 @@ pub async fn patch_row(state: &Services, req: Request) -> Result<Response, ApiEr
     let positions = database::change_row(&state.cairn, name, id, change, req.metadata()).await?;
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({ "positions": positions }),
+        Positions { positions },
         Some("recorded as ClientUpdated"),
     ))
 }
@@ -47,11 +48,7 @@ pub async fn patch_row(state: &Services, req: Request) -> Result<Response, ApiEr
 pub async fn delete_row(state: &Services, req: Request) -> Result<Response, ApiError> {
     let (name, id) = (param(&req, 0), param(&req, 1));
     let positions = database::delete_row(&state.cairn, &state.presence, name, id, req.metadata()).await?;
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "positions": positions }),
-        Some("recorded as events"),
-    ))
+    Ok(ok(StatusCode::OK, Positions { positions }, Some("recorded as events")))
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@ use warp::Reply;
 
 use crate::blobs::Declared;
 use crate::commands::file::{DeleteFile, RecordDownload};
+use crate::http::answers::FileDeleted;
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::services::upload::{self, Upload};
@@ -63,11 +64,7 @@ pub async fn delete(state: &Services, req: Request) -> Result<Response, ApiError
         expected_version: req.query_i64("expected_version")?,
     };
     state.cairn.execute(command, req.metadata()).await?;
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "id": id }),
-        Some("file deleted"),
-    ))
+    Ok(ok(StatusCode::OK, FileDeleted { id }, Some("file deleted")))
 }
 
 pub async fn verify(state: &Services, req: Request) -> Result<Response, ApiError> {

@@ -10,9 +10,11 @@ use warp::reply::Response;
 use warp::Reply;
 
 use crate::commands::log::{ClearLogs, RecordLog};
+use crate::http::answers::{LogRecorded, LogsCleared};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::services::auth::Caller;
+use crate::services::ServiceError;
 use crate::services::Services;
 use cairn_projections::logs::{self, LogEntry, LogFilter};
 
@@ -50,7 +52,7 @@ pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError
         Caller::Admin => body.client_id,
         Caller::Client(me) => {
             if body.client_id.is_some_and(|c| c != me) {
-                return Err(ApiError::Forbidden("a client may only log as itself".into()));
+                return Err(ServiceError::Forbidden("a client may only log as itself".into()).into());
             }
             Some(me)
         }
@@ -69,18 +71,16 @@ pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError
     let done = state.cairn.execute(command, req.metadata()).await?;
     Ok(ok(
         StatusCode::CREATED,
-        serde_json::json!({ "id": done.positions.first() }),
+        LogRecorded {
+            id: done.positions.first().copied(),
+        },
         Some("log recorded"),
     ))
 }
 
 pub async fn clear(state: &Services, req: Request) -> Result<Response, ApiError> {
     let cleared = state.cairn.execute(ClearLogs, req.metadata()).await?.output;
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "cleared": cleared }),
-        Some("logs cleared"),
-    ))
+    Ok(ok(StatusCode::OK, LogsCleared { cleared }, Some("logs cleared")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

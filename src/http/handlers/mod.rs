@@ -20,7 +20,7 @@ use crate::services::Services;
 pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Result<Response, ApiError> {
     use Endpoint::*;
     match endpoint {
-        Health => Ok(ok(StatusCode::OK, serde_json::json!({ "status": "ok" }), None)),
+        Health => Ok(ok(StatusCode::OK, super::answers::Alive { status: "ok" }, None)),
         Status => status::status(state).await,
         OpenApi => Ok(warp::Reply::into_response(warp::reply::json(
             &super::openapi::document(),
