@@ -307,3 +307,32 @@ async fn a_position_that_is_not_a_number_is_an_invalid_query() {
     assert_invalid_query(&app, &format!("/api/clients/{a}?at=x")).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moment_given_as_a_time_answers_the_state_after_the_last_event_recorded_by_then() {
+    let (app, a, _) = spawn_app_with_a_history().await;
+    let events = app.get("/api/events?limit=10").await.data();
+    let first = events["events"][0]["recorded_at"].as_str().unwrap().to_owned();
+    let upload = events["events"][3]["recorded_at"].as_str().unwrap().to_owned();
+
+    let then = app
+        .get(&format!("/api/clients/{a}?at={}", urlencode(&first)))
+        .await
+        .data();
+    let later = app
+        .get(&format!("/api/clients/{a}?at={}", urlencode(&upload)))
+        .await
+        .data();
+
+    assert_eq!(then["files_count"], 0, "at the registration's time: {then}");
+    assert_eq!(later["files_count"], 1, "at the upload's time: {later}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_before_the_first_event_is_an_invalid_query() {
+    let (app, a, _) = spawn_app_with_a_history().await;
+
+    assert_invalid_query(&app, &format!("/api/clients/{a}?at=2001-01-01T00:00:00Z")).await;
+    app.stop().await;
+}
