@@ -68,10 +68,10 @@ impl Presence {
         id: Uuid,
         expected_version: Option<i64>,
         metadata: Metadata,
-    ) -> Result<Executed, ServiceError> {
+    ) -> Result<Deleted, ServiceError> {
         let done = cairn.execute(DeleteClient { id, expected_version }, metadata).await?;
         self.map().remove(&id);
-        Ok(Executed {
+        Ok(Deleted {
             files_deleted: done.output,
             positions: done.positions,
         })
@@ -142,7 +142,7 @@ impl Presence {
 
 /// What deleting a client did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Executed {
+pub struct Deleted {
     pub files_deleted: usize,
     pub positions: Vec<cairn_events::Position>,
 }
