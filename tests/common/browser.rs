@@ -1,22 +1,37 @@
 //! Headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`, which `scripts/test.sh`
-//! installs when they are missing): open a page, run JavaScript in it, wait for a condition, take screenshots.
+//! installs when they are missing) with fantoccini: open a page, run JavaScript in it, wait for a condition,
+//! take screenshots.
 #![allow(dead_code)] // each browser test uses a different part of these helpers
 
-use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 
 pub struct Browser {
-    driver: Child,
-    addr: SocketAddr,
-    session: String,
+    /// The WebDriver session; every command of the test goes through it.
+    client: Client,
+    /// chromedriver, killed with the Chromium it started when the browser is dropped.
+    _driver: Driver,
+    /// Chromium's profile, fresh for each browser so that no test sees another's session storage.
     _profile: tempfile::TempDir,
+}
+
+/// chromedriver as the leader of its own process group: the Chromium it starts is in that group too, so that one
+/// kill ends them all, whatever state a failing test left them in.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 impl Browser {
@@ -26,32 +41,26 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let driver = Command::new("chromedriver")
-            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver runs (scripts/test.sh installs chromium-driver when it is missing)");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let driver = Driver(
+            Command::new("chromedriver")
+                .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("chromedriver runs (scripts/test.sh installs chromium-driver when it is missing)"),
+        );
         let profile = tempfile::tempdir().unwrap();
-        let mut browser = Browser {
-            driver,
-            addr,
-            session: String::new(),
-            _profile: profile,
-        };
-        let mut ready = false;
+        // chromedriver serves as soon as it listens.
+        let mut listening = false;
         for _ in 0..100 {
-            if let Ok(v) = browser.try_call("GET", "/status", None).await {
-                if v["value"]["ready"] == true {
-                    ready = true;
-                    break;
-                }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                listening = true;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(ready, "chromedriver did not become ready");
+        assert!(listening, "chromedriver did not listen on port {port} within 10 s");
         let args = [
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
@@ -64,76 +73,41 @@ impl Browser {
             "--disable-component-update".into(),
             "--disable-sync".into(),
             "--disable-extensions".into(),
-            format!("--user-data-dir={}", browser._profile.path().display()),
+            format!("--user-data-dir={}", profile.path().display()),
         ];
-        let created = browser
-            .call(
-                "POST",
-                "/session",
-                Some(json!({ "capabilities": { "alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": { "binary": chromium(), "args": args },
-                    "timeouts": { "script": 30000, "pageLoad": 30000 },
-                }}})),
-            )
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium(), "args": args },
+            "timeouts": { "script": 30000, "pageLoad": 30000 },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object")
+        };
+        let connected = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
             .await;
-        browser.session = created["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {created}"))
-            .to_owned();
-        browser
-    }
-
-    async fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string())
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let res = tokio::time::timeout(Duration::from_secs(60), sender.send_request(req))
-            .await
-            .map_err(|_| "chromedriver did not answer in 60 s".to_owned())?
-            .map_err(|e| e.to_string())?;
-        let bytes = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        serde_json::from_slice(&bytes).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)))
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let v = self.try_call(method, path, body).await.unwrap();
-        if let Some(error) = v["value"]["error"].as_str() {
-            panic!("WebDriver {method} {path}: {error}: {}", v["value"]["message"]);
+        let client = connected.unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
+        Browser {
+            client,
+            _driver: driver,
+            _profile: profile,
         }
-        v
     }
 
     pub async fn goto(&self, url: &str) {
-        self.call(
-            "POST",
-            &format!("/session/{}/url", self.session),
-            Some(json!({ "url": url })),
-        )
-        .await;
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver could not open {url}: {e}"));
     }
 
     /// Runs `script` (a function body: `return …`) in the page and answers its result.
     pub async fn eval(&self, script: &str) -> Value {
-        self.call(
-            "POST",
-            &format!("/session/{}/execute/sync", self.session),
-            Some(json!({ "script": script, "args": [] })),
-        )
-        .await["value"]
-            .take()
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("the script failed: {e}\n{script}"))
     }
 
     /// Runs `script` until it answers something truthy, every 50 ms, for at most `limit`; answers that value
@@ -159,10 +133,11 @@ impl Browser {
 
     /// Saves a PNG of the window under `target/tmp/screenshots/` and answers its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let v = self
-            .call("GET", &format!("/session/{}/screenshot", self.session), None)
-            .await;
-        let png = base64_decode(v["value"].as_str().unwrap());
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .unwrap_or_else(|e| panic!("no screenshot: {e}"));
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
@@ -170,27 +145,10 @@ impl Browser {
         path
     }
 
-    /// Ends the session (Chromium closes) and stops chromedriver.
-    pub async fn quit(mut self) {
-        let _ = self
-            .try_call("DELETE", &format!("/session/{}", self.session), None)
-            .await;
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        // chromedriver and the Chromium it started share its process group.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
-            .status();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if matches!(self.driver.try_wait(), Ok(None)) {
-            self.kill();
+    /// Ends the session (Chromium closes), then stops chromedriver.
+    pub async fn quit(self) {
+        if let Err(e) = self.client.close().await {
+            panic!("the WebDriver session did not end: {e}");
         }
     }
 }
@@ -204,43 +162,4 @@ fn chromium() -> &'static str {
     .into_iter()
     .find(|p| std::path::Path::new(p).exists())
     .unwrap_or("/usr/bin/chromium")
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {c}"),
-        }
-    };
-    let clean: Vec<u8> = text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-        .collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= value(*c) << (18 - 6 * i);
-        }
-        out.push((n >> 16) as u8);
-        if chunk.len() > 2 {
-            out.push((n >> 8) as u8);
-        }
-        if chunk.len() > 3 {
-            out.push(n as u8);
-        }
-    }
-    out
-}
-
-#[test]
-fn base64_decodes_padded_and_unpadded_text() {
-    assert_eq!(base64_decode("aGVsbG8="), b"hello");
-    assert_eq!(base64_decode("aGk"), b"hi");
-    assert_eq!(base64_decode("YWJj"), b"abc");
 }
