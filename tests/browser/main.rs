@@ -2,110 +2,15 @@
 //! the actions, resuming after the feed is cut, and the Files view's first page over 100,000 files.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/browser.rs"]
-mod browser;
-#[path = "common/api.rs"]
+#[path = "../common/api.rs"]
 mod helpers;
+mod page;
 
 use std::time::Duration;
 
-use browser::Browser;
-use cairn::Options;
-use cairn_events::Durability;
-use helpers::{spawn_app, spawn_app_in, TestApp, ADMIN};
+use helpers::{spawn_app, spawn_app_in, ADMIN};
+use page::{card, card_is, cell_with, click, confirm, open_signed_in, options, sql, view, Browser, LIVE, SOON};
 use serde_json::{json, Value};
-
-const SOON: Duration = Duration::from_secs(10);
-/// The promise: a change made through the API shows in the open page within 2 s, without a reload.
-const LIVE: Duration = Duration::from_secs(2);
-
-fn options() -> Options {
-    Options {
-        durability: Durability::Normal,
-        ..Options::default()
-    }
-}
-
-/// Opens the dashboard signed in (the URL `cairn serve` prints) and waits for the live feed.
-async fn open_signed_in(app: &TestApp) -> Browser {
-    let b = Browser::start().await;
-    b.goto(&format!("http://{}/#token={ADMIN}", app.addr)).await;
-    b.wait_for(
-        "the live indicator",
-        "return document.getElementById('live').textContent === 'live'",
-        SOON,
-    )
-    .await;
-    b
-}
-
-/// Clicks the page's button that reads `text`.
-async fn click(b: &Browser, text: &str) {
-    let found = b
-        .eval(&format!(
-            "const x = [...document.querySelectorAll('button')].find(x => x.textContent === {}); if (x) x.click(); return !!x",
-            js_str(text)
-        ))
-        .await;
-    assert_eq!(found, true, "no button reads {text:?}");
-}
-
-/// Runs a statement in the Database view's SQL console.
-async fn sql(b: &Browser, statement: &str) {
-    b.eval(&format!(
-        "document.querySelector('textarea.sql').value = {}; return true",
-        js_str(statement)
-    ))
-    .await;
-    click(b, "Run").await;
-}
-
-/// Waits for a confirmation dialog and confirms.
-async fn confirm(b: &Browser) {
-    b.wait_for(
-        "the confirmation",
-        "return document.querySelector('dialog.confirm[open]')",
-        SOON,
-    )
-    .await;
-    b.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
-        .await;
-}
-
-/// Goes to a view by its address and waits until `ready` holds.
-async fn view(b: &Browser, hash: &str, ready: &str) {
-    b.eval(&format!("location.hash = '{hash}'; return true")).await;
-    b.wait_for(&format!("{hash} to show"), ready, SOON).await;
-}
-
-fn js_str(s: &str) -> String {
-    Value::from(s).to_string()
-}
-
-/// A text in a table cell of the table labelled `table`.
-fn cell_with(table: &str, col: &str, text: &str) -> String {
-    format!(
-        "return [...document.querySelectorAll('table[aria-label=\"{table}\"] td[data-col=\"{col}\"]')].some(td => td.textContent.includes({}))",
-        js_str(text)
-    )
-}
-
-/// The value of an Overview card.
-fn card(label: &str) -> String {
-    format!(
-        "const c = [...document.querySelectorAll('.card')].find(c => c.querySelector('.label').textContent === {}); return c ? c.querySelector('.value').textContent : null",
-        js_str(label)
-    )
-}
-
-/// Whether an Overview card shows `value`.
-fn card_is(label: &str, value: &str) -> String {
-    format!(
-        "const c = [...document.querySelectorAll('.card')].find(c => c.querySelector('.label').textContent === {}); return !!c && c.querySelector('.value').textContent === {}",
-        js_str(label),
-        js_str(value)
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_takes_the_token_and_keeps_it_out_of_the_url() {

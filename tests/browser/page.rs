@@ -1,16 +1,19 @@
 //! Headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`, which `scripts/test.sh`
 //! installs when they are missing) with fantoccini: open a page, run JavaScript in it, wait for a condition,
-//! take screenshots.
-#![allow(dead_code)] // each browser test uses a different part of these helpers
+//! take screenshots; and the steps the browser tests share.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cairn::Options;
+use cairn_events::Durability;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
+
+use crate::helpers::{TestApp, ADMIN};
 
 pub struct Browser {
     /// The WebDriver session; every command of the test goes through it.
@@ -162,4 +165,96 @@ fn chromium() -> &'static str {
     .into_iter()
     .find(|p| std::path::Path::new(p).exists())
     .unwrap_or("/usr/bin/chromium")
+}
+
+pub const SOON: Duration = Duration::from_secs(10);
+/// The promise: a change made through the API shows in the open page within 2 s, without a reload.
+pub const LIVE: Duration = Duration::from_secs(2);
+
+pub fn options() -> Options {
+    Options {
+        durability: Durability::Normal,
+        ..Options::default()
+    }
+}
+
+/// Opens the dashboard signed in (the URL `cairn serve` prints) and waits for the live feed.
+pub async fn open_signed_in(app: &TestApp) -> Browser {
+    let b = Browser::start().await;
+    b.goto(&format!("http://{}/#token={ADMIN}", app.addr)).await;
+    b.wait_for(
+        "the live indicator",
+        "return document.getElementById('live').textContent === 'live'",
+        SOON,
+    )
+    .await;
+    b
+}
+
+/// Clicks the page's button that reads `text`.
+pub async fn click(b: &Browser, text: &str) {
+    let found = b
+        .eval(&format!(
+            "const x = [...document.querySelectorAll('button')].find(x => x.textContent === {}); if (x) x.click(); return !!x",
+            js_str(text)
+        ))
+        .await;
+    assert_eq!(found, true, "no button reads {text:?}");
+}
+
+/// Runs a statement in the Database view's SQL console.
+pub async fn sql(b: &Browser, statement: &str) {
+    b.eval(&format!(
+        "document.querySelector('textarea.sql').value = {}; return true",
+        js_str(statement)
+    ))
+    .await;
+    click(b, "Run").await;
+}
+
+/// Waits for a confirmation dialog and confirms.
+pub async fn confirm(b: &Browser) {
+    b.wait_for(
+        "the confirmation",
+        "return document.querySelector('dialog.confirm[open]')",
+        SOON,
+    )
+    .await;
+    b.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
+        .await;
+}
+
+/// Goes to a view by its address and waits until `ready` holds.
+pub async fn view(b: &Browser, hash: &str, ready: &str) {
+    b.eval(&format!("location.hash = '{hash}'; return true")).await;
+    b.wait_for(&format!("{hash} to show"), ready, SOON).await;
+}
+
+pub fn js_str(s: &str) -> String {
+    Value::from(s).to_string()
+}
+
+/// A text in a table cell of the table labelled `table`.
+pub fn cell_with(table: &str, col: &str, text: &str) -> String {
+    format!(
+        "return [...document.querySelectorAll('table[aria-label=\"{table}\"] td[data-col=\"{col}\"]')].some(td => td.textContent.includes({}))",
+        js_str(text)
+    )
+}
+
+/// The value of an Overview card.
+pub fn card(label: &str) -> String {
+    format!(
+        "const c = [...document.querySelectorAll('.card')].find(c => c.querySelector('.label').textContent === {}); return c ? c.querySelector('.value').textContent : null",
+        js_str(label)
+    )
+}
+
+/// Whether an Overview card shows `value`.
+pub fn card_is(label: &str, value: &str) -> String {
+    format!(
+        "const c = [...document.querySelectorAll('.card')].find(c => c.querySelector('.label').textContent === {}); return !!c && c.querySelector('.value').textContent === {}",
+        js_str(label),
+        js_str(value)
+    )
 }
