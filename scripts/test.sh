@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # The browser tests drive Debian's headless Chromium through chromedriver: install them when missing.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  echo "== installing chromium and chromium-driver (for tests/browser.rs)"
+  echo "== installing chromium and chromium-driver (for tests/browser/)"
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq

@@ -1,6 +1,8 @@
-//! Headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`, which `scripts/test.sh`
-//! installs when they are missing) with fantoccini: open a page, run JavaScript in it, wait for a condition,
-//! take screenshots; and the steps the browser tests share.
+//! The page under test: headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`,
+//! which `scripts/test.sh` installs when they are missing) with fantoccini, and the steps the view tests share:
+//! signing in, going to a view, running JavaScript in the page, waiting for a condition, clicking, confirming,
+//! the SQL console, downloads, screenshots; the selectors of table cells and cards; and the few server-side
+//! steps that `tests/common/api.rs` does not have.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
@@ -15,8 +17,16 @@ use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, ADMIN};
 
+/// How long a page may take to show what a test waits for.
+pub const SOON: Duration = Duration::from_secs(10);
+/// The promise: a change made through the API shows in the open page within 2 s, without a reload.
+pub const LIVE: Duration = Duration::from_secs(2);
+/// How often a wait asks the page again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One headless Chromium, with its own chromedriver and profile, on one page of the dashboard.
 pub struct Browser {
-    /// The WebDriver session; every command of the test goes through it.
+    /// The WebDriver session; every step of the test goes through it.
     client: Client,
     /// chromedriver, killed with the Chromium it started when the browser is dropped.
     _driver: Driver,
@@ -30,6 +40,7 @@ struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Nothing to report to: a test that got this far has passed or already failed.
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.0.id())])
             .status();
@@ -55,15 +66,14 @@ impl Browser {
         );
         let profile = tempfile::tempdir().unwrap();
         // chromedriver serves as soon as it listens.
-        let mut listening = false;
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                listening = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(
+                started.elapsed() < SOON,
+                "chromedriver did not listen on port {port} within {SOON:?}"
+            );
+            tokio::time::sleep(POLL).await;
         }
-        assert!(listening, "chromedriver did not listen on port {port} within 10 s");
         let args = [
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
@@ -78,24 +88,33 @@ impl Browser {
             "--disable-extensions".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
-        let capabilities = json!({
+        let Value::Object(capabilities) = json!({
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": chromium(), "args": args },
             "timeouts": { "script": 30000, "pageLoad": 30000 },
-        });
-        let Value::Object(capabilities) = capabilities else {
+        }) else {
             unreachable!("a JSON object")
         };
-        let connected = ClientBuilder::new(HttpConnector::new())
+        let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{port}"))
-            .await;
-        let client = connected.unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
+            .await
+            .unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
         Browser {
             client,
             _driver: driver,
             _profile: profile,
         }
+    }
+
+    /// Starts a browser on the dashboard signed in (the URL `cairn serve` prints), waits for the live feed, and
+    /// marks the page for [`Browser::assert_not_reloaded`].
+    pub async fn open_signed_in(app: &TestApp) -> Browser {
+        let b = Browser::start().await;
+        b.goto(&format!("http://{}/#token={ADMIN}", app.addr)).await;
+        b.wait_for("the live indicator", IS_LIVE, SOON).await;
+        b.mark_not_reloaded().await;
+        b
     }
 
     pub async fn goto(&self, url: &str) {
@@ -114,24 +133,115 @@ impl Browser {
     }
 
     /// Runs `script` until it answers something truthy, every 50 ms, for at most `limit`; answers that value
-    /// and how long it took. Panics with `what` and the page's text when it never does.
+    /// and how long it took. A script that throws counts as not yet (the page may be between two states).
+    /// Panics with `what`, the last error and the page's text when it never does.
     pub async fn wait_for(&self, what: &str, script: &str, limit: Duration) -> (Value, Duration) {
         let started = Instant::now();
         loop {
-            let v = self.eval(script).await;
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
-            if truthy {
-                return (v, started.elapsed());
-            }
+            let error = match self.client.execute(script, Vec::new()).await {
+                Ok(v) if truthy(&v) => return (v, started.elapsed()),
+                Ok(_) => None,
+                Err(e) => Some(e),
+            };
             if started.elapsed() > limit {
                 let text = self.eval("return document.body.innerText.slice(0, 3000)").await;
+                let error = error
+                    .map(|e| format!(" (the script last failed: {e})"))
+                    .unwrap_or_default();
                 panic!(
-                    "waited {limit:?} for {what}; the page shows:\n{}",
+                    "waited {limit:?} for {what}{error}; the page shows:\n{}",
                     text.as_str().unwrap_or("")
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Goes to a view by its address and waits until `ready` holds.
+    pub async fn view(&self, hash: &str, ready: &str) {
+        self.eval(&format!("location.hash = {}; return true", js_str(hash)))
+            .await;
+        self.wait_for(&format!("{hash} to show"), ready, SOON).await;
+    }
+
+    /// Clicks the page's button that reads `text`.
+    pub async fn click(&self, text: &str) {
+        let found = self
+            .eval(&format!(
+                "const x = [...document.querySelectorAll('button')].find(x => x.textContent === {}); if (x) x.click(); return !!x",
+                js_str(text)
+            ))
+            .await;
+        assert_eq!(found, true, "no button reads {text:?}");
+    }
+
+    /// Clicks the button that reads `text` in the row of the table labelled `table` that mentions `row`.
+    pub async fn click_in_row(&self, table: &str, row: &str, text: &str) {
+        let found = self
+            .eval(&format!(
+                "const r = [...document.querySelectorAll({})].find(r => r.textContent.includes({})); const x = r && [...r.querySelectorAll('button')].find(x => x.textContent === {}); if (x) x.click(); return !!x",
+                js_str(&format!("{} tr", table_labelled(table))),
+                js_str(row),
+                js_str(text)
+            ))
+            .await;
+        assert_eq!(found, true, "no {text:?} button in the {table} row of {row:?}");
+    }
+
+    /// Waits for a confirmation dialog and confirms.
+    pub async fn confirm(&self) {
+        self.wait_for("the confirmation", CONFIRMATION, SOON).await;
+        self.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
+            .await;
+    }
+
+    /// Runs a statement in the Database view's SQL console.
+    pub async fn sql(&self, statement: &str) {
+        self.eval(&format!(
+            "document.querySelector('textarea.sql').value = {}; return true",
+            js_str(statement)
+        ))
+        .await;
+        self.click("Run").await;
+    }
+
+    /// Sets a select's value, or an input's, as a person would, so that the view hears of it.
+    pub async fn choose(&self, label: &str, value: &str) {
+        let found = self
+            .eval(&format!(
+                "const x = document.querySelector('[aria-label=\"{label}\"]'); if (!x) return false; x.value = {}; x.dispatchEvent(new Event(x.tagName === 'SELECT' ? 'change' : 'input')); return true",
+                js_str(value)
+            ))
+            .await;
+        assert_eq!(found, true, "no control is labelled {label:?}");
+    }
+
+    /// Marks the page, so that [`Browser::assert_not_reloaded`] can tell whether it was reloaded since.
+    pub async fn mark_not_reloaded(&self) {
+        self.eval("window.notReloaded = true; return true").await;
+    }
+
+    /// Views change, follow the server and act without reloading the page (which would lose its live state).
+    pub async fn assert_not_reloaded(&self) {
+        assert_eq!(
+            self.eval("return window.notReloaded === true").await,
+            true,
+            "the page was reloaded"
+        );
+    }
+
+    /// Keeps every file the page saves from now on (downloads and exports go through `fetch`, then a blob URL),
+    /// for [`Browser::saved`].
+    pub async fn keep_downloads(&self) {
+        self.eval("window.saved = []; const make = URL.createObjectURL; URL.createObjectURL = (blob) => { window.saved.push(blob); return make(blob); }; return true").await;
+    }
+
+    /// Waits for the page to have saved one file, and answers its text.
+    pub async fn saved(&self) -> String {
+        self.wait_for("the download", "return window.saved.length === 1", SOON)
+            .await;
+        let text = self.eval("return window.saved[0].text()").await;
+        text.as_str().expect("a text").to_owned()
     }
 
     /// Saves a PNG of the window under `target/tmp/screenshots/` and answers its path.
@@ -147,13 +257,10 @@ impl Browser {
         std::fs::write(&path, png).unwrap();
         path
     }
+}
 
-    /// Ends the session (Chromium closes), then stops chromedriver.
-    pub async fn quit(self) {
-        if let Err(e) = self.client.close().await {
-            panic!("the WebDriver session did not end: {e}");
-        }
-    }
+fn truthy(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false)) && *v != json!(0) && *v != json!("")
 }
 
 fn chromium() -> &'static str {
@@ -167,82 +274,45 @@ fn chromium() -> &'static str {
     .unwrap_or("/usr/bin/chromium")
 }
 
-pub const SOON: Duration = Duration::from_secs(10);
-/// The promise: a change made through the API shows in the open page within 2 s, without a reload.
-pub const LIVE: Duration = Duration::from_secs(2);
+/// Whether the live indicator says live.
+pub const IS_LIVE: &str = "return document.getElementById('live').textContent === 'live'";
+/// Whether a confirmation dialog is open.
+pub const CONFIRMATION: &str = "return !!document.querySelector('dialog.confirm[open]')";
 
-pub fn options() -> Options {
-    Options {
-        durability: Durability::Normal,
-        ..Options::default()
-    }
-}
-
-/// Opens the dashboard signed in (the URL `cairn serve` prints) and waits for the live feed.
-pub async fn open_signed_in(app: &TestApp) -> Browser {
-    let b = Browser::start().await;
-    b.goto(&format!("http://{}/#token={ADMIN}", app.addr)).await;
-    b.wait_for(
-        "the live indicator",
-        "return document.getElementById('live').textContent === 'live'",
-        SOON,
-    )
-    .await;
-    b
-}
-
-/// Clicks the page's button that reads `text`.
-pub async fn click(b: &Browser, text: &str) {
-    let found = b
-        .eval(&format!(
-            "const x = [...document.querySelectorAll('button')].find(x => x.textContent === {}); if (x) x.click(); return !!x",
-            js_str(text)
-        ))
-        .await;
-    assert_eq!(found, true, "no button reads {text:?}");
-}
-
-/// Runs a statement in the Database view's SQL console.
-pub async fn sql(b: &Browser, statement: &str) {
-    b.eval(&format!(
-        "document.querySelector('textarea.sql').value = {}; return true",
-        js_str(statement)
-    ))
-    .await;
-    click(b, "Run").await;
-}
-
-/// Waits for a confirmation dialog and confirms.
-pub async fn confirm(b: &Browser) {
-    b.wait_for(
-        "the confirmation",
-        "return document.querySelector('dialog.confirm[open]')",
-        SOON,
-    )
-    .await;
-    b.eval("document.querySelector('dialog.confirm [data-confirm]').click(); return true")
-        .await;
-}
-
-/// Goes to a view by its address and waits until `ready` holds.
-pub async fn view(b: &Browser, hash: &str, ready: &str) {
-    b.eval(&format!("location.hash = '{hash}'; return true")).await;
-    b.wait_for(&format!("{hash} to show"), ready, SOON).await;
-}
-
+/// A string as a JavaScript literal.
 pub fn js_str(s: &str) -> String {
     Value::from(s).to_string()
 }
 
-/// A text in a table cell of the table labelled `table`.
+/// Whether a cell of column `col` in the table labelled `table` contains `text`.
 pub fn cell_with(table: &str, col: &str, text: &str) -> String {
     format!(
-        "return [...document.querySelectorAll('table[aria-label=\"{table}\"] td[data-col=\"{col}\"]')].some(td => td.textContent.includes({}))",
+        "return [...document.querySelectorAll({})].some(td => td.textContent.includes({}))",
+        cells(table, col),
         js_str(text)
     )
 }
 
-/// The value of an Overview card.
+/// The selector of the cells of column `col` in the table labelled `table`, as a JavaScript string.
+fn cells(table: &str, col: &str) -> String {
+    js_str(&format!("{} td[data-col=\"{col}\"]", table_labelled(table)))
+}
+
+/// The CSS selector of the table labelled `label`.
+fn table_labelled(label: &str) -> String {
+    format!("table[aria-label={}]", js_str(label))
+}
+
+/// Whether column `col` of the table labelled `table` reads exactly `texts`, in order.
+pub fn column_is(table: &str, col: &str, texts: &[&str]) -> String {
+    format!(
+        "const t = [...document.querySelectorAll({})].map(td => td.textContent); return JSON.stringify(t) === {}",
+        cells(table, col),
+        js_str(&json!(texts).to_string())
+    )
+}
+
+/// The value of a card (the Overview's figures, the Analytics totals) by its label.
 pub fn card(label: &str) -> String {
     format!(
         "const c = [...document.querySelectorAll('.card')].find(c => c.querySelector('.label').textContent === {}); return c ? c.querySelector('.value').textContent : null",
@@ -250,11 +320,51 @@ pub fn card(label: &str) -> String {
     )
 }
 
-/// Whether an Overview card shows `value`.
+/// Whether the card labelled `label` shows `value`.
 pub fn card_is(label: &str, value: &str) -> String {
     format!(
         "const c = [...document.querySelectorAll('.card')].find(c => c.querySelector('.label').textContent === {}); return !!c && c.querySelector('.value').textContent === {}",
         js_str(label),
         js_str(value)
     )
+}
+
+/// Whether a notice at the bottom of the page contains `text`.
+pub fn notice_with(text: &str) -> String {
+    format!(
+        "return [...document.querySelectorAll('.notice')].some(n => n.textContent.includes({}))",
+        js_str(text)
+    )
+}
+
+/// Normal durability: the browser tests check the page, not fsync.
+pub fn options() -> Options {
+    Options {
+        durability: Durability::Normal,
+        ..Options::default()
+    }
+}
+
+/// Records a log line through the API.
+pub async fn log_line(app: &TestApp, level: &str, message: &str) {
+    let r = app
+        .post_json(
+            "/api/logs",
+            Some(ADMIN),
+            json!({ "level": level, "message": message, "source": "backup" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+}
+
+/// How many events the log holds.
+pub async fn events_total(app: &TestApp) -> i64 {
+    app.get("/api/events?limit=1").await.data()["total"].as_i64().unwrap()
+}
+
+/// Uploads a file as a client; answers its id.
+pub async fn upload(app: &TestApp, client: &str, token: &str, name: &str, content: &[u8]) -> String {
+    let r = app.upload(client, token, name, content).await;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    r.data()["id"].as_str().unwrap().to_owned()
 }
