@@ -88,10 +88,14 @@ impl Browser {
             "--disable-extensions".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        // No page load strategy: chromedriver would otherwise wait, before the first command on the window, for
+        // the new-tab page Chromium starts on, which now and then takes 5 s to begin loading. The tests wait for
+        // what they need instead (`goto` for its page, `wait_for` for the rest).
         let Value::Object(capabilities) = json!({
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": chromium(), "args": args },
             "timeouts": { "script": 30000, "pageLoad": 30000 },
+            "pageLoadStrategy": "none",
         }) else {
             unreachable!("a JSON object")
         };
@@ -117,11 +121,22 @@ impl Browser {
         b
     }
 
+    /// Opens `url`, of another origin than the page's, and waits until it has loaded.
     pub async fn goto(&self, url: &str) {
         self.client
             .goto(url)
             .await
             .unwrap_or_else(|e| panic!("WebDriver could not open {url}: {e}"));
+        let origin = url.split('/').take(3).collect::<Vec<_>>().join("/"); // scheme://host:port
+        self.wait_for(
+            &format!("{url} to load"),
+            &format!(
+                "return location.origin === {} && document.readyState === 'complete'",
+                js_str(&origin)
+            ),
+            SOON,
+        )
+        .await;
     }
 
     /// Runs `script` (a function body: `return …`) in the page and answers its result.
