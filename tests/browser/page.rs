@@ -55,9 +55,11 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        // No --allowed-ips: given one, chromedriver listens on every interface (and filters); without, on the
+        // loopback addresses only.
         let driver = Driver(
             Command::new("chromedriver")
-                .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+                .arg(format!("--port={port}"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .process_group(0)
