@@ -174,7 +174,8 @@ impl Browser {
         }
     }
 
-    /// Goes to a view by its address and waits until `ready` holds.
+    /// Goes to a view by its address and waits until `ready` holds. The view changes after the script that sets
+    /// the address returns, so `ready` must be true of the new view only.
     pub async fn view(&self, hash: &str, ready: &str) {
         self.eval(&format!("location.hash = {}; return true", js_str(hash)))
             .await;
@@ -226,7 +227,8 @@ impl Browser {
     pub async fn choose(&self, label: &str, value: &str) {
         let found = self
             .eval(&format!(
-                "const x = document.querySelector('[aria-label=\"{label}\"]'); if (!x) return false; x.value = {}; x.dispatchEvent(new Event(x.tagName === 'SELECT' ? 'change' : 'input')); return true",
+                "const x = document.querySelector({}); if (!x) return false; x.value = {}; x.dispatchEvent(new Event(x.tagName === 'SELECT' ? 'change' : 'input')); return true",
+                js_str(&format!("[aria-label={}]", js_str(label))),
                 js_str(value)
             ))
             .await;
