@@ -1,0 +1,155 @@
+//! Audit: every event and the chain's status, new events live, an event in full and the state as of it, an
+//! entity's history, the filters, an unknown event.
+
+use crate::helpers::{spawn_app, TestApp};
+use crate::page::{events_total, log_line, upload, Browser, LIVE, SOON};
+
+/// The list and the chain's status, both loaded.
+const AUDIT_LOADED: &str = "return document.getElementById('view').dataset.chain && document.querySelector('table[aria-label=\"Events\"] tbody tr')";
+
+/// Clicks the first listed event of type `type`.
+fn click_first(r#type: &str) -> String {
+    format!("const r = [...document.querySelectorAll('table[aria-label=\"Events\"] tbody tr')].find(r => r.textContent.includes('{type}')); if (r) r.click(); return !!r")
+}
+
+fn rows_are(n: i64) -> String {
+    format!("return document.querySelectorAll('table[aria-label=\"Events\"] tbody tr').length === {n}")
+}
+
+async fn open_audit(app: &TestApp) -> Browser {
+    let b = Browser::open_signed_in(app).await;
+    b.view("#/audit", AUDIT_LOADED).await;
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_lists_every_event_and_says_the_chain_is_intact() {
+    let app = spawn_app().await;
+    let (beta, token) = app.register("beta").await;
+    upload(&app, &beta, &token, "report.pdf", b"%PDF-1.7 quarterly figures").await;
+    log_line(&app, "info", "a line").await;
+    let b = open_audit(&app).await;
+
+    assert_eq!(
+        b.eval("return document.getElementById('view').dataset.chain").await,
+        "ok"
+    );
+    let total = events_total(&app).await;
+    b.wait_for("every event listed", &rows_are(total), SOON).await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_event_is_appended_to_the_audit_list_live() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    let b = open_audit(&app).await;
+    let total = events_total(&app).await;
+    b.wait_for("every event listed", &rows_are(total), SOON).await;
+
+    log_line(&app, "info", "an event after the list loaded").await;
+    b.wait_for("the new event, live", &rows_are(total + 1), LIVE).await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_shows_in_full_with_its_entity_as_of_it_and_now() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    let b = open_audit(&app).await;
+
+    assert_eq!(b.eval(&click_first("ClientRegistered")).await, true);
+    b.wait_for(
+        "the event's JSON",
+        "const p = document.querySelector('pre.json'); return p && JSON.parse(p.textContent).type === 'ClientRegistered'",
+        SOON,
+    )
+    .await;
+    b.click("State as of this event").await;
+    b.wait_for(
+        "the state then and now",
+        "const p = document.querySelectorAll('pre.json'); return p.length === 2 && JSON.parse(p[0].textContent).version === 1",
+        SOON,
+    )
+    .await;
+    b.screenshot("audit").await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_entity_history_lists_the_events_of_its_stream() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    let b = open_audit(&app).await;
+
+    assert_eq!(b.eval(&click_first("ClientRegistered")).await, true);
+    b.wait_for("the event", "return document.querySelector('.detail button')", SOON)
+        .await;
+    b.click("Entity history").await;
+    b.wait_for(
+        "alpha's history",
+        "const h = document.querySelector('ol.history'); return h && h.children.length === 1 && h.textContent.includes('ClientRegistered')",
+        SOON,
+    )
+    .await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_filters_narrow_the_list_by_type_and_by_actor() {
+    let app = spawn_app().await;
+    let (beta, token) = app.register("beta").await;
+    upload(&app, &beta, &token, "report.pdf", b"%PDF-1.7 quarterly figures").await;
+    upload(&app, &beta, &token, "notes.txt", b"second file").await;
+    let b = open_audit(&app).await;
+
+    b.eval("document.querySelector('select[aria-label=\"Type\"]').value = 'FileStored'; document.querySelector('form.toolbar button[type=submit]').click(); return true").await;
+    b.wait_for(
+        "only FileStored",
+        "const types = [...document.querySelectorAll('table[aria-label=\"Events\"] tbody tr td:nth-child(3)')].map(t => t.textContent); return types.length === 2 && types.every(t => t === 'FileStored')",
+        SOON,
+    )
+    .await;
+
+    let by = |actor: &str| {
+        format!("document.querySelector('select[aria-label=\"Type\"]').value = ''; document.querySelector('input[aria-label=\"Actor\"]').value = '{actor}'; document.querySelector('form.toolbar button[type=submit]').click(); return true")
+    };
+    let client = format!("client:{beta}");
+    let by_client = app.get(&format!("/api/events?actor={client}&limit=1")).await.data()["total"]
+        .as_i64()
+        .unwrap();
+    assert!(by_client >= 2, "the uploads are the client's: {by_client}");
+    b.eval(&by(&client)).await;
+    b.wait_for(
+        "only the client's events",
+        &format!("const actors = [...document.querySelectorAll('table[aria-label=\"Events\"] tbody tr td:nth-child(5)')].map(t => t.textContent); return actors.length === {by_client} && actors.every(a => a === '{client}')"),
+        SOON,
+    )
+    .await;
+    b.eval(&by("system")).await;
+    b.wait_for(
+        "no event by the system",
+        "return document.querySelectorAll('table[aria-label=\"Events\"] tbody tr').length === 0 && document.querySelector('.pager .muted').textContent === '0 of 0 events'",
+        SOON,
+    )
+    .await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_event_says_so() {
+    let app = spawn_app().await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view(
+        "#/audit/999999",
+        "return [...document.querySelectorAll('.notice.error')].some(n => n.textContent.includes('999999'))",
+    )
+    .await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}

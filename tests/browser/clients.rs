@@ -1,0 +1,195 @@
+//! Clients: the list follows the server live and searches; one client's page shows its files and history, rotates
+//! its token and deletes it; unknown ids and odd names.
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+use crate::page::{cell_with, column_is, upload, Browser, CONFIRMATION, LIVE, SOON};
+
+const CLIENTS_LOADED: &str = "return document.querySelector('table[aria-label=\"Clients\"] td[data-col=\"name\"]')";
+
+/// A client's page, once its history and its files are on it.
+const CLIENT_LOADED: &str = "return document.querySelector('ul.feed li') && document.querySelector('table[aria-label=\"The client\\'s files\"] td')";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_client_appears_in_clients_without_a_reload() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view("#/clients", CLIENTS_LOADED).await;
+    b.wait_for("alpha", &cell_with("Clients", "name", "alpha"), SOON).await;
+
+    app.register("beta").await;
+    let (_, took) = b
+        .wait_for("beta in Clients", &cell_with("Clients", "name", "beta"), LIVE)
+        .await;
+    eprintln!("a registered client appeared in Clients after {took:?}");
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_turns_the_clients_badge_to_connected_live() {
+    let app = spawn_app().await;
+    let (beta, beta_token) = app.register("beta").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view("#/clients", CLIENTS_LOADED).await;
+    b.wait_for("beta, registered", &cell_with("Clients", "status", "Registered"), SOON)
+        .await;
+
+    let r = app
+        .post_json(&format!("/api/clients/{beta}/heartbeat"), Some(&beta_token), json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    b.wait_for("beta connected", &cell_with("Clients", "status", "Connected"), LIVE)
+        .await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searching_clients_narrows_the_table() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    app.register("beta").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view("#/clients", CLIENTS_LOADED).await;
+    b.wait_for("both clients", &column_is("Clients", "name", &["alpha", "beta"]), SOON)
+        .await;
+
+    b.choose("Search clients", "alp").await;
+    b.wait_for("the search", &column_is("Clients", "name", &["alpha"]), SOON)
+        .await;
+    b.screenshot("clients").await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_page_shows_its_files_and_its_history() {
+    let app = spawn_app().await;
+    let (beta, beta_token) = app.register("beta").await;
+    upload(&app, &beta, &beta_token, "report.pdf", b"%PDF-1.7 quarterly figures").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view(&format!("#/clients/{beta}"), CLIENT_LOADED).await;
+    assert_eq!(b.eval("return document.querySelector('h1').textContent").await, "beta");
+    b.wait_for(
+        "its file",
+        &cell_with("The client's files", "filename", "report.pdf"),
+        SOON,
+    )
+    .await;
+    b.wait_for(
+        "its registration in the history",
+        "return document.querySelector('ul.feed').textContent.includes('ClientRegistered')",
+        SOON,
+    )
+    .await;
+    b.screenshot("client").await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_a_token_asks_first_then_only_the_new_token_works() {
+    let app = spawn_app().await;
+    let (beta, beta_token) = app.register("beta").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view(&format!("#/clients/{beta}"), CLIENT_LOADED).await;
+
+    b.click("Rotate token").await;
+    b.confirm().await;
+    let (new_token, _) = b
+        .wait_for(
+            "the new token",
+            "const i = document.querySelector('dialog[open] input.secret'); return i && i.value",
+            SOON,
+        )
+        .await;
+    let heartbeat = |token: String| {
+        let app = &app;
+        let path = format!("/api/clients/{beta}/heartbeat");
+        async move { app.post_json(&path, Some(&token), json!({})).await.status }
+    };
+    assert_eq!(heartbeat(beta_token).await, 401, "the old token stopped working");
+    assert_eq!(
+        heartbeat(new_token.as_str().unwrap().to_owned()).await,
+        200,
+        "the new token works"
+    );
+    b.click("Done").await;
+    b.wait_for(
+        "the rotation in the history",
+        "return document.querySelector('ul.feed').textContent.includes('ClientTokenRotated')",
+        LIVE,
+    )
+    .await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_client_asks_first_then_returns_to_the_list() {
+    let app = spawn_app().await;
+    let (alpha, _) = app.register("alpha").await;
+    let (beta, _) = app.register("beta").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view(&format!("#/clients/{beta}"), CLIENT_LOADED).await;
+
+    b.click("Delete").await;
+    b.wait_for("the confirmation", CONFIRMATION, SOON).await;
+    assert_eq!(
+        app.get(&format!("/api/clients/{beta}")).await.status,
+        200,
+        "not before it is confirmed"
+    );
+    b.confirm().await;
+    b.wait_for(
+        "back to the list",
+        "return location.hash === '#/clients' && document.querySelector('td[data-col=\"name\"]')",
+        SOON,
+    )
+    .await;
+    assert_eq!(app.get(&format!("/api/clients/{beta}")).await.status, 404);
+    assert_eq!(app.get(&format!("/api/clients/{alpha}")).await.status, 200);
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_client_says_it_was_not_found() {
+    let app = spawn_app().await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view(
+        "#/clients/00000000-0000-0000-0000-000000000000",
+        "return document.querySelector('#view p.error')",
+    )
+    .await;
+    let text = b
+        .eval("return document.querySelector('#view p.error').textContent")
+        .await;
+    assert!(text.as_str().unwrap().contains("not found"), "{text}");
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_name_is_shown_as_text_never_as_markup() {
+    let app = spawn_app().await;
+    app.register("<img src=x onerror=\"window.injected=1\">").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view("#/clients", CLIENTS_LOADED).await;
+    b.wait_for(
+        "the odd name, shown as text",
+        &cell_with("Clients", "name", "<img src=x"),
+        SOON,
+    )
+    .await;
+    assert_eq!(
+        b.eval("return window.injected === undefined && !document.querySelector('#view img')")
+            .await,
+        true
+    );
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
