@@ -85,6 +85,29 @@ impl Client {
         }
     }
 
+    /// The URL of `path` on this server, parsed once, for a caller that sends the same request many times.
+    pub fn url(&self, path: &str) -> anyhow::Result<reqwest::Url> {
+        Ok(reqwest::Url::parse(&format!("{}{path}", self.base))?)
+    }
+
+    /// A request to a URL made by [`Client::url`], carrying the token.
+    pub fn request_url(&self, method: Method, url: reqwest::Url) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, url);
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Sends a request and answers only its status, reading the body to its end (so that the connection is
+    /// reused): the benchmarks' load, which must cost the server's two cores as little as it can.
+    pub async fn status_of(&self, request: reqwest::RequestBuilder) -> anyhow::Result<u16> {
+        let res = request.send().await?;
+        let status = res.status().as_u16();
+        res.bytes().await?;
+        Ok(status)
+    }
+
     /// Sends a request and reads the whole answer.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
         let res = request.send().await?;

@@ -91,15 +91,16 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
         let http_append = concurrently(connections, requests, move |c, per| async move {
             // One client per task: its own keep-alive connection, as a separate backup client would have.
             let client = Client::at(addr, TOKEN)?;
+            let url = client.url("/api/logs")?;
             for i in 0..per {
                 let l = sample_log(c * per + i);
                 let body =
                     serde_json::json!({ "level": l.level, "message": l.message, "source": l.source }).to_string();
                 let req = client
-                    .request(Method::POST, "/api/logs")
+                    .request_url(Method::POST, url.clone())
                     .header("content-type", "application/json")
                     .body(body);
-                let status = client.send(req).await?.status;
+                let status = client.status_of(req).await?;
                 anyhow::ensure!(status == 201, "POST /api/logs answered {status}");
             }
             Ok(())
@@ -107,8 +108,9 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
         .await?;
         let http_status = concurrently(connections, requests, move |_, per| async move {
             let client = Client::at(addr, TOKEN)?;
+            let url = client.url("/api/status")?;
             for _ in 0..per {
-                let status = client.send(client.request(Method::GET, "/api/status")).await?.status;
+                let status = client.status_of(client.request_url(Method::GET, url.clone())).await?;
                 anyhow::ensure!(status == 200, "GET /api/status answered {status}");
             }
             Ok(())
