@@ -40,4 +40,3 @@ pub mod telemetry;
 
 pub use app::{Cairn, Options};
 pub use error::CommandError;
-pub use services::upload::Upload;

@@ -186,14 +186,14 @@ fn identical_content_is_stored_once_and_its_blob_outlives_all_but_the_last_file(
 fn an_upload_whose_sha256_does_not_match_stores_nothing_and_fails_its_transfer() {
     let t = spawn();
     let a = t.register("alpha");
-    let upload = cairn::Upload {
+    let upload = cairn::services::upload::Upload {
         client_id: a,
         filename: "x.bin".into(),
         declared: cairn::blobs::Declared {
             sha256: Some("0".repeat(64)),
             crc32: None,
         },
-        ..cairn::Upload::default()
+        ..cairn::services::upload::Upload::default()
     };
     let err = t.upload_as(upload, b"content", admin()).unwrap_err();
     assert!(

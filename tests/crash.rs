@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn::commands::log::RecordLog;
-use cairn::{Cairn, Options, Upload};
+use cairn::services::upload::Upload;
+use cairn::{Cairn, Options};
 use cairn_events::{reader, Durability, Metadata};
 
 /// Acknowledged writes to see before the kill, and the most time to wait for them.

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use cairn::commands::client::RegisterClient;
 use cairn::commands::file::Stored;
+use cairn::services::upload::Upload;
 use cairn::services::ServiceError;
-use cairn::{Cairn, CommandError, Options, Upload};
+use cairn::{Cairn, CommandError, Options};
 use cairn_events::catalogue::FileVerified;
 use cairn_events::{Durability, Metadata};
 use rusqlite::Connection;
