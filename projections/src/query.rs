@@ -79,6 +79,12 @@ impl ListQuery {
 
     /// The ORDER BY clause for `sort`, which must name one of `allowed`; `default` otherwise.
     pub fn order_by(&self, allowed: &[&str], default: &str) -> Result<String, QueryError> {
+        self.order_by_then(allowed, default, "rowid")
+    }
+
+    /// [`ListQuery::order_by`] with another tie-break than `rowid`: a table `WITHOUT ROWID` breaks ties on its
+    /// primary key.
+    pub fn order_by_then(&self, allowed: &[&str], default: &str, tiebreak: &str) -> Result<String, QueryError> {
         let Some(sort) = &self.sort else {
             return Ok(default.to_owned());
         };
@@ -88,7 +94,7 @@ impl ListQuery {
         };
         match allowed.iter().find(|a| **a == field) {
             // The tie-break keeps pages stable when the sorted column repeats.
-            Some(col) => Ok(format!("{col} {dir}, rowid {dir}")),
+            Some(col) => Ok(format!("{col} {dir}, {tiebreak} {dir}")),
             None => Err(QueryError::Sort {
                 field: field.to_owned(),
                 allowed: allowed.join(", "),

@@ -60,10 +60,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The token of an `Authorization` header's value, which must read `Bearer <token>`.
 pub fn bearer(header: Option<&str>) -> Result<&str, ServiceError> {
     let value = header.ok_or_else(|| ServiceError::Unauthorized("send Authorization: Bearer <token>".into()))?;
+    // The scheme's name is case-insensitive (RFC 9110 §11.1).
     value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ServiceError::Unauthorized("the Authorization header must be Bearer <token>".into()))
 }
@@ -93,6 +94,8 @@ mod tests {
     #[test]
     fn bearer_tokens_are_required_and_compared_whole() {
         assert_eq!(bearer(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer(Some("BEARER abc")).unwrap(), "abc");
+        assert_eq!(bearer(Some("bEaReR  abc ")).unwrap(), "abc");
         assert!(bearer(None).is_err());
         assert!(bearer(Some("Basic abc")).is_err());
         assert!(bearer(Some("Bearer   ")).is_err());

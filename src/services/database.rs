@@ -202,9 +202,17 @@ pub async fn browse(cairn: &Cairn, name: &str, query: cairn_projections::ListQue
             .into_iter()
             .filter(|c| !HIDDEN.contains(&c.as_str()))
             .collect();
-        let order = query.order_by(
+        // `stats` is WITHOUT ROWID: ties break on the primary key there (its first column), on rowid elsewhere.
+        let without_rowid: bool = conn.query_row(
+            "SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        let tiebreak = if without_rowid { columns[0].as_str() } else { "rowid" };
+        let order = query.order_by_then(
             &columns.iter().map(String::as_str).collect::<Vec<_>>(),
             &format!("{} ASC", columns[0]),
+            tiebreak,
         )?;
         let total: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
         let mut stmt = conn.prepare(&format!(

@@ -195,3 +195,17 @@ async fn a_client_cannot_rotate_its_own_token() {
     assert_eq!(r.status, 403, "a client cannot rotate its own token");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_read_whatever_its_case() {
+    let app = spawn_app().await;
+
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let auth = format!("{scheme} {}", crate::common_api::ADMIN);
+        let r = app
+            .send("GET", "/api/status", None, &[("authorization", &auth)], Bytes::new())
+            .await;
+        assert_eq!(r.status, 200, "{scheme}");
+    }
+    app.stop().await;
+}

@@ -485,3 +485,15 @@ async fn a_console_request_without_its_sql_field_is_invalid_json() {
     assert_eq!(app.count("SELECT count(*) FROM clients"), 1, "nothing was changed");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_rowid_is_browsed_in_the_order_asked_too() {
+    let (app, _, _) = spawn_app_with_a_file().await;
+
+    for sort in ["uploads", "-bytes_in", "bucket"] {
+        let r = app.get(&format!("/api/db/tables/stats?sort={sort}")).await;
+        assert_eq!(r.status, 200, "sort={sort}: {:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.data()["page"]["total"], 1, "sort={sort}");
+    }
+    app.stop().await;
+}

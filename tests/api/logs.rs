@@ -184,3 +184,20 @@ async fn clearing_the_logs_keeps_their_events_in_the_log() {
     assert_eq!(events_of_type(&app, "LogRecorded"), 3);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_csv_export_defuses_a_formula_behind_a_leading_tab_or_carriage_return() {
+    let app = spawn_app().await;
+    for message in ["\t=1+2", "\r=1+2"] {
+        log_line(&app, json!({ "level": "info", "message": message, "source": "agent" })).await;
+    }
+
+    let text = csv_export(&app).await;
+
+    assert!(text.contains("'\t=1+2"), "a tab is defused: {text:?}");
+    assert!(
+        text.contains("\"'\r=1+2\""),
+        "a carriage return is defused and quoted: {text:?}"
+    );
+    app.stop().await;
+}

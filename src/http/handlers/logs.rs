@@ -90,10 +90,10 @@ enum Format {
     Jsonl,
 }
 
-/// A leading `=`, `+`, `-` or `@` is prefixed with `'`, so that a spreadsheet opening the export does not run
-/// the field as a formula.
+/// A leading `=`, `+`, `-`, `@`, tab or carriage return is prefixed with `'`, so that a spreadsheet opening
+/// the export does not run the field as a formula (a spreadsheet skips a leading tab or CR and reads what follows).
 pub fn defused(value: &str) -> std::borrow::Cow<'_, str> {
-    if value.starts_with(['=', '+', '-', '@']) {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}").into()
     } else {
         value.into()
@@ -232,5 +232,7 @@ mod tests {
         assert_eq!(csv_record(&["say \"hi\""]), "\"say \"\"hi\"\"\"\r\n");
         assert_eq!(csv_record(&["two\nlines"]), "\"two\nlines\"\r\n");
         assert_eq!(csv_record(&["=SUM(A1)", "-1", "@x"]), "'=SUM(A1),'-1,'@x\r\n");
+        assert_eq!(csv_record(&["\t=1+2"]), "'\t=1+2\r\n");
+        assert_eq!(csv_record(&["\r=1+2"]), "\"'\r=1+2\"\r\n");
     }
 }
