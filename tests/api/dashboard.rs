@@ -111,3 +111,22 @@ async fn the_api_still_wants_its_token_beside_the_open_dashboard() {
     assert_eq!(r.status, 401, "the API still wants its token");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_runs_only_its_own_files_and_refuses_to_be_framed() {
+    let app = spawn_app().await;
+
+    let r = app.send("GET", "/", None, &[], Bytes::new()).await;
+
+    let csp = r.headers["content-security-policy"].to_str().unwrap().to_owned();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert_eq!(r.headers["x-frame-options"], "DENY");
+    app.stop().await;
+}

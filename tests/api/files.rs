@@ -434,3 +434,29 @@ async fn a_large_upload_streams_through_and_downloads_identically() {
     assert!(back.body == content[..], "the content comes back byte for byte");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_of_html_is_an_attachment_a_browser_may_not_sniff() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let path = format!("/api/clients/{a}/files?name=page.html");
+    let up = app
+        .send(
+            "POST",
+            &path,
+            Some(&token),
+            &[("content-type", "text/html")],
+            Bytes::from_static(b"<script>x</script>"),
+        )
+        .await;
+    let id = up.data()["id"].as_str().unwrap().to_owned();
+
+    let r = app.get(&format!("/api/files/{id}/content")).await;
+
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert!(r.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment;"));
+    app.stop().await;
+}

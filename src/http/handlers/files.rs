@@ -232,6 +232,8 @@ pub async fn content(state: &Services, req: Request) -> Result<Response, ApiErro
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_DISPOSITION, value(&disposition(&file.filename))?);
     headers.insert("x-content-sha256", value(&file.checksum)?);
+    // The content type is the client's word: never let a browser sniff it into something it would run.
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if let Some((s, e)) = range {
         headers.insert(header::CONTENT_RANGE, value(&format!("bytes {s}-{e}/{size}"))?);
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -216,6 +216,9 @@ pub async fn export(state: &Services, req: Request) -> Result<Response, ApiError
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    response
+        .headers_mut()
+        .insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"cairn-logs.{ext}\"")) {
         response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
