@@ -138,11 +138,18 @@ pub(crate) mod validate {
         Ok(v.to_owned())
     }
 
-    /// Refuses NUL and control characters; `multiline` allows newlines and tabs (log messages).
+    /// The Unicode controls of text direction (embeddings, overrides, isolates, marks): in a name they make
+    /// `invoice\u{202E}txt.exe` read as `invoiceexe.txt`.
+    fn is_bidi_control(c: char) -> bool {
+        matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }
+
+    /// Refuses NUL, control characters and direction controls; `multiline` allows newlines and tabs (log
+    /// messages).
     pub fn no_controls(field: &'static str, value: &str, multiline: bool) -> Result<(), CommandError> {
         match value
             .chars()
-            .find(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+            .find(|c| (c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) || is_bidi_control(*c))
         {
             Some(c) => Err(CommandError::invalid(
                 field,

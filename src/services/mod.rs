@@ -10,6 +10,7 @@
 //! - [`status`]: the figures an operator watches (`/api/status`, and the live feed every second).
 //! - [`activity`]: the latest events, described for people.
 //! - [`history`]: a client or a file as it was at a position of the log.
+//! - [`logs`]: recording a log line as its caller (a client logs as itself, never as the server).
 //! - [`console`]: the read-only SQL console.
 //! - [`database`]: the database itself: size, health, the table browser, row edits as events, backup,
 //!   optimize.
@@ -22,6 +23,7 @@ pub mod database;
 pub mod error;
 pub mod feed;
 pub mod history;
+pub mod logs;
 pub mod presence;
 pub mod status;
 pub mod upload;

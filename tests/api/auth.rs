@@ -209,3 +209,33 @@ async fn the_bearer_scheme_is_read_whatever_its_case() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_token_cannot_log_under_the_servers_own_sources() {
+    let (app, _, a_token, _) = spawn_app_with_two_clients().await;
+
+    for source in ["admin", "System", " server "] {
+        let r = app
+            .post_json(
+                "/api/logs",
+                Some(&a_token),
+                json!({ "level": "info", "message": "trust me", "source": source }),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (403, "FORBIDDEN".to_owned()), "{source:?}");
+    }
+    let admin = app
+        .post_json(
+            "/api/logs",
+            Some(crate::common_api::ADMIN),
+            json!({ "level": "info", "message": "really", "source": "server" }),
+        )
+        .await;
+    assert_eq!(admin.status, 201, "the admin may");
+    assert_eq!(
+        app.count("SELECT count(*) FROM logs"),
+        1,
+        "only the admin's line was recorded"
+    );
+    app.stop().await;
+}

@@ -359,3 +359,19 @@ async fn an_upload_for_a_client_that_does_not_exist_is_not_found() {
     assert_error(&r, 404, "CLIENT_NOT_FOUND");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_name_with_a_direction_override_is_refused() {
+    assert_upload_name_refused("invoice\u{202E}txt.exe").await;
+    assert_upload_name_refused("report\u{2067}.pdf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_name_with_a_direction_override_is_a_validation_error() {
+    assert_registration_refused(
+        serde_json::json!({ "name": "admin\u{202E}" }).to_string(),
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+}

@@ -3,18 +3,15 @@
 use std::ops::ControlFlow;
 
 use bytes::Bytes;
-use serde::Deserialize;
-use uuid::Uuid;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
-use crate::commands::log::{ClearLogs, RecordLog};
+use crate::commands::log::ClearLogs;
 use crate::http::answers::{LogRecorded, LogsCleared};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
-use crate::services::auth::Caller;
-use crate::services::ServiceError;
+use crate::services::logs::{self as logs_service, NewLogLine};
 use crate::services::Services;
 use cairn_projections::logs::{self, LogEntry, LogFilter};
 
@@ -35,47 +32,10 @@ pub async fn list(state: &Services, req: Request) -> Result<Response, ApiError> 
     Ok(ok(StatusCode::OK, page, None))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewLog {
-    level: String,
-    message: String,
-    source: Option<String>,
-    client_id: Option<Uuid>,
-    file_id: Option<Uuid>,
-}
-
 pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError> {
-    let body: NewLog = req.json().await?;
-    // A client logs as itself: its id is filled in, and naming another client is refused.
-    let client_id = match req.caller() {
-        Caller::Admin => body.client_id,
-        Caller::Client(me) => {
-            if body.client_id.is_some_and(|c| c != me) {
-                return Err(ServiceError::Forbidden("a client may only log as itself".into()).into());
-            }
-            Some(me)
-        }
-    };
-    let source = body.source.unwrap_or_else(|| match req.caller() {
-        Caller::Admin => "admin".into(),
-        Caller::Client(_) => "client".into(),
-    });
-    let command = RecordLog {
-        level: body.level,
-        message: body.message,
-        source,
-        client_id,
-        file_id: body.file_id,
-    };
-    let done = state.cairn.execute(command, req.metadata()).await?;
-    Ok(ok(
-        StatusCode::CREATED,
-        LogRecorded {
-            id: done.positions.first().copied(),
-        },
-        Some("log recorded"),
-    ))
+    let line: NewLogLine = req.json().await?;
+    let id = logs_service::record(&state.cairn, req.caller(), line, req.metadata()).await?;
+    Ok(ok(StatusCode::CREATED, LogRecorded { id }, Some("log recorded")))
 }
 
 pub async fn clear(state: &Services, req: Request) -> Result<Response, ApiError> {
