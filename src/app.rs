@@ -40,6 +40,8 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("cannot open the blob store: {0}")]
     Blobs(#[from] std::io::Error),
+    #[error("cannot make the database private to this user: {0}")]
+    Permissions(#[source] std::io::Error),
 }
 
 /// The answer to a queued command, once its batch committed.
@@ -78,6 +80,12 @@ impl Cairn {
             },
             Box::new(Projections),
         )?;
+        let db = data.db_path();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            crate::datadir::private_file(Path::new(&path)).map_err(OpenError::Permissions)?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 data,

@@ -165,7 +165,8 @@ pub struct BlobDigest {
 impl BlobStore {
     /// Opens the store at `root`, creating it, and removes temporary files a crash left behind.
     pub fn open(root: &Path, sync: bool) -> io::Result<Self> {
-        fs::create_dir_all(root.join("tmp"))?;
+        crate::datadir::private_dir(root)?;
+        crate::datadir::private_dir(&root.join("tmp"))?;
         for entry in fs::read_dir(root.join("tmp"))? {
             let entry = entry?;
             if let Err(e) = fs::remove_file(entry.path()) {
@@ -194,7 +195,11 @@ impl BlobStore {
             .root
             .join("tmp")
             .join(format!("{}-{n}", uuid::Uuid::new_v4().simple()));
-        let file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&temp)?;
         Ok(BlobWriter {
             file,
             temp: Some(temp),
@@ -229,7 +234,7 @@ impl BlobStore {
             return Ok(()); // dropping `pending` removes the duplicate
         }
         let dir = target.parent().expect("a blob path has a parent");
-        fs::create_dir_all(dir)?;
+        crate::datadir::private_dir(dir)?;
         fs::rename(&pending.temp, &target)?;
         pending.placed = true;
         if self.sync {

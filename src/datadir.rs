@@ -29,6 +29,37 @@ pub fn blobs_path(root: &Path) -> PathBuf {
     root.join("blobs")
 }
 
+/// Creates a directory (and its parents) readable by this user only, and makes an existing one so: the data
+/// directory holds every file's content and the log, whatever the umask.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Makes a file readable and writable by this user only (the database and its WAL, which SQLite creates
+/// under the umask); a file that does not exist is left alone.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 impl DataDir {
     /// Creates the directory if needed and takes its lock.
     pub fn open(root: &Path) -> Result<Self, DataDirError> {
@@ -36,7 +67,7 @@ impl DataDir {
             path: root.to_owned(),
             detail: e.to_string(),
         };
-        std::fs::create_dir_all(root).map_err(unusable)?;
+        private_dir(root).map_err(unusable)?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -461,3 +461,40 @@ fn transfers_a_crash_left_under_way_are_failed_at_the_next_start_once() {
     assert_eq!(again, 0, "a transfer ends once");
     cairn.close();
 }
+
+#[test]
+fn the_data_directory_is_private_to_its_user_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let t = common::TestData {
+        cairn: cairn::Cairn::open(
+            &root,
+            Options {
+                durability: Durability::Normal,
+                ..Options::default()
+            },
+        )
+        .unwrap(),
+        dir,
+    };
+    let a = t.register("alpha");
+    let stored = t.upload(a, "notes.txt", b"private").unwrap();
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let blob = root.join("blobs").join(&stored.sha256[..2]).join(&stored.sha256);
+    for path in [
+        root.clone(),
+        root.join("cairn.db"),
+        root.join("blobs"),
+        root.join("blobs/tmp"),
+        blob.parent().unwrap().to_owned(),
+        blob.clone(),
+    ] {
+        assert_eq!(mode(&path) & 0o077, 0, "{} is {:o}", path.display(), mode(&path));
+    }
+    assert_eq!(mode(&root), 0o700, "an existing data directory is made private too");
+    t.cairn.close();
+}
