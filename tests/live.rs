@@ -560,3 +560,42 @@ async fn a_subscriber_that_falls_behind_the_broadcast_is_caught_up_from_the_log_
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_token_sees_its_own_uploads_progress_and_neither_the_stats_nor_another_clients() {
+    let app = spawn_app().await;
+    let (a, a_token) = app.register("alpha").await;
+    let (b, b_token) = app.register("bravo").await;
+    let mut admin = connect(&app, ADMIN).await;
+    let mut alpha = connect(&app, &a_token).await;
+    let mut bravo = connect(&app, &b_token).await;
+    for ws in [&mut admin, &mut alpha, &mut bravo] {
+        subscribe(ws, json!({ "op": "subscribe" })).await;
+    }
+    // The admin's stats arrive about every second: a window of 2.5 s holds some for anyone who sees them.
+    assert!(next_of(&mut admin, &["stats"], Duration::from_secs(5)).await.is_some());
+
+    app.upload(&b, &b_token, "bravo.bin", &vec![1u8; 1 << 20]).await;
+
+    let own = next_of(&mut bravo, &["progress"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own["client_id"], b.as_str());
+    let seen = next_of(&mut alpha, &["progress", "stats"], Duration::from_millis(2500)).await;
+    assert!(seen.is_none(), "alpha saw {seen:?}");
+    assert!(next_of(&mut bravo, &["stats"], Duration::from_millis(1500))
+        .await
+        .is_none());
+
+    app.upload(&a, &a_token, "alpha.bin", b"mine").await;
+    let mine = next_of(&mut alpha, &["progress"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (mine["client_id"].as_str(), mine["filename"].as_str()),
+        (Some(a.as_str()), Some("alpha.bin"))
+    );
+    app.stop().await;
+}

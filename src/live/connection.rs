@@ -16,7 +16,7 @@ use warp::ws::{Message, WebSocket};
 
 use super::{CLOSE_BEHIND, CLOSE_SHUTDOWN};
 use crate::services::auth::Caller;
-use crate::services::feed::{encode, read_range, Encoded, Gapless, Next, Slot};
+use crate::services::feed::{encode, read_range, Encoded, Gapless, Next, Progress, Slot};
 use crate::services::Services;
 
 /// How long a close frame may wait for a slow subscriber to read what is ahead of it.
@@ -47,6 +47,7 @@ struct Filter {
 }
 
 impl Filter {
+    /// Whether an event goes out: its stream and type asked for, and a client token's own.
     fn admits(&self, e: &Encoded) -> bool {
         (self.streams.is_empty()
             || self.streams.iter().any(|s| match s.strip_suffix('*') {
@@ -55,6 +56,25 @@ impl Filter {
             }))
             && (self.types.is_empty() || self.types.contains(&e.event_type))
             && self.client.is_none_or(|c| e.client == Some(c))
+    }
+}
+
+/// What a caller may see besides events, decided once per connection: the server-wide `stats` are the
+/// admin's (a client token is refused `/api/status` and `/api/system` over HTTP too), and an upload's
+/// `progress` is its own client's and the admin's.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    /// A client token's own client; `None` for the admin.
+    client: Option<Uuid>,
+}
+
+impl Scope {
+    fn sees_stats(self) -> bool {
+        self.client.is_none()
+    }
+
+    fn sees_progress(self, p: &Progress) -> bool {
+        self.client.is_none_or(|c| c == p.client)
     }
 }
 
@@ -132,7 +152,9 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
     // The feeder: waits for the subscription, then sends history and live events in order.
     let client = caller.client();
     let mut subscription: Option<(Filter, broadcast::Receiver<Arc<Encoded>>, Gapless)> = None;
-    let mut stats = hub.stats.subscribe();
+    let scope = Scope { client };
+    // A caller who may not see the stats does not subscribe to them (nor count as someone they are made for).
+    let mut stats = scope.sees_stats().then(|| hub.stats.subscribe());
     let mut progress = hub.progress.subscribe();
     let mut closing = hub.closing.subscribe();
     'connection: loop {
@@ -205,17 +227,26 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
                     }
                 }
             }
-            changed = stats.changed() => {
-                if changed.is_err() { continue }
-                let text = stats.borrow_and_update().clone();
+            changed = async {
+                match stats.as_mut() {
+                    Some(s) => s.changed().await.map(|()| s.borrow_and_update().clone()),
+                    None => std::future::pending().await,
+                }
+            } => {
+                let Ok(text) = changed else {
+                    stats = None; // the server is going away; nothing more will come
+                    continue;
+                };
                 if let Some(text) = text {
                     // Transient: when the queue is full, this one is skipped.
                     let _skipped_when_busy = queue.try_send(Outgoing::Other((*text).clone()));
                 }
             }
             update = progress.recv() => {
-                if let Ok(text) = update {
-                    let _skipped_when_busy = queue.try_send(Outgoing::Other((*text).clone()));
+                if let Ok(p) = update {
+                    if scope.sees_progress(&p) {
+                        let _skipped_when_busy = queue.try_send(Outgoing::Other(p.text.clone()));
+                    }
                 }
             }
         }

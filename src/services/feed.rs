@@ -100,12 +100,20 @@ pub struct Feed {
     /// The latest `{"kind":"stats",…}`.
     pub stats: watch::Sender<Option<Arc<String>>>,
     /// `{"kind":"progress",…}` messages; transient, so a lagging subscriber simply skips some.
-    pub progress: broadcast::Sender<Arc<String>>,
+    pub progress: broadcast::Sender<Arc<Progress>>,
     /// Open connections, counted by [`Slot`]s: taken on [`Feed::join`], given back when dropped.
     connections: AtomicUsize,
     /// Set when the server shuts down: every connection closes (with its resume position), since a graceful
     /// shutdown waits for connections to end and a feed never ends by itself.
     pub closing: watch::Sender<bool>,
+}
+
+/// An upload's progress as the feed sends it, with the client it belongs to (a client token sees only its own).
+#[derive(Debug)]
+pub struct Progress {
+    pub client: Uuid,
+    /// `{"kind":"progress",…}`.
+    pub text: String,
 }
 
 /// One connection's place in the feed; dropping it frees the place.
@@ -164,7 +172,10 @@ impl Feed {
         })
         .to_string();
         // No subscriber is not a failure: nobody is watching.
-        let _nobody_watching = self.progress.send(Arc::new(text));
+        let _nobody_watching = self.progress.send(Arc::new(Progress {
+            client: p.client_id,
+            text,
+        }));
     }
 }
 
