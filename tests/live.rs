@@ -599,3 +599,52 @@ async fn a_client_token_sees_its_own_uploads_progress_and_neither_the_stats_nor_
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_64_kib_is_closed_with_1009_and_the_feed_goes_on_for_everyone_else() {
+    let app = spawn_app().await;
+    let mut admin = connect(&app, ADMIN).await;
+    subscribe(&mut admin, json!({ "op": "subscribe" })).await;
+    let mut hostile = connect(&app, ADMIN).await;
+
+    let huge = json!({ "op": "subscribe", "streams": vec!["x".repeat(1024); 100] }).to_string();
+    hostile.send(Message::text(huge)).await.unwrap();
+
+    let closed = next_of(&mut hostile, &[], Duration::from_secs(5)).await;
+    assert!(
+        matches!(&closed, Some(Err((1009, reason))) if reason.contains("64 KiB")),
+        "{closed:?}"
+    );
+    let p = log(&app, "still here").await;
+    let seen = positions_until(&mut admin, p, Duration::from_secs(5)).await;
+    assert_eq!(seen.last(), Some(&p), "the other subscriber still gets events");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_closes_gets_a_close_frame_back() {
+    use tokio_tungstenite::tungstenite::protocol::frame::{coding::CloseCode, CloseFrame};
+    let app = spawn_app().await;
+    let mut ws = connect(&app, ADMIN).await;
+    subscribe(&mut ws, json!({ "op": "subscribe" })).await;
+
+    let bye = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    };
+    ws.send(Message::Close(Some(bye))).await.unwrap();
+
+    // Skip what was already on its way; the next thing must be a close frame, not the connection dropping.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let answer = loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&answer, Ok(Some(Ok(Message::Close(Some(f))))) if f.code == CloseCode::Normal),
+        "{answer:?}"
+    );
+    app.stop().await;
+}

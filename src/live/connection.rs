@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 use warp::ws::{Message, WebSocket};
 
-use super::{CLOSE_BEHIND, CLOSE_SHUTDOWN};
+use super::{CLOSE_BEHIND, CLOSE_SHUTDOWN, CLOSE_TOO_BIG, MAX_MESSAGE};
 use crate::services::auth::Caller;
 use crate::services::feed::{encode, read_range, Encoded, Gapless, Next, Progress, Slot};
 use crate::services::Services;
@@ -79,8 +79,21 @@ impl Scope {
 }
 
 enum Outgoing {
-    Event { position: i64, text: String },
+    Event {
+        position: i64,
+        text: String,
+    },
     Other(String),
+    /// The last frame: a close with this code and reason (the feeder stops after queueing it).
+    Close(u16, String),
+}
+
+/// Whether a read failed because the peer's message or frame was over [`MAX_MESSAGE`].
+fn too_big(e: &warp::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<WsError>())
+        .is_some_and(|w| matches!(w, WsError::Capacity(_)))
 }
 
 fn error_frame(code: &str, message: &str) -> String {
@@ -107,6 +120,17 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
                 next = outgoing.recv() => match next {
                     Some(Outgoing::Event { position, text }) => (Message::text(text), Some(position)),
                     Some(Outgoing::Other(text)) => (Message::text(text), None),
+                    Some(Outgoing::Close(code, reason)) => {
+                        // After the peer's close the socket has queued its own reply, which close() flushes.
+                        let closing = async {
+                            if let Err(e) = sink.send(Message::close_with(code, reason)).await {
+                                tracing::debug!(error = %e, "a close frame was not sent as such");
+                            }
+                            sink.close().await
+                        };
+                        let _closed = tokio::time::timeout(config.stall_timeout, closing).await;
+                        return;
+                    }
                     None => {
                         let reason = format!("resume from {handed}");
                         let _closing = tokio::time::timeout(config.stall_timeout, sink.send(Message::close_with(CLOSE_SHUTDOWN, reason))).await;
@@ -120,21 +144,32 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
             }
             // Everything already queued goes out with this message under one flush (one write, not one each).
             let mut batch = vec![message];
-            while batch.len() < 64 {
+            let mut last = false;
+            while batch.len() < 64 && !last {
                 match outgoing.try_recv() {
                     Ok(Outgoing::Event { position, text }) => {
                         handed = position;
                         batch.push(Message::text(text));
                     }
                     Ok(Outgoing::Other(text)) => batch.push(Message::text(text)),
+                    Ok(Outgoing::Close(code, reason)) => {
+                        batch.push(Message::close_with(code, reason));
+                        last = true;
+                    }
                     Err(_) => break,
                 }
             }
             let mut items = futures_util::stream::iter(batch.into_iter().map(Ok));
             match tokio::time::timeout(config.stall_timeout, sink.send_all(&mut items)).await {
+                Ok(Ok(())) if last => {
+                    let _closed = tokio::time::timeout(config.stall_timeout, sink.close()).await;
+                    return;
+                }
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "a live connection's socket failed");
+                    // A close the peer began leaves our reply queued: flush it rather than reset the connection.
+                    let _closed = tokio::time::timeout(config.stall_timeout, sink.close()).await;
                     return;
                 }
                 Err(_) => {
@@ -164,8 +199,19 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
         tokio::select! {
             _ = closing.changed() => break,
             message = incoming.next() => {
-                let Some(Ok(message)) = message else { break };
+                let message = match message {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) if too_big(&e) => {
+                        let reason = format!("a message is at most {} KiB", MAX_MESSAGE / 1024);
+                        // Queued behind what is already on its way; the writer sends it last.
+                        let _gone = queue.send(Outgoing::Close(CLOSE_TOO_BIG, reason)).await;
+                        break;
+                    }
+                    Some(Err(_)) | None => break,
+                };
                 if message.is_close() {
+                    // Answer the peer's close with a close of our own, as the protocol asks (RFC 6455 §5.5.1).
+                    let _gone = queue.send(Outgoing::Close(1000, "closed by the client".into())).await;
                     break;
                 }
                 if !message.is_text() {

@@ -21,6 +21,10 @@ use crate::services::{ServiceError, Services};
 pub const CLOSE_BEHIND: u16 = 4008;
 /// The close code when the server shuts down; the reason carries the resume position too.
 pub const CLOSE_SHUTDOWN: u16 = 1001;
+/// The close code for a subscriber's message over [`MAX_MESSAGE`] (RFC 6455's "message too big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// The largest message (and frame) a subscriber may send: a subscription is a few hundred bytes.
+pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Accepts an upgrade request: the token from `Authorization: Bearer` or, for browsers, `?token=`; a place in
 /// the feed; then the connection. A refusal is answered by the caller (the server's composition), which
@@ -44,6 +48,8 @@ pub async fn accept(
     let slot = services.feed.join()?;
     let services = services.clone();
     Ok(ws
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| connection::serve(services, caller, slot, socket))
         .into_response())
 }
