@@ -648,3 +648,51 @@ async fn a_subscriber_that_closes_gets_a_close_frame_back() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_a_token_or_deleting_a_client_closes_its_live_connections_at_once() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let mut admin = connect(&app, ADMIN).await;
+    subscribe(&mut admin, json!({ "op": "subscribe" })).await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let mut ws = connect(&app, &token).await;
+        subscribe(&mut ws, json!({ "op": "subscribe" })).await;
+        assert!(next_of(&mut ws, &["subscribed"], Duration::from_secs(5))
+            .await
+            .is_some());
+        sockets.push(ws);
+    }
+
+    let rotated = app.admin("POST", &format!("/api/clients/{a}/token"), Value::Null).await;
+    assert_eq!(rotated.status, 200);
+    for ws in &mut sockets {
+        let closed = next_of(ws, &[], Duration::from_secs(2)).await;
+        assert!(matches!(&closed, Some(Err((4003, _)))), "{closed:?}");
+    }
+    let mut old = format!("ws://{}/api/live", app.addr).into_client_request().unwrap();
+    old.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(old).await.is_err(),
+        "the old token opens nothing"
+    );
+
+    let new_token = rotated.data()["token"].as_str().unwrap().to_owned();
+    let mut again = connect(&app, &new_token).await;
+    subscribe(&mut again, json!({ "op": "subscribe" })).await;
+    assert!(next_of(&mut again, &["subscribed"], Duration::from_secs(5))
+        .await
+        .is_some());
+    app.admin("DELETE", &format!("/api/clients/{a}"), Value::Null).await;
+    let closed = next_of(&mut again, &[], Duration::from_secs(2)).await;
+    assert!(matches!(&closed, Some(Err((4003, _)))), "{closed:?}");
+
+    let p = log(&app, "the admin is unaffected").await;
+    assert_eq!(
+        positions_until(&mut admin, p, Duration::from_secs(5)).await.last(),
+        Some(&p)
+    );
+    app.stop().await;
+}

@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 use warp::ws::{Message, WebSocket};
 
-use super::{CLOSE_BEHIND, CLOSE_SHUTDOWN, CLOSE_TOO_BIG, MAX_MESSAGE};
+use super::{CLOSE_BEHIND, CLOSE_REVOKED, CLOSE_SHUTDOWN, CLOSE_TOO_BIG, MAX_MESSAGE};
 use crate::services::auth::Caller;
 use crate::services::feed::{encode, read_range, Encoded, Gapless, Next, Progress, Slot};
 use crate::services::Services;
@@ -192,12 +192,24 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
     let mut stats = scope.sees_stats().then(|| hub.stats.subscribe());
     let mut progress = hub.progress.subscribe();
     let mut closing = hub.closing.subscribe();
+    let mut revoked = hub.revoked.subscribe();
     'connection: loop {
         if *closing.borrow_and_update() {
             break;
         }
         tokio::select! {
             _ = closing.changed() => break,
+            gone = revoked.recv(), if client.is_some() => {
+                let reason = match gone {
+                    Ok(id) if Some(id) != client => continue,
+                    Ok(_) => "the token was revoked (rotated, or the client disconnected or deleted)",
+                    // Revocations were missed: this one may be among them; a valid token reconnects at once.
+                    Err(broadcast::error::RecvError::Lagged(_)) => "revocations overflowed; reconnect",
+                    Err(broadcast::error::RecvError::Closed) => break, // the server is going away
+                };
+                let _gone = queue.send(Outgoing::Close(CLOSE_REVOKED, reason.into())).await;
+                break;
+            }
             message = incoming.next() => {
                 let message = match message {
                     Some(Ok(m)) => m,

@@ -21,6 +21,9 @@ use crate::services::{ServiceError, Services};
 pub const CLOSE_BEHIND: u16 = 4008;
 /// The close code when the server shuts down; the reason carries the resume position too.
 pub const CLOSE_SHUTDOWN: u16 = 1001;
+/// The close code of a client's connection when its token no longer holds (rotated, or the client
+/// disconnected or deleted).
+pub const CLOSE_REVOKED: u16 = 4003;
 /// The close code for a subscriber's message over [`MAX_MESSAGE`] (RFC 6455's "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// The largest message (and frame) a subscriber may send: a subscription is a few hundred bytes.

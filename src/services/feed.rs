@@ -106,6 +106,9 @@ pub struct Feed {
     /// Set when the server shuts down: every connection closes (with its resume position), since a graceful
     /// shutdown waits for connections to end and a feed never ends by itself.
     pub closing: watch::Sender<bool>,
+    /// Clients whose live connections must close now: their token was rotated, or they were disconnected or
+    /// deleted.
+    pub revoked: broadcast::Sender<Uuid>,
 }
 
 /// An upload's progress as the feed sends it, with the client it belongs to (a client token sees only its own).
@@ -136,6 +139,7 @@ impl Feed {
             progress: broadcast::channel(1_024).0,
             connections: AtomicUsize::new(0),
             closing: watch::channel(false).0,
+            revoked: broadcast::channel(256).0,
         }
     }
 
@@ -157,6 +161,12 @@ impl Feed {
 
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Closes every live connection of a client (whose token no longer holds).
+    pub fn revoke(&self, client: Uuid) {
+        // No connection is listening: none to close.
+        let _none_open = self.revoked.send(client);
     }
 
     /// Tells every connection to close.

@@ -64,12 +64,13 @@ pub struct Services {
 
 impl Services {
     pub fn new(cairn: Cairn, config: ServerConfig) -> Self {
+        let feed = Arc::new(feed::Feed::new(config.live));
         Self {
-            feed: Arc::new(feed::Feed::new(config.live)),
+            presence: Arc::new(presence::Presence::new(feed.clone())),
+            feed,
             cairn,
             config: Arc::new(config),
             started: Instant::now(),
-            presence: Arc::new(presence::Presence::default()),
             telemetry: Arc::new(Telemetry::default()),
         }
     }

@@ -5,7 +5,7 @@
 //! (`ClientDisconnected`, reason timeout) once it has been silent for the configured time.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cairn_events::catalogue::DisconnectReason;
@@ -16,19 +16,42 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::feed::Feed;
 use super::ServiceError;
-use crate::commands::client::{ConnectClient, DeleteClient, DisconnectClient, Heartbeat};
+use crate::commands::client::{ConnectClient, DeleteClient, DisconnectClient, Heartbeat, RotateToken};
 use crate::error::CommandError;
 use crate::Cairn;
 
-/// The last heartbeat of each connected client.
-#[derive(Debug, Default)]
+/// The last heartbeat of each connected client, and the feed whose connections a revocation closes.
 pub struct Presence {
     /// A std mutex: held only to read or change the map, never across an await.
     last: Mutex<HashMap<Uuid, Instant>>,
+    /// A client disconnected, deleted or given a new token loses its live connections at once.
+    feed: Arc<Feed>,
 }
 
 impl Presence {
+    pub fn new(feed: Arc<Feed>) -> Self {
+        Self {
+            last: Mutex::new(HashMap::new()),
+            feed,
+        }
+    }
+
+    /// Gives a client a new token: the old one stops working at once, and the live connections opened with
+    /// it close.
+    pub async fn rotate_token(
+        &self,
+        cairn: &Cairn,
+        id: Uuid,
+        token: String,
+        metadata: Metadata,
+    ) -> Result<(), ServiceError> {
+        cairn.execute(RotateToken { id, token }, metadata).await?;
+        self.feed.revoke(id);
+        Ok(())
+    }
+
     /// A client's heartbeat: connects it (an event) if it was not connected, and notes the time either way.
     /// Answers whether this heartbeat connected it.
     pub async fn heartbeat(
@@ -58,6 +81,7 @@ impl Presence {
         };
         cairn.execute(DisconnectClient { id, reason }, metadata).await?;
         self.map().remove(&id);
+        self.feed.revoke(id);
         Ok(())
     }
 
@@ -71,6 +95,7 @@ impl Presence {
     ) -> Result<Deleted, ServiceError> {
         let done = cairn.execute(DeleteClient { id, expected_version }, metadata).await?;
         self.map().remove(&id);
+        self.feed.revoke(id);
         Ok(Deleted {
             files_deleted: done.output,
             positions: done.positions,

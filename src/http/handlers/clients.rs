@@ -5,7 +5,7 @@ use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::commands::client::{RegisterClient, RotateToken, UpdateClient};
+use crate::commands::client::{RegisterClient, UpdateClient};
 use crate::commands::new_token;
 use crate::http::answers::{ClientCreated, ClientDeleted, HeartbeatAnswer, TokenRotated};
 use crate::http::error::{ok, ApiError};
@@ -141,11 +141,10 @@ pub async fn disconnect(state: &Services, req: Request) -> Result<Response, ApiE
 pub async fn rotate_token(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "client")?;
     let token = new_token();
-    let command = RotateToken {
-        id,
-        token: token.clone(),
-    };
-    state.cairn.execute(command, req.metadata()).await?;
+    state
+        .presence
+        .rotate_token(&state.cairn, id, token.clone(), req.metadata())
+        .await?;
     Ok(ok(
         StatusCode::OK,
         TokenRotated { id, token },
