@@ -696,3 +696,55 @@ async fn rotating_a_token_or_deleting_a_client_closes_its_live_connections_at_on
     );
     app.stop().await;
 }
+
+/// Opens a live connection, or answers the status the upgrade was refused with.
+async fn try_connect(app: &TestApp, token: &str) -> Result<Socket, u16> {
+    let mut req = format!("ws://{}/api/live", app.addr).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_token_holds_a_handful_of_connections_and_never_the_admins_room() {
+    let live = cairn::services::feed::LiveConfig {
+        max_connections: 6,
+        admin_reserve: 2,
+        per_client: 3,
+        ..Default::default()
+    };
+    let app = app_with(live).await;
+    let (_, a) = app.register("alpha").await;
+    let (_, b) = app.register("bravo").await;
+
+    let mut alpha = Vec::new();
+    for _ in 0..3 {
+        alpha.push(try_connect(&app, &a).await.unwrap());
+    }
+    assert_eq!(try_connect(&app, &a).await.err(), Some(503), "past its own handful");
+    let _bravo = try_connect(&app, &b).await.unwrap();
+    assert_eq!(
+        try_connect(&app, &b).await.err(),
+        Some(503),
+        "the clients' share (6 - 2) is taken"
+    );
+    let _admin_one = try_connect(&app, ADMIN).await.unwrap();
+    let _admin_two = try_connect(&app, ADMIN).await.unwrap();
+    assert_eq!(try_connect(&app, ADMIN).await.err(), Some(503), "past the whole limit");
+
+    drop(alpha.pop());
+    let mut freed = Err(0);
+    for _ in 0..250 {
+        freed = try_connect(&app, &a).await.map(|_| ());
+        if freed.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // the server sees the close a moment later
+    }
+    assert_eq!(freed, Ok(()), "a closed connection gives its place back");
+    app.stop().await;
+}

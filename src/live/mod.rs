@@ -48,7 +48,7 @@ pub async fn accept(
         (None, _) => auth::bearer(None)?,
     };
     let caller: Caller = auth::authenticate(services, token).await?;
-    let slot = services.feed.join()?;
+    let slot = services.feed.join(caller.client())?;
     let services = services.clone();
     Ok(ws
         .max_message_size(MAX_MESSAGE)

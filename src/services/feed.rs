@@ -23,6 +23,10 @@ use crate::Cairn;
 pub struct LiveConfig {
     /// Connections past this are refused with 503 `TOO_MANY_CONNECTIONS`.
     pub max_connections: usize,
+    /// Of `max_connections`, this many are the admin's alone: clients, however many, never take them.
+    pub admin_reserve: usize,
+    /// The most live connections one client token holds at once.
+    pub per_client: usize,
     /// Messages queued for one connection before its feeder waits (and the relay's broadcast may lag it).
     pub queue: usize,
     /// A send that cannot complete for this long closes the connection, with its resume position.
@@ -37,6 +41,8 @@ impl Default for LiveConfig {
     fn default() -> Self {
         Self {
             max_connections: 2_000,
+            admin_reserve: 50,
+            per_client: 8,
             queue: 1_024,
             stall_timeout: Duration::from_secs(30),
             ping_every: Duration::from_secs(15),
@@ -103,6 +109,10 @@ pub struct Feed {
     pub progress: broadcast::Sender<Arc<Progress>>,
     /// Open connections, counted by [`Slot`]s: taken on [`Feed::join`], given back when dropped.
     connections: AtomicUsize,
+    /// Open connections of each client token, and of all of them (which the admin's reserve bounds). A std
+    /// mutex: held only to count, never across an await.
+    per_client: std::sync::Mutex<std::collections::HashMap<Uuid, usize>>,
+    clients: AtomicUsize,
     /// Set when the server shuts down: every connection closes (with its resume position), since a graceful
     /// shutdown waits for connections to end and a feed never ends by itself.
     pub closing: watch::Sender<bool>,
@@ -122,11 +132,23 @@ pub struct Progress {
 /// One connection's place in the feed; dropping it frees the place.
 pub struct Slot {
     feed: Arc<Feed>,
+    /// The client token holding it; `None` for the admin.
+    client: Option<Uuid>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.feed.connections.fetch_sub(1, Ordering::Relaxed);
+        if let Some(c) = self.client {
+            self.feed.clients.fetch_sub(1, Ordering::Relaxed);
+            let mut counts = self.feed.client_counts();
+            if let Some(n) = counts.get_mut(&c) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&c);
+                }
+            }
+        }
     }
 }
 
@@ -138,25 +160,54 @@ impl Feed {
             stats: watch::channel(None).0,
             progress: broadcast::channel(1_024).0,
             connections: AtomicUsize::new(0),
+            per_client: std::sync::Mutex::new(std::collections::HashMap::new()),
+            clients: AtomicUsize::new(0),
             closing: watch::channel(false).0,
             revoked: broadcast::channel(256).0,
         }
     }
 
-    /// Takes a place for one more connection, or refuses when every place is taken.
-    pub fn join(self: &Arc<Self>) -> Result<Slot, ServiceError> {
+    /// Takes a place for one more connection of `client` (`None`: the admin), or refuses: past
+    /// `max_connections`, past what clients may share (all but the admin's reserve), or past a client's own
+    /// `per_client`.
+    pub fn join(self: &Arc<Self>, client: Option<Uuid>) -> Result<Slot, ServiceError> {
+        let refuse = |message: String| ServiceError::Unavailable {
+            code: "TOO_MANY_CONNECTIONS",
+            message,
+        };
+        if let Some(c) = client {
+            let mut counts = self.client_counts();
+            let mine = counts.entry(c).or_default();
+            if *mine >= self.config.per_client {
+                return Err(refuse(format!(
+                    "a client token holds at most {} live connections",
+                    self.config.per_client
+                )));
+            }
+            *mine += 1;
+        }
         let count = self.connections.fetch_add(1, Ordering::Relaxed);
-        let slot = Slot { feed: self.clone() };
-        if count >= self.config.max_connections {
-            return Err(ServiceError::Unavailable {
-                code: "TOO_MANY_CONNECTIONS",
-                message: format!(
-                    "the live feed takes {} connections; try again later",
-                    self.config.max_connections
-                ),
-            }); // `slot` drops here and gives the place back
+        let clients = match client {
+            Some(_) => self.clients.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        };
+        let slot = Slot {
+            feed: self.clone(),
+            client,
+        };
+        let clients_room = self.config.max_connections.saturating_sub(self.config.admin_reserve);
+        if count >= self.config.max_connections || (client.is_some() && clients >= clients_room) {
+            // `slot` drops here and gives both places back.
+            return Err(refuse(format!(
+                "the live feed takes {} connections; try again later",
+                self.config.max_connections
+            )));
         }
         Ok(slot)
+    }
+
+    fn client_counts(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, usize>> {
+        self.per_client.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn connections(&self) -> usize {
