@@ -748,3 +748,29 @@ async fn a_client_token_holds_a_handful_of_connections_and_never_the_admins_room
     assert_eq!(freed, Ok(()), "a closed connection gives its place back");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_never_carries_a_token_hash() {
+    let app = spawn_app().await;
+    let (a, _) = app.register("alpha").await;
+    app.admin("POST", &format!("/api/clients/{a}/token"), Value::Null).await;
+    let mut admin = connect(&app, ADMIN).await;
+    subscribe(&mut admin, json!({ "op": "subscribe", "from": 0 })).await;
+
+    let registered = next_of(&mut admin, &["event"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let rotated = next_of(&mut admin, &["event"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(registered["type"], "ClientRegistered");
+    assert_eq!(registered["data"]["name"], "alpha");
+    assert_eq!(rotated["type"], "ClientTokenRotated");
+    for e in [&registered, &rotated] {
+        assert!(e["data"].get("token_hash").is_none(), "{e}");
+    }
+    app.stop().await;
+}

@@ -123,9 +123,16 @@ impl RecordedEvent {
         DomainEvent::decode(&self.event_type, self.schema, &self.data)
     }
 
-    /// The event as people and scripts see it: `data` and `metadata` as JSON values, the hash in hex.
+    /// The event as people and scripts see it: `data` (without its [`SECRET_FIELDS`]) and `metadata` as JSON
+    /// values, the hash in hex.
     pub fn view(&self) -> EventView {
         let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null);
+        let mut data = parse(&self.data);
+        if let Some(fields) = data.as_object_mut() {
+            for secret in SECRET_FIELDS {
+                fields.remove(*secret);
+            }
+        }
         EventView {
             position: self.position,
             id: self.id,
@@ -133,7 +140,7 @@ impl RecordedEvent {
             version: self.version,
             event_type: self.event_type.clone(),
             schema: self.schema,
-            data: parse(&self.data),
+            data,
             metadata: parse(&self.metadata),
             recorded_at: self.recorded_at.clone(),
             crc: self.crc,
@@ -190,6 +197,12 @@ mod tests {
         assert!(normalize_time("").is_err());
     }
 }
+
+/// Fields of an event's data that hold a secret's hash (a client token's): kept in the log, which replay
+/// rebuilds the read tables from, and left out of everything that shows an event (the API, the live feed, the
+/// SQL console, `cairn events`). A hash of a guessable token is a hint; it is nobody's business but the
+/// server's.
+pub const SECRET_FIELDS: &[&str] = &["token_hash"];
 
 /// An event as the API and `cairn events --json` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]

@@ -59,13 +59,34 @@ pub async fn query(cairn: &Cairn, sql: String) -> Result<QueryResult, ServiceErr
     super::blocking(move || {
         // Its own read-only connection, so the authorizer never touches a pooled one.
         let conn = schema::open_read_only(&db)?;
+        shadow_events(&conn)?;
         run_query(&conn, &sql)
     })
     .await
 }
 
-/// Lets the console read the allowed tables of `main` and call functions, and nothing else. A read with no
-/// database is of a common table expression, not of a stored table.
+/// Puts a temporary view named `events` in front of the log on the console's own connection, which shows
+/// every column but leaves the secret fields out of `data` ([`cairn_events::SECRET_FIELDS`]); an unqualified
+/// `events` names the view, and [`authorize`] lets `main.events.data` be read through it only.
+fn shadow_events(conn: &Connection) -> Result<(), ServiceError> {
+    let data = readable_data();
+    conn.execute_batch(&format!(
+        "CREATE TEMP VIEW events AS SELECT position, id, stream, version, type, schema, {data} AS data, metadata,
+                recorded_at, crc, hash FROM main.events"
+    ))?;
+    Ok(())
+}
+
+/// The SQL that reads the log's `data` without its secret fields.
+pub fn readable_data() -> String {
+    cairn_events::SECRET_FIELDS
+        .iter()
+        .fold("data".to_owned(), |d, f| format!("json_remove({d}, '$.{f}')"))
+}
+
+/// Lets the console read the allowed tables of `main` (the log's `data` only through the view of
+/// [`shadow_events`]) and call functions, and nothing else. A read with no database is of a common table
+/// expression, not of a stored table.
 fn authorize(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
         AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => Authorization::Allow,
@@ -74,6 +95,10 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
             column_name,
         } => match ctx.database_name {
             None => Authorization::Allow,
+            Some("temp") if table_name == "events" => Authorization::Allow,
+            Some("main") if table_name == "events" && column_name == "data" && ctx.accessor != Some("events") => {
+                Authorization::Ignore // reads as NULL: read it through the view
+            }
             Some("main")
                 if TABLES.contains(&table_name) || table_name == "sqlite_schema" || table_name == "sqlite_master" =>
             {
@@ -151,6 +176,7 @@ mod tests {
         let path = dir.path().join("cairn.db");
         drop(schema::open_writable(&path, Default::default()).unwrap());
         let conn = schema::open_read_only(&path).unwrap();
+        shadow_events(&conn).unwrap();
         (dir, conn)
     }
 

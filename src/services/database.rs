@@ -215,9 +215,17 @@ pub async fn browse(cairn: &Cairn, name: &str, query: cairn_projections::ListQue
             tiebreak,
         )?;
         let total: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        // The log's data is shown without its secret fields, as everywhere else.
+        let select: Vec<String> = columns
+            .iter()
+            .map(|c| match (table, c.as_str()) {
+                ("events", "data") => format!("{} AS data", super::console::readable_data()),
+                _ => c.clone(),
+            })
+            .collect();
         let mut stmt = conn.prepare(&format!(
             "SELECT {} FROM {table} ORDER BY {order} LIMIT ?1 OFFSET ?2",
-            columns.join(", ")
+            select.join(", ")
         ))?;
         let mut rows = stmt.query(rusqlite::params![i64::from(query.per_page), query.offset()])?;
         let mut out = Vec::new();

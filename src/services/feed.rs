@@ -80,13 +80,21 @@ pub fn encode(e: &RecordedEvent) -> Encoded {
                 .ok()
                 .and_then(|c| c.client_id)
         });
+    // Data is embedded as stored, unless it holds a secret's hash (two event types do), which is left out.
+    let redacted;
+    let data = if cairn_events::SECRET_FIELDS.iter().any(|f| e.data.contains(f)) {
+        redacted = e.view().data.to_string();
+        redacted.as_str()
+    } else {
+        e.data.as_str()
+    };
     let text = format!(
         r#"{{"kind":"event","position":{},"stream":{},"type":{},"version":{},"data":{},"metadata":{},"recorded_at":{}}}"#,
         e.position,
         serde_json::Value::from(e.stream.as_str()),
         serde_json::Value::from(e.event_type.as_str()),
         e.version,
-        e.data,
+        data,
         e.metadata,
         serde_json::Value::from(e.recorded_at.as_str()),
     );

@@ -336,3 +336,59 @@ async fn a_time_before_the_first_event_is_an_invalid_query() {
     assert_invalid_query(&app, &format!("/api/clients/{a}?at=2001-01-01T00:00:00Z")).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_shows_a_token_hash_though_the_log_keeps_it() {
+    let app = spawn_app().await;
+    let (a, _) = app.register("alpha").await;
+    app.admin("POST", &format!("/api/clients/{a}/token"), json!(null)).await;
+    let hashes: Vec<String> = {
+        let conn = cairn_events::schema::open_read_only(&app.dir.path().join("cairn.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT json_extract(data, '$.token_hash') FROM events WHERE type IN ('ClientRegistered', 'ClientTokenRotated')")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(hashes.len(), 2, "the log itself keeps both hashes, for replay");
+    let shows_a_hash = |text: &str| text.contains("token_hash") || hashes.iter().any(|h| text.contains(h.as_str()));
+
+    for path in [
+        "/api/events".to_owned(),
+        format!("/api/streams/client-{a}"),
+        "/api/events/1".to_owned(),
+        "/api/db/tables/events".to_owned(),
+    ] {
+        let r = app.get(&path).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            !shows_a_hash(&String::from_utf8_lossy(&r.body)),
+            "{path} shows a token hash"
+        );
+    }
+    for sql in [
+        "SELECT data FROM events",
+        "SELECT json_extract(data, '$.token_hash') FROM main.events",
+        "SELECT e.data FROM main.events AS e",
+        "WITH x AS (SELECT data FROM main.events) SELECT * FROM x",
+        "SELECT token_hash FROM clients",
+    ] {
+        let r = app.admin("POST", "/api/db/query", json!({ "sql": sql })).await;
+        assert_eq!(r.status, 200, "{sql}: {:?}", String::from_utf8_lossy(&r.body));
+        let rows = r.data()["rows"].to_string();
+        assert!(!shows_a_hash(&rows), "{sql}: {rows}");
+    }
+    let through_the_view = app
+        .admin(
+            "POST",
+            "/api/db/query",
+            json!({ "sql": "SELECT data FROM events WHERE position = 1" }),
+        )
+        .await;
+    assert_eq!(
+        through_the_view.data()["rows"][0][0]
+            .as_str()
+            .map(|d| d.contains("alpha")),
+        Some(true)
+    );
+    app.stop().await;
+}
