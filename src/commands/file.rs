@@ -86,7 +86,7 @@ impl Command for StoreFile {
     }
 }
 
-fn validate_mime(m: &str) -> Result<String, CommandError> {
+pub(crate) fn validate_mime(m: &str) -> Result<String, CommandError> {
     let ok = m.len() <= 127
         && m.split_once('/').is_some_and(|(t, s)| {
             !t.is_empty() && !s.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || "/.+-_;= ".contains(c))

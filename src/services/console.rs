@@ -23,9 +23,12 @@ pub static TABLES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock:
 /// Columns never shown: a token's hash is as good as a hint.
 pub const HIDDEN: &[&str] = &["token_hash"];
 
-/// The console's limits.
+/// The console's limits: rows, time, the largest value one expression may make (SQLite's own
+/// `SQLITE_LIMIT_LENGTH`, so that `randomblob(400000000)` fails before it allocates), and the bytes of an answer.
 pub const QUERY_ROWS: usize = 1000;
 pub const QUERY_TIME: Duration = Duration::from_secs(3);
+pub const QUERY_VALUE_BYTES: i32 = 1 << 20;
+pub const QUERY_BYTES: usize = 8 << 20;
 
 /// What a statement read.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -33,7 +36,7 @@ pub struct QueryResult {
     pub columns: Vec<String>,
     /// Each row's cells, in the order of `columns`.
     pub rows: Vec<Vec<Value>>,
-    /// True when the statement had more rows than [`QUERY_ROWS`].
+    /// True when the statement had more rows than [`QUERY_ROWS`], or more bytes than [`QUERY_BYTES`].
     pub truncated: bool,
     pub row_cap: usize,
     pub elapsed_ms: u64,
@@ -121,6 +124,7 @@ fn refused(e: impl std::fmt::Display) -> ServiceError {
 /// Runs one statement on a read-only connection with [`authorize`], a time limit and a row cap.
 pub fn run_query(conn: &Connection, sql: &str) -> Result<QueryResult, ServiceError> {
     let started = Instant::now();
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, QUERY_VALUE_BYTES)?;
     conn.authorizer(Some(authorize))?;
     conn.progress_handler(10_000, Some(move || started.elapsed() > QUERY_TIME))?;
     let result = (|| -> Result<QueryResult, ServiceError> {
@@ -132,16 +136,18 @@ pub fn run_query(conn: &Connection, sql: &str) -> Result<QueryResult, ServiceErr
         let mut rows = stmt.query([]).map_err(refused)?;
         let mut out = Vec::new();
         let mut truncated = false;
+        let mut bytes = 0usize;
         loop {
             match rows.next() {
                 Ok(Some(row)) => {
-                    if out.len() == QUERY_ROWS {
+                    if out.len() == QUERY_ROWS || bytes > QUERY_BYTES {
                         truncated = true;
                         break;
                     }
                     let cells: Vec<Value> = (0..columns.len())
                         .map(|i| row.get_ref(i).map(value))
                         .collect::<rusqlite::Result<_>>()?;
+                    bytes += cells.iter().map(|c| c.to_string().len()).sum::<usize>();
                     out.push(cells);
                 }
                 Ok(None) => break,
@@ -220,5 +226,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!((many.rows.len(), many.truncated), (QUERY_ROWS, true));
+    }
+
+    #[test]
+    fn the_console_is_bounded_in_bytes_as_well_as_rows_and_time() {
+        let (_dir, conn) = db();
+        let started = Instant::now();
+        let huge = run_query(&conn, "SELECT hex(randomblob(400000000))").unwrap_err();
+        assert_eq!(code(&huge), "QUERY_REFUSED", "{huge:?}");
+        assert!(started.elapsed() < QUERY_TIME, "refused before it allocated");
+        let wide = run_query(
+            &conn,
+            "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 100) \
+             SELECT hex(randomblob(500000)) FROM r",
+        )
+        .unwrap();
+        assert!(wide.truncated && wide.rows.len() < 20, "{} rows", wide.rows.len());
     }
 }

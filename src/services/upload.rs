@@ -60,7 +60,14 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    // Everything the request says about the file is checked before its content is read.
     let filename = validate::filename(&upload.filename)?;
+    if let Some(path) = &upload.original_path {
+        validate::original_path(path)?;
+    }
+    if let Some(mime) = upload.mime_type.as_deref().filter(|m| !m.trim().is_empty()) {
+        crate::commands::file::validate_mime(mime)?;
+    }
     let limit = cairn.options().max_upload;
     if upload.expected_bytes.is_some_and(|n| n > limit) {
         return Err(CommandError::TooLarge { limit }.into());

@@ -375,3 +375,27 @@ async fn a_client_name_with_a_direction_override_is_a_validation_error() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_with_a_bad_path_or_type_is_refused_before_its_content_is_read() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let body = Bytes::from(vec![0u8; 5 << 20]);
+
+    let long_path = format!("/api/clients/{a}/files?name=x.bin&path={}", "p".repeat(5000));
+    let r = app.send("POST", &long_path, Some(&token), &[], body.clone()).await;
+    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()));
+    let bad_type = format!("/api/clients/{a}/files?name=x.bin");
+    let r = app
+        .send("POST", &bad_type, Some(&token), &[("content-type", "not a type")], body)
+        .await;
+    assert_eq!((r.status, r.code()), (400, "VALIDATION_ERROR".to_owned()));
+
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE type = 'TransferStarted'"),
+        0,
+        "refused before a transfer began"
+    );
+    assert_no_file_stored(&app, 0);
+    app.stop().await;
+}
