@@ -78,7 +78,11 @@ impl Client {
 
     /// A request to `path` (with its query), carrying the token; add headers and a body, then [`Client::send`].
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let req = self.http.request(method, format!("{}{path}", self.base));
+        self.authorized(self.http.request(method, format!("{}{path}", self.base)))
+    }
+
+    /// A request with this client's token, if it has one.
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -92,11 +96,7 @@ impl Client {
 
     /// A request to a URL made by [`Client::url`], carrying the token.
     pub fn request_url(&self, method: Method, url: reqwest::Url) -> reqwest::RequestBuilder {
-        let req = self.http.request(method, url);
-        match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        }
+        self.authorized(self.http.request(method, url))
     }
 
     /// Sends a request and answers only its status, reading the body to its end (so that the connection is

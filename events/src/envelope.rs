@@ -127,12 +127,7 @@ impl RecordedEvent {
     /// values, the hash in hex.
     pub fn view(&self) -> EventView {
         let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null);
-        let mut data = parse(&self.data);
-        if let Some(fields) = data.as_object_mut() {
-            for secret in SECRET_FIELDS {
-                fields.remove(*secret);
-            }
-        }
+        let data = readable_data(&self.data);
         EventView {
             position: self.position,
             id: self.id,
@@ -203,6 +198,17 @@ mod tests {
 /// SQL console, `cairn events`). A hash of a guessable token is a hint; it is nobody's business but the
 /// server's.
 pub const SECRET_FIELDS: &[&str] = &["token_hash"];
+
+/// An event's data as JSON, without its [`SECRET_FIELDS`] (`Null` when it is not JSON).
+pub fn readable_data(data: &str) -> serde_json::Value {
+    let mut value = serde_json::from_str::<serde_json::Value>(data).unwrap_or(serde_json::Value::Null);
+    if let Some(fields) = value.as_object_mut() {
+        for secret in SECRET_FIELDS {
+            fields.remove(*secret);
+        }
+    }
+    value
+}
 
 /// An event as the API and `cairn events --json` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]

@@ -24,7 +24,9 @@ pub mod writer;
 
 pub use catalogue::DomainEvent;
 pub use chain::{ChainError, ChainVerifier};
-pub use envelope::{normalize_time, EventView, Metadata, NewEvent, Position, RecordedEvent, SECRET_FIELDS};
+pub use envelope::{
+    normalize_time, readable_data, EventView, Metadata, NewEvent, Position, RecordedEvent, SECRET_FIELDS,
+};
 pub use error::{AppendError, StoreError};
 pub use reader::{EventFilter, EventPage, VerifyReport};
 pub use schema::Durability;

@@ -42,8 +42,8 @@ struct Subscribe {
 struct Filter {
     streams: Vec<String>,
     types: Vec<String>,
-    /// A client token's own client: only its events.
-    client: Option<Uuid>,
+    /// What the caller may see at all.
+    scope: Scope,
 }
 
 impl Filter {
@@ -55,13 +55,13 @@ impl Filter {
                 None => *s == e.stream,
             }))
             && (self.types.is_empty() || self.types.contains(&e.event_type))
-            && self.client.is_none_or(|c| e.client == Some(c))
+            && self.scope.sees_event(e)
     }
 }
 
-/// What a caller may see besides events, decided once per connection: the server-wide `stats` are the
-/// admin's (a client token is refused `/api/status` and `/api/system` over HTTP too), and an upload's
-/// `progress` is its own client's and the admin's.
+/// What a caller may see, decided once per connection: a client token sees the events that name its client;
+/// the server-wide `stats` are the admin's (a client token is refused `/api/status` and `/api/system` over
+/// HTTP too), and an upload's `progress` is its own client's and the admin's.
 #[derive(Debug, Clone, Copy)]
 struct Scope {
     /// A client token's own client; `None` for the admin.
@@ -69,6 +69,10 @@ struct Scope {
 }
 
 impl Scope {
+    fn sees_event(self, e: &Encoded) -> bool {
+        self.client.is_none_or(|c| e.client == Some(c))
+    }
+
     fn sees_stats(self) -> bool {
         self.client.is_none()
     }
@@ -242,7 +246,7 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
                         if queue.send(Outgoing::Other(error_frame("INVALID_MESSAGE", "from must be 0 or more"))).await.is_err() { break }
                     }
                     Ok(s) => {
-                        let filter = Filter { streams: s.streams, types: s.types, client };
+                        let filter = Filter { streams: s.streams, types: s.types, scope };
                         // Subscribe before reading history, so that nothing falls between the two.
                         let rx = hub.events.subscribe();
                         let head = state.cairn.store().head();

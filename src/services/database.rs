@@ -91,9 +91,19 @@ fn wal_size(db: &Path) -> u64 {
     file_size(Path::new(&wal))
 }
 
+/// One of the tables the browser shows: only [`table`] makes one, so a name is checked once, where it comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table(&'static str);
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
 /// One of the tables the browser shows, by name.
-pub fn table(name: &str) -> Result<&'static str, ServiceError> {
-    TABLES.iter().find(|t| **t == name).copied().ok_or_else(|| {
+pub fn table(name: &str) -> Result<Table, ServiceError> {
+    TABLES.iter().find(|t| **t == name).map(|t| Table(t)).ok_or_else(|| {
         ServiceError::not_found(
             "TABLE_NOT_FOUND",
             format!("no table {name:?}; tables: {}", TABLES.join(", ")),
@@ -192,8 +202,12 @@ pub async fn health(cairn: &Cairn) -> Result<Health, ServiceError> {
 }
 
 /// A page of one table, every column but the hidden ones, sortable by any of them.
-pub async fn browse(cairn: &Cairn, name: &str, query: cairn_projections::ListQuery) -> Result<TablePage, ServiceError> {
-    let table = table(name)?;
+pub async fn browse(
+    cairn: &Cairn,
+    table: Table,
+    query: cairn_projections::ListQuery,
+) -> Result<TablePage, ServiceError> {
+    let table = table.name();
     super::read(cairn, move |conn| {
         let columns: Vec<String> = conn
             .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?
@@ -265,12 +279,12 @@ struct ClientRowChange {
 /// table has an event (409), and `events` never changes. Answers the positions recorded.
 pub async fn change_row(
     cairn: &Cairn,
-    name: &str,
+    table: Table,
     id: &str,
     change: Map<String, Value>,
     metadata: Metadata,
 ) -> Result<Vec<Position>, ServiceError> {
-    match table(name)? {
+    match table.name() {
         "events" => Err(ServiceError::conflict("EVENTS_IMMUTABLE", "events are never changed")),
         "clients" => {
             let id = row_id("clients", id)?;
@@ -297,11 +311,11 @@ pub async fn change_row(
 pub async fn delete_row(
     cairn: &Cairn,
     presence: &Presence,
-    name: &str,
+    table: Table,
     id: &str,
     metadata: Metadata,
 ) -> Result<Vec<Position>, ServiceError> {
-    match table(name)? {
+    match table.name() {
         "events" => Err(ServiceError::conflict("EVENTS_IMMUTABLE", "events are never deleted")),
         "clients" => {
             let id = row_id("clients", id)?;

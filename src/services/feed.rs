@@ -83,7 +83,7 @@ pub fn encode(e: &RecordedEvent) -> Encoded {
     // Data is embedded as stored, unless it holds a secret's hash (two event types do), which is left out.
     let redacted;
     let data = if cairn_events::SECRET_FIELDS.iter().any(|f| e.data.contains(f)) {
-        redacted = e.view().data.to_string();
+        redacted = cairn_events::readable_data(&e.data).to_string();
         redacted.as_str()
     } else {
         e.data.as_str()

@@ -24,20 +24,18 @@ pub async fn health(state: &Services) -> Result<Response, ApiError> {
 }
 
 pub async fn table(state: &Services, req: Request) -> Result<Response, ApiError> {
-    let name = param(&req, 0);
-    database::table(name)?; // an unknown table is a 404 before a bad query is a 400
-    let page = database::browse(&state.cairn, name, req.list_query()?).await?;
+    let table = database::table(param(&req, 0))?; // an unknown table is a 404 before a bad query is a 400
+    let page = database::browse(&state.cairn, table, req.list_query()?).await?;
     Ok(ok(StatusCode::OK, page, None))
 }
 
 pub async fn patch_row(state: &Services, req: Request) -> Result<Response, ApiError> {
-    let (name, id) = (param(&req, 0), param(&req, 1));
-    database::table(name)?;
-    let change: Map<String, Value> = match name {
+    let (table, id) = (database::table(param(&req, 0))?, param(&req, 1));
+    let change: Map<String, Value> = match table.name() {
         "clients" => req.json().await?,
         _ => Map::new(), // the service refuses these whatever the body
     };
-    let positions = database::change_row(&state.cairn, name, id, change, req.metadata()).await?;
+    let positions = database::change_row(&state.cairn, table, id, change, req.metadata()).await?;
     Ok(ok(
         StatusCode::OK,
         Positions { positions },
@@ -46,8 +44,8 @@ pub async fn patch_row(state: &Services, req: Request) -> Result<Response, ApiEr
 }
 
 pub async fn delete_row(state: &Services, req: Request) -> Result<Response, ApiError> {
-    let (name, id) = (param(&req, 0), param(&req, 1));
-    let positions = database::delete_row(&state.cairn, &state.presence, name, id, req.metadata()).await?;
+    let (table, id) = (database::table(param(&req, 0))?, param(&req, 1));
+    let positions = database::delete_row(&state.cairn, &state.presence, table, id, req.metadata()).await?;
     Ok(ok(StatusCode::OK, Positions { positions }, Some("recorded as events")))
 }
 
