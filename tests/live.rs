@@ -399,11 +399,12 @@ async fn start(
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    let config = cairn::services::ServerConfig {
-        admin_token: ADMIN.into(),
-        heartbeat_timeout: Duration::from_secs(60),
-        live: Default::default(),
-    };
+    let config = cairn::services::ServerConfig::new(
+        ADMIN.into(),
+        Duration::from_secs(60),
+        Default::default(),
+        Default::default(),
+    );
     let state = cairn::services::Services::new(cairn.expect("the data directory opens again"), config);
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let bound = listener.local_addr().unwrap();

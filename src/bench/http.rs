@@ -9,7 +9,7 @@ use cairn_events::{Durability, Metadata};
 
 use super::{rate, sample_command, sample_log};
 use crate::client::{Client, Method};
-use crate::services::{feed::LiveConfig, ServerConfig, Services};
+use crate::services::{feed::LiveConfig, ConnectionLimits, ServerConfig, Services};
 use crate::{Cairn, Options};
 
 #[derive(Debug, Clone)]
@@ -75,11 +75,12 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
 
         let state = Services::new(
             cairn.clone(),
-            ServerConfig {
-                admin_token: TOKEN.into(),
-                heartbeat_timeout: Duration::from_secs(3600),
-                live: LiveConfig::default(),
-            },
+            ServerConfig::new(
+                TOKEN.into(),
+                Duration::from_secs(3600),
+                LiveConfig::default(),
+                ConnectionLimits::default(),
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

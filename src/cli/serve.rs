@@ -12,7 +12,7 @@ use cairn_events::{DomainEvent, Durability, Metadata};
 
 use super::DataArg;
 use crate::commands::server::RecordServerEvent;
-use crate::services::{feed::LiveConfig, ServerConfig, Services};
+use crate::services::{feed::LiveConfig, ConnectionLimits, ServerConfig, Services};
 use crate::{Cairn, Options};
 
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,15 @@ pub struct Args {
     /// Seconds without a heartbeat before a client is marked offline
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     heartbeat_timeout: u64,
+    /// The most connections held at once (default: what the file limit allows, at most 10000)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(8..=1_000_000))]
+    max_connections: Option<u64>,
+    /// Seconds a request's headers may take to arrive (also how long an idle kept-alive connection stays open)
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    header_timeout: u64,
+    /// Seconds a request's body may pause, or a response wait on a peer that does not read
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    idle_timeout: u64,
 }
 
 /// The admin token: given, or read from `<data>/admin.token`, or generated there (mode 0600).
@@ -94,13 +103,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "transfers left under way by the last run are recorded as failed"
             );
         }
+        let files = crate::server::connections::raise_file_limit();
+        let fits = ConnectionLimits::fit_files(files);
+        let wanted = args
+            .max_connections
+            .map_or(ConnectionLimits::default().max_connections, |n| n as usize);
+        if wanted > fits {
+            tracing::warn!(
+                wanted,
+                held = fits,
+                files,
+                "the file limit allows fewer connections than asked; raise it (ulimit -n) for more"
+            );
+        }
+        let connections = ConnectionLimits {
+            max_connections: wanted.min(fits),
+            header_timeout: Duration::from_secs(args.header_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+        };
         let state = Services::new(
             cairn.clone(),
-            ServerConfig {
-                admin_token: token.clone(),
-                heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
-                live: LiveConfig::default(),
-            },
+            ServerConfig::new(
+                token.clone(),
+                Duration::from_secs(args.heartbeat_timeout),
+                LiveConfig::default(),
+                connections,
+            ),
         );
         // Printing must not stop the server: a closed stdout is only logged.
         let mut out = std::io::stdout();

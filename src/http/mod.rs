@@ -26,13 +26,17 @@ use error::ApiError;
 use request::Request;
 use router::{Access, Match};
 
+/// The address a request came from, put in its extensions by the server's accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// The whole API as one warp filter.
 pub fn api(state: Services) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|Peer(addr)| addr)))
         .and(warp::body::stream())
         .then(
             move |method: Method, path: warp::path::FullPath, query: String, headers: HeaderMap, remote, body| {

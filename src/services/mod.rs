@@ -45,6 +45,64 @@ pub struct ServerConfig {
     /// A client with no heartbeat for this long is marked offline.
     pub heartbeat_timeout: Duration,
     pub live: feed::LiveConfig,
+    pub connections: ConnectionLimits,
+}
+
+/// How many sockets the server holds and how long a silent one keeps its place (see `server::connections`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Sockets past this wait to be accepted, while the oldest idle connection is closed to make room.
+    pub max_connections: usize,
+    /// A request's headers, or the next request on a kept-alive connection, must arrive within this.
+    pub header_timeout: Duration,
+    /// A request's body may not pause, nor a response wait on a peer that does not read, for longer than this.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Files the server keeps for itself whatever the number of connections: the database and its WAL, the
+    /// pooled readers, the log, the listening socket.
+    const RESERVED_FILES: u64 = 64;
+
+    /// The most connections a process allowed `files` open files can hold: every connection may hold one file
+    /// besides its socket (an upload's blob, a download), and a few are the server's own.
+    pub fn fit_files(files: u64) -> usize {
+        (files.saturating_sub(Self::RESERVED_FILES) / 2).max(8) as usize
+    }
+}
+
+impl ServerConfig {
+    /// The configuration with its bounds made to agree: the live feed takes at most seven eighths of the
+    /// connections, so HTTP (and `/api/health`) always has room beside a full feed.
+    pub fn new(
+        admin_token: String,
+        heartbeat_timeout: Duration,
+        live: feed::LiveConfig,
+        connections: ConnectionLimits,
+    ) -> Self {
+        let share = connections.max_connections - connections.max_connections / 8;
+        let live = feed::LiveConfig {
+            max_connections: live.max_connections.min(share),
+            admin_reserve: live.admin_reserve.min(share / 2),
+            ..live
+        };
+        Self {
+            admin_token,
+            heartbeat_timeout,
+            live,
+            connections,
+        }
+    }
 }
 
 /// Everything the services share, handed to both adapters; cheap to clone.

@@ -98,11 +98,7 @@ pub async fn spawn_app_in(
     let cairn = opened.unwrap_or_else(|| Cairn::open(dir.path(), options).unwrap());
     let state = AppState::new(
         cairn,
-        Config {
-            admin_token: ADMIN.into(),
-            heartbeat_timeout,
-            live,
-        },
+        Config::new(ADMIN.into(), heartbeat_timeout, live, Default::default()),
     );
     let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,7 +1,10 @@
 //! `cairn serve`'s server: the composition of the two adapters over the services. It binds the socket, starts
 //! the services' background work (the presence monitor, the feed's relay and its stats), routes
 //! `/api/live` to the live adapter and everything else to the HTTP adapter (and the dashboard's files), and
-//! stops it all on shutdown. The only module that knows both adapters.
+//! stops it all on shutdown. The only module that knows both adapters. [`connections`] holds the sockets within
+//! their bounds.
+
+pub mod connections;
 
 use std::net::SocketAddr;
 
@@ -45,6 +48,7 @@ pub async fn serve(
         shutdown.await;
         hub.close_all();
     };
+    let limits = services.config.connections;
     let routes = live(services.clone())
         .or(crate::http::web::serve())
         .unify()
@@ -52,7 +56,7 @@ pub async fn serve(
         .unify()
         .recover(crate::http::error::recover)
         .unify();
-    warp::serve(routes).incoming(listener).graceful(shutdown).run().await;
+    connections::run(listener, warp::service(routes), limits, shutdown).await;
     monitor.abort();
     relay.abort();
     stats.abort();
