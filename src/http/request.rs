@@ -143,9 +143,26 @@ impl Request {
     }
 }
 
-/// Parses a query string; a query that is not valid form encoding (or not UTF-8) is refused.
+/// Parses a query string; a query that is not valid form encoding, or whose decoded bytes are not UTF-8, is
+/// refused (not patched with U+FFFD: a name the client did not send must not be stored).
 pub fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
-        .map(|pairs| pairs.into_iter().collect())
-        .map_err(|e| ApiError::bad("INVALID_QUERY", format!("the query string cannot be read: {e}")))
+    let decode = |part: &str| {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+            .map_err(|_| {
+                ApiError::bad(
+                    "INVALID_QUERY",
+                    format!("the query parameter {part:?} is not UTF-8 once decoded"),
+                )
+            })
+    };
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(key)?, decode(value)?))
+        })
+        .collect()
 }

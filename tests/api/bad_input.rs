@@ -367,6 +367,30 @@ async fn an_upload_name_with_a_direction_override_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_name_that_is_not_utf8_once_decoded_is_refused_not_patched() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+
+    for name in ["caf%E9.txt", "%FF%FE", "ok.txt&path=%C3"] {
+        let r = app
+            .send(
+                "POST",
+                &format!("/api/clients/{a}/files?name={name}"),
+                Some(&token),
+                &[],
+                Bytes::from_static(b"x"),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (400, "INVALID_QUERY".to_owned()), "{name}");
+    }
+
+    assert_no_file_stored(&app, 0);
+    let replaced = app.count("SELECT count(*) FROM events WHERE data LIKE '%' || char(65533) || '%'");
+    assert_eq!(replaced, 0, "no U+FFFD reached the log");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_name_with_a_direction_override_is_a_validation_error() {
     assert_registration_refused(
         serde_json::json!({ "name": "admin\u{202E}" }).to_string(),
