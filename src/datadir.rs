@@ -68,12 +68,11 @@ impl DataDir {
             detail: e.to_string(),
         };
         private_dir(root).map_err(unusable)?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(root.join("cairn.lock"))
-            .map_err(unusable)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let lock = options.open(root.join("cairn.lock")).map_err(unusable)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(DataDirError::Locked { path: root.to_owned() }),

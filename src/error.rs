@@ -53,10 +53,10 @@ pub enum CommandError {
     /// 413 `PAYLOAD_TOO_LARGE`.
     #[error("the upload is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
-    /// 500: the blob store failed (disk full, permissions).
+    /// 500: the blob store failed (permissions, a broken disk); 507 `INSUFFICIENT_STORAGE` when it is full.
     #[error("blob store: {0}")]
     Blob(#[source] std::io::Error),
-    /// 500: the event store failed.
+    /// 500: the event store failed; 507 `INSUFFICIENT_STORAGE` when its disk is full.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -76,7 +76,18 @@ impl CommandError {
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
             Self::TooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            full if full.is_disk_full() => "INSUFFICIENT_STORAGE",
             Self::Blob(_) | Self::Store(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// Whether the command failed because the disk is full: nothing was written, and writing works again once
+    /// space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Blob(e) => cairn_events::error::is_disk_full(e),
+            Self::Store(e) => e.is_disk_full(),
+            _ => false,
         }
     }
 

@@ -488,6 +488,7 @@ fn the_data_directory_is_private_to_its_user_whatever_the_umask() {
     for path in [
         root.clone(),
         root.join("cairn.db"),
+        root.join("cairn.lock"),
         root.join("blobs"),
         root.join("blobs/tmp"),
         blob.parent().unwrap().to_owned(),

@@ -25,6 +25,30 @@ pub enum StoreError {
     CommandPanicked,
     #[error("commit failed, the whole batch was rolled back: {0}")]
     Commit(String),
+    /// The disk holding the database is full: nothing of the batch was written.
+    #[error("the disk is full, the whole batch was rolled back: {0}")]
+    DiskFull(String),
+}
+
+impl StoreError {
+    /// Whether the store failed because its disk (or the process's file-size limit) is full: a condition that
+    /// passes once space is freed, unlike a broken database.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::DiskFull(_) => true,
+            Self::Sql(rusqlite::Error::SqliteFailure(e, _)) => e.code == rusqlite::ErrorCode::DiskFull,
+            Self::Io(e) => is_disk_full(e),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an I/O error says the disk is full (or the file-size limit is reached).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Why an append wrote nothing.

@@ -82,7 +82,10 @@ impl EventStore {
             self.writer().execute_blocking(move |unit| -> Result<(), StoreError> {
                 for (stream, event) in batch {
                     unit.append(&stream, ExpectedVersion::Any, vec![event])
-                        .map_err(|e| StoreError::Commit(e.to_string()))?;
+                        .map_err(|e| match e {
+                            crate::error::AppendError::Store(s) => s,
+                            other => StoreError::Commit(other.to_string()),
+                        })?;
                 }
                 Ok(())
             })?;

@@ -78,6 +78,14 @@ pub fn admin_token(data: &Path, given: Option<String>) -> anyhow::Result<String>
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // A file-size limit (ulimit -f) then fails the write that passes it (EFBIG, answered 507 like a full disk)
+    // instead of killing the server with SIGXFSZ.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" installs no handler code; nothing else races it at
+    // start-up.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let options = Options {
         durability: args.durability,
         max_upload: args.max_upload,

@@ -55,6 +55,7 @@ fn command_status(e: &CommandError) -> StatusCode {
         | CommandError::TransferFinished { .. }
         | CommandError::VersionConflict { .. } => StatusCode::CONFLICT,
         CommandError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        full if full.is_disk_full() => StatusCode::INSUFFICIENT_STORAGE,
         CommandError::Blob(_) | CommandError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -122,6 +123,9 @@ impl ApiError {
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(request_id, detail = %self, "internal error");
             format!("internal error; quote request id {request_id} to the operator")
+        } else if status == StatusCode::INSUFFICIENT_STORAGE {
+            tracing::warn!(request_id, detail = %self, "the data directory's disk is full");
+            "the server's disk is full: nothing of this request was stored; try again once space is freed".to_owned()
         } else {
             self.to_string()
         };

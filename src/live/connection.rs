@@ -4,13 +4,15 @@
 //! history from the database, then the live events, dropping by position what it already passed, and filling
 //! from the database whatever the relay's broadcast skipped when this subscriber lagged. A writer drains a
 //! bounded queue into the socket and pings; a send that stalls past the configured time closes the connection
-//! with [`CLOSE_BEHIND`] and `resume from <position>`, the last event it was handed.
+//! with [`CLOSE_BEHIND`] and `resume from <position>`, the last event it was handed. A reader takes the peer's
+//! messages as they come, even while the feeder is deep in history: a close, an oversized message or a
+//! revocation ends the connection at once, ahead of whatever is still queued (an [`Ending`]).
 
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 use warp::ws::{Message, WebSocket};
 
@@ -18,6 +20,11 @@ use super::{CLOSE_BEHIND, CLOSE_REVOKED, CLOSE_SHUTDOWN, CLOSE_TOO_BIG, MAX_MESS
 use crate::services::auth::Caller;
 use crate::services::feed::{encode, read_range, Encoded, Gapless, Next, Progress, Slot};
 use crate::services::Services;
+
+/// Messages from the peer queued for the feeder before the peer is closed with [`CLOSE_POLICY`].
+const UNANSWERED: usize = 8;
+/// The close code for a peer that breaks the protocol's rules (RFC 6455 §7.4.1).
+const CLOSE_POLICY: u16 = 1008;
 
 /// How long a close frame may wait for a slow subscriber to read what is ahead of it.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -88,8 +95,27 @@ enum Outgoing {
         text: String,
     },
     Other(String),
-    /// The last frame: a close with this code and reason (the feeder stops after queueing it).
+}
+
+/// Why a connection ends before its queue is drained: set once (the first reason wins), seen by the writer
+/// ahead of anything queued and by the feeder wherever it waits.
+#[derive(Debug, Clone)]
+enum Ending {
+    /// Send this close frame now, dropping what is queued.
     Close(u16, String),
+    /// The peer is gone (reset, or its stream ended): nothing more can be sent.
+    Gone,
+}
+
+/// Sets the connection's ending unless one is set already.
+fn end(ending: &watch::Sender<Option<Ending>>, why: Ending) {
+    ending.send_if_modified(|e| {
+        if e.is_some() {
+            return false;
+        }
+        *e = Some(why);
+        true
+    });
 }
 
 /// Whether a read failed because the peer's message or frame was over [`MAX_MESSAGE`].
@@ -110,7 +136,48 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
     let hub = state.feed.clone();
     let (mut sink, mut incoming) = socket.split();
     let (queue, mut outgoing) = mpsc::channel::<Outgoing>(hub.config.queue.max(1));
+    let (ending, mut ended) = watch::channel::<Option<Ending>>(None);
     let config = hub.config;
+
+    // The reader: the peer's messages as they arrive, so that a close is seen at once. Requests go to the
+    // feeder, a few at a time: a peer with more unanswered than that is closed (1008) rather than buffered.
+    let (requests, mut control) = mpsc::channel::<String>(UNANSWERED);
+    let reader = tokio::spawn({
+        let ending = ending.clone();
+        async move {
+            loop {
+                match incoming.next().await {
+                    // Answer the peer's close with a close of our own, as the protocol asks (RFC 6455 §5.5.1).
+                    Some(Ok(m)) if m.is_close() => {
+                        end(&ending, Ending::Close(1000, "closed by the client".into()));
+                        break;
+                    }
+                    Some(Ok(m)) if m.is_text() => {
+                        let text = m.to_str().unwrap_or_default().to_owned();
+                        match requests.try_send(text) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                let reason = format!("more than {UNANSWERED} messages unanswered");
+                                end(&ending, Ending::Close(CLOSE_POLICY, reason));
+                                break;
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => break, // the feeder stopped
+                        }
+                    }
+                    Some(Ok(_)) => {} // pings, pongs and binary frames are the socket's business
+                    Some(Err(e)) if too_big(&e) => {
+                        let reason = format!("a message is at most {} KiB", MAX_MESSAGE / 1024);
+                        end(&ending, Ending::Close(CLOSE_TOO_BIG, reason));
+                        break;
+                    }
+                    Some(Err(_)) | None => {
+                        end(&ending, Ending::Gone);
+                        break;
+                    }
+                }
+            }
+        }
+    });
 
     // The writer: the only task that writes to the socket. `handed` is the last event given to the socket: a
     // send that timed out may still leave its frame in the socket's buffer, and frames go out in order, so a
@@ -121,10 +188,10 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
         let mut handed = 0i64;
         loop {
             let (message, position) = tokio::select! {
-                next = outgoing.recv() => match next {
-                    Some(Outgoing::Event { position, text }) => (Message::text(text), Some(position)),
-                    Some(Outgoing::Other(text)) => (Message::text(text), None),
-                    Some(Outgoing::Close(code, reason)) => {
+                biased;
+                _ = ended.changed() => {
+                    let why = ended.borrow_and_update().clone();
+                    if let Some(Ending::Close(code, reason)) = why {
                         // After the peer's close the socket has queued its own reply, which close() flushes.
                         let closing = async {
                             if let Err(e) = sink.send(Message::close_with(code, reason)).await {
@@ -133,8 +200,12 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
                             sink.close().await
                         };
                         let _closed = tokio::time::timeout(config.stall_timeout, closing).await;
-                        return;
                     }
+                    return;
+                }
+                next = outgoing.recv() => match next {
+                    Some(Outgoing::Event { position, text }) => (Message::text(text), Some(position)),
+                    Some(Outgoing::Other(text)) => (Message::text(text), None),
                     None => {
                         let reason = format!("resume from {handed}");
                         let _closing = tokio::time::timeout(config.stall_timeout, sink.send(Message::close_with(CLOSE_SHUTDOWN, reason))).await;
@@ -148,27 +219,18 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
             }
             // Everything already queued goes out with this message under one flush (one write, not one each).
             let mut batch = vec![message];
-            let mut last = false;
-            while batch.len() < 64 && !last {
+            while batch.len() < 64 {
                 match outgoing.try_recv() {
                     Ok(Outgoing::Event { position, text }) => {
                         handed = position;
                         batch.push(Message::text(text));
                     }
                     Ok(Outgoing::Other(text)) => batch.push(Message::text(text)),
-                    Ok(Outgoing::Close(code, reason)) => {
-                        batch.push(Message::close_with(code, reason));
-                        last = true;
-                    }
                     Err(_) => break,
                 }
             }
             let mut items = futures_util::stream::iter(batch.into_iter().map(Ok));
             match tokio::time::timeout(config.stall_timeout, sink.send_all(&mut items)).await {
-                Ok(Ok(())) if last => {
-                    let _closed = tokio::time::timeout(config.stall_timeout, sink.close()).await;
-                    return;
-                }
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "a live connection's socket failed");
@@ -197,6 +259,7 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
     let mut progress = hub.progress.subscribe();
     let mut closing = hub.closing.subscribe();
     let mut revoked = hub.revoked.subscribe();
+    let mut stopped = ending.subscribe();
     'connection: loop {
         if *closing.borrow_and_update() {
             break;
@@ -211,30 +274,12 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
                     Err(broadcast::error::RecvError::Lagged(_)) => "revocations overflowed; reconnect",
                     Err(broadcast::error::RecvError::Closed) => break, // the server is going away
                 };
-                let _gone = queue.send(Outgoing::Close(CLOSE_REVOKED, reason.into())).await;
+                end(&ending, Ending::Close(CLOSE_REVOKED, reason.into()));
                 break;
             }
-            message = incoming.next() => {
-                let message = match message {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) if too_big(&e) => {
-                        let reason = format!("a message is at most {} KiB", MAX_MESSAGE / 1024);
-                        // Queued behind what is already on its way; the writer sends it last.
-                        let _gone = queue.send(Outgoing::Close(CLOSE_TOO_BIG, reason)).await;
-                        break;
-                    }
-                    Some(Err(_)) | None => break,
-                };
-                if message.is_close() {
-                    // Answer the peer's close with a close of our own, as the protocol asks (RFC 6455 §5.5.1).
-                    let _gone = queue.send(Outgoing::Close(1000, "closed by the client".into())).await;
-                    break;
-                }
-                if !message.is_text() {
-                    continue; // pings and pongs are the socket's business
-                }
-                let text = message.to_str().unwrap_or_default();
-                match serde_json::from_str::<Subscribe>(text) {
+            request = control.recv() => {
+                let Some(text) = request else { break }; // the reader ended: the connection is ending
+                match serde_json::from_str::<Subscribe>(&text) {
                     Ok(s) if s.op != "subscribe" => {
                         let frame = error_frame("INVALID_MESSAGE", &format!("unknown op {:?}; send {{\"op\":\"subscribe\",…}}", s.op));
                         if queue.send(Outgoing::Other(frame)).await.is_err() { break }
@@ -253,7 +298,7 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
                         let from = s.from.unwrap_or(head);
                         let ack = serde_json::json!({ "kind": "subscribed", "from": from, "head": head }).to_string();
                         if queue.send(Outgoing::Other(ack)).await.is_err() { break }
-                        let Some(last) = catch_up(&state, &filter, from, None, &queue).await else { break 'connection };
+                        let Some(last) = catch_up(&state, &filter, from, None, &queue, &mut stopped).await else { break 'connection };
                         subscription = Some((filter, rx, Gapless::after(last)));
                     }
                     Err(e) => {
@@ -281,7 +326,7 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
                     Next::Lagged => (None, None),
                     Next::Closed => break,
                 };
-                let Some(caught) = catch_up(&state, filter, follower.last(), until, &queue).await else { break };
+                let Some(caught) = catch_up(&state, filter, follower.last(), until, &queue, &mut stopped).await else { break };
                 follower.filled(caught);
                 if let Some(e) = then.and_then(|e| follower.after_fill(e)) {
                     if !send(&queue, filter, &e).await {
@@ -314,9 +359,12 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
         }
     }
     drop(queue);
+    drop(control);
     if let Err(e) = writer.await {
         tracing::debug!(error = %e, "a live connection's writer ended abnormally");
     }
+    // The socket is closed (the writer's half dropped); a reader still waiting on the peer stops with it.
+    reader.abort();
     drop(slot);
 }
 
@@ -332,17 +380,34 @@ async fn send(queue: &mpsc::Sender<Outgoing>, filter: &Filter, e: &Encoded) -> b
             .is_ok()
 }
 
+/// Queues an event, unless the connection ends first; false when it did.
+async fn queue_event(
+    queue: &mpsc::Sender<Outgoing>,
+    stopped: &mut watch::Receiver<Option<Ending>>,
+    position: i64,
+    text: String,
+) -> bool {
+    tokio::select! {
+        sent = queue.send(Outgoing::Event { position, text }) => sent.is_ok(),
+        _ = stopped.wait_for(Option::is_some) => false,
+    }
+}
+
 /// Sends every admitted event after `after` (up to `until`, or the head), in order; returns the last position
-/// passed, or `None` when the connection is gone.
+/// passed, or `None` when the connection is gone or ending.
 async fn catch_up(
     state: &Services,
     filter: &Filter,
     after: i64,
     until: Option<i64>,
     queue: &mpsc::Sender<Outgoing>,
+    stopped: &mut watch::Receiver<Option<Ending>>,
 ) -> Option<i64> {
     let mut last = after;
     loop {
+        if stopped.borrow().is_some() {
+            return None;
+        }
         let until = until.unwrap_or_else(|| state.cairn.store().head());
         if last >= until {
             return Some(last);
@@ -364,15 +429,7 @@ async fn catch_up(
         for e in events {
             last = e.position;
             let encoded = encode(&e);
-            if filter.admits(&encoded)
-                && queue
-                    .send(Outgoing::Event {
-                        position: e.position,
-                        text: encoded.text,
-                    })
-                    .await
-                    .is_err()
-            {
+            if filter.admits(&encoded) && !queue_event(queue, stopped, e.position, encoded.text).await {
                 return None;
             }
         }

@@ -75,6 +75,7 @@ where
 fn shared_error(e: &Arc<StoreError>) -> StoreError {
     match &**e {
         StoreError::WriterStopped => StoreError::WriterStopped,
+        full if full.is_disk_full() => StoreError::DiskFull(full.to_string()),
         other => StoreError::Commit(other.to_string()),
     }
 }
