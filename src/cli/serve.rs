@@ -86,6 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    bound_allocator();
     let options = Options {
         durability: args.durability,
         max_upload: args.max_upload,
@@ -185,6 +186,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cairn.close();
     eprintln!("cairn stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Caps glibc's malloc arenas at one per core. By default glibc gives every thread that allocates under
+/// contention an arena of its own, up to eight per core, and the blocking pool's threads (the live feed's history
+/// reads, uploads) each fragment one: over repeated subscribe-from-0 cycles the RSS grew a few MiB a round
+/// without a plateau, and with the cap it levels off (BENCHMARKS.md, "Memory over subscribe cycles").
+fn bound_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only changes a tunable of the allocator; it is called before the runtime's threads
+        // exist, as glibc advises.
+        if unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) } != 1 {
+            tracing::debug!("glibc refused M_ARENA_MAX");
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -90,10 +90,7 @@ impl Scope {
 }
 
 enum Outgoing {
-    Event {
-        position: i64,
-        text: String,
-    },
+    Event { position: i64, text: String },
     Other(String),
 }
 
