@@ -69,23 +69,26 @@ fn serve(dir: &Path) -> (std::process::Child, std::net::SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn cairn serve");
-    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no stdout");
+    };
+    let mut out = BufReader::new(stdout);
     let mut line = String::new();
     let started = Instant::now();
     loop {
         line.clear();
-        assert!(started.elapsed() < DEADLINE, "cairn serve did not start");
-        assert!(
-            out.read_line(&mut line).expect("read") > 0,
-            "cairn serve exited at start"
-        );
-        if let Some(rest) = line.strip_prefix("cairn serving http://") {
-            let addr = rest
-                .split_whitespace()
-                .next()
-                .expect("an address")
-                .parse()
-                .expect("an address");
+        let read = out.read_line(&mut line).unwrap_or(0);
+        if read == 0 || started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cairn serve did not start");
+        }
+        let addr = line
+            .strip_prefix("cairn serving http://")
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok());
+        if let Some(addr) = addr {
             // Keep reading its stdout so that it never blocks on a full pipe.
             std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
             return (child, addr);
