@@ -335,6 +335,26 @@ fn bench_live_delivers_every_event_to_every_subscriber() {
 }
 
 #[test]
+fn bench_soak_runs_the_mix_and_loses_no_event() {
+    let (code, out, err) = run(&["bench", "soak", "--seconds", "4", "--durability", "normal"]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .last()
+        .unwrap()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let count = |i: usize| row[i].parse::<u64>().unwrap();
+    assert!(count(0) > 0 && count(1) > 0, "uploads and log lines went through: {out}");
+    assert!(count(2) > 0, "subscribers came and went: {out}");
+    assert!(count(4) > 0, "an oversized message was closed with 1009: {out}");
+    assert_eq!((count(5), count(6)), (0, 0), "nothing refused, nothing lost: {out}");
+    assert_eq!(row[7].split('/').count(), 3, "RSS at start, middle and end: {out}");
+}
+
+#[test]
 fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();

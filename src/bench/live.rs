@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{Client, Method};
 
-const TOKEN: &str = "bench-live-admin-token-0123456789";
+pub(crate) const TOKEN: &str = "bench-live-admin-token-0123456789";
 
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -34,14 +34,14 @@ pub struct Outcome {
 }
 
 /// A `cairn serve` child on a fresh data directory; stopped (SIGTERM) on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
-    fn start(durability: &str) -> anyhow::Result<Self> {
+    pub(crate) fn start(durability: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut child = Command::new(std::env::current_exe()?)
             .args([
@@ -79,7 +79,7 @@ impl Server {
     }
 
     /// (VmHWM, VmRSS) in bytes.
-    fn memory(&self) -> (u64, u64) {
+    pub(crate) fn memory(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let field = |name: &str| {
             status

@@ -5,6 +5,7 @@ pub mod append;
 pub mod http;
 pub mod live;
 pub mod replay;
+pub mod soak;
 
 use cairn_events::catalogue::LogRecorded;
 use cairn_events::{DomainEvent, Metadata, NewEvent};

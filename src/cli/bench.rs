@@ -17,6 +17,9 @@ enum Which {
     Http,
     /// Live-feed delivery: 1,000 subscribers at 100 events/s and 100 at 1,000 events/s
     Live,
+    /// A fixed time of uploads, log lines, subscribers coming and going, slow readers and oversized messages:
+    /// RSS at start, middle and end, requests refused, events lost
+    Soak,
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,7 +38,7 @@ pub struct Args {
     /// Keep the log written here (a data directory that verify, replay and events can open)
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// live: seconds of appends per shape
+    /// live: seconds of appends per shape; soak: seconds of the whole run
     #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
     seconds: u32,
     /// live: events per second, with --producers as the number of subscribers
@@ -159,6 +162,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     o.server_rss as f64 / 1048576.0,
                     o.server_peak_rss as f64 / 1048576.0
                 );
+            }
+        }
+        Which::Soak => {
+            let durability = args.durability.unwrap_or(Durability::Full);
+            let o = bench::soak::run(args.seconds, durability.as_str())?;
+            let mib = |b: u64| b as f64 / 1048576.0;
+            println!(
+                "durability {}; {} s; server in its own process",
+                durability.as_str(),
+                o.seconds
+            );
+            println!("| uploads | log lines | subscriber cycles | slow readers closed | oversized closed (1009) | refused | events lost | RSS MiB start / middle / end | end / middle |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} / {:.1} | {:.2} |",
+                o.uploads,
+                o.logs,
+                o.cycles,
+                o.slow_closed,
+                o.oversized_closed,
+                o.refused,
+                o.lost,
+                mib(o.rss[0]),
+                mib(o.rss[1]),
+                mib(o.rss[2]),
+                o.rss[2] as f64 / o.rss[1].max(1) as f64
+            );
+            if o.lost > 0 {
+                return Ok(ExitCode::FAILURE);
             }
         }
         Which::Replay => {

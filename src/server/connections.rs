@@ -342,13 +342,46 @@ where
     }
 }
 
+/// A timer for "no progress for this long": started when an operation first cannot proceed, cleared when one
+/// does, so the cost of a step that proceeds at once is a flag.
+struct Stall {
+    timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl Stall {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.armed = false;
+    }
+
+    /// After a step that could not proceed: true once no step proceeded for the whole timeout.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            timer.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
 /// A request body that fails when its next frame is more than the idle timeout in coming: a body trickled a
 /// byte at a time does not hold a connection (or an upload's blob) for hours.
 pub struct TimedBody {
     body: Incoming,
-    timeout: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    stall: Stall,
 }
 
 /// The error a [`TimedBody`] ends with.
@@ -360,9 +393,7 @@ impl TimedBody {
     fn new(body: Incoming, timeout: Duration) -> Self {
         Self {
             body,
-            timeout,
-            timer: None,
-            armed: false,
+            stall: Stall::new(timeout),
         }
     }
 }
@@ -375,23 +406,11 @@ impl Body for TimedBody {
         let this = &mut *self;
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.armed = false;
+                this.stall.progressed();
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + this.timeout;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if !this.armed {
-                    timer.as_mut().reset(deadline);
-                    this.armed = true;
-                }
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout(this.timeout).into()))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
+            Poll::Pending if this.stall.expired(cx) => Poll::Ready(Some(Err(BodyTimeout(this.stall.timeout).into()))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -409,9 +428,7 @@ impl Body for TimedBody {
 struct Guarded {
     stream: TcpStream,
     _slot: Slot,
-    timeout: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    stall: Stall,
 }
 
 impl Guarded {
@@ -419,28 +436,22 @@ impl Guarded {
         Self {
             stream,
             _slot: slot,
-            timeout,
-            timer: None,
-            armed: false,
+            stall: Stall::new(timeout),
         }
     }
 
-    /// After a write that could not proceed: starts the stall timer if it is not running; an error once it ran out.
-    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.armed {
-            timer.as_mut().reset(deadline);
-            self.armed = true;
-        }
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+    /// A write's outcome, or an error once writes made no progress for the idle timeout.
+    fn wrote(&mut self, cx: &mut Context<'_>, poll: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        match poll {
+            Poll::Pending if self.stall.expired(cx) => Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the peer stopped reading",
             ))),
             Poll::Pending => Poll::Pending,
+            ready => {
+                self.stall.progressed();
+                ready
+            }
         }
     }
 }
@@ -453,13 +464,8 @@ impl AsyncRead for Guarded {
 
 impl AsyncWrite for Guarded {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.stream).poll_write(cx, buf) {
-            Poll::Pending => self.stalled(cx),
-            ready => {
-                self.armed = false;
-                ready
-            }
-        }
+        let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.wrote(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -467,13 +473,8 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.stalled(cx),
-            ready => {
-                self.armed = false;
-                ready
-            }
-        }
+        let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.wrote(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
