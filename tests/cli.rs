@@ -347,7 +347,10 @@ fn bench_soak_runs_the_mix_and_loses_no_event() {
         .map(str::trim)
         .collect();
     let count = |i: usize| row[i].parse::<u64>().unwrap();
-    assert!(count(0) > 0 && count(1) > 0, "uploads and log lines went through: {out}");
+    assert!(
+        count(0) > 0 && count(1) > 0,
+        "uploads and log lines went through: {out}"
+    );
     assert!(count(2) > 0, "subscribers came and went: {out}");
     assert!(count(4) > 0, "an oversized message was closed with 1009: {out}");
     assert_eq!((count(5), count(6)), (0, 0), "nothing refused, nothing lost: {out}");
