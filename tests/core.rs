@@ -119,6 +119,7 @@ fn a_client_lives_from_registration_to_deletion_and_its_blobs_go_with_it() {
             DisconnectClient {
                 id: a,
                 reason: DisconnectReason::Admin,
+                last_seen: None,
             },
             admin(),
         )

@@ -84,7 +84,14 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
                     } else {
                         DisconnectReason::Admin
                     };
-                    let _ = c.execute_blocking(DisconnectClient { id, reason }, admin());
+                    let _ = c.execute_blocking(
+                        DisconnectClient {
+                            id,
+                            reason,
+                            last_seen: None,
+                        },
+                        admin(),
+                    );
                 }
             }
             Op::Rename(i, n) => {

@@ -47,6 +47,10 @@ pub struct ClientConnected {
 pub struct ClientDisconnected {
     pub client_id: Uuid,
     pub reason: DisconnectReason,
+    /// The client's last sign of life (its last heartbeat, upload or log line), RFC 3339, when the server knew
+    /// it; absent in events recorded before it was kept, where the event's own time stands for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -308,6 +312,7 @@ mod tests {
         let event = DomainEvent::from(ClientDisconnected {
             client_id: Uuid::nil(),
             reason: DisconnectReason::Timeout,
+            last_seen: None,
         });
         let back = DomainEvent::decode(event.event_type(), event.schema(), &event.data_json()).unwrap();
         assert_eq!(back, event);

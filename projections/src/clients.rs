@@ -87,9 +87,16 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
         }
         DomainEvent::ClientDisconnected(c) => {
             conn.prepare_cached(
-                "UPDATE clients SET status = ?4, last_seen = ?2, updated_at = ?2, version = ?3 WHERE id = ?1",
+                "UPDATE clients SET status = ?4, last_seen = coalesce(?5, ?2), updated_at = ?2, version = ?3
+                 WHERE id = ?1",
             )?
-            .execute(params![c.client_id.to_string(), at, e.version, ClientStatus::Offline])?;
+            .execute(params![
+                c.client_id.to_string(),
+                at,
+                e.version,
+                ClientStatus::Offline,
+                c.last_seen
+            ])?;
         }
         DomainEvent::ClientTokenRotated(c) => {
             conn.prepare_cached("UPDATE clients SET token_hash = ?2, updated_at = ?3, version = ?4 WHERE id = ?1")?

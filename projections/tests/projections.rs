@@ -121,6 +121,7 @@ fn clients_follow_registration_connection_updates_and_deletion() {
     feed.give(ClientDisconnected {
         client_id: a,
         reason: DisconnectReason::Timeout,
+        last_seen: None,
     });
     feed.give(ClientTokenRotated {
         client_id: a,

@@ -129,6 +129,7 @@ pub fn generate(dir: &Path, events: usize) -> anyhow::Result<()> {
                 ClientDisconnected {
                     client_id: c,
                     reason: DisconnectReason::Timeout,
+                    last_seen: None,
                 }
                 .into(),
             ),

@@ -134,6 +134,8 @@ impl Command for ConnectClient {
 pub struct DisconnectClient {
     pub id: Uuid,
     pub reason: DisconnectReason,
+    /// The client's last sign of life as the server's presence knew it (RFC 3339), recorded in the event.
+    pub last_seen: Option<String>,
 }
 
 impl Command for DisconnectClient {
@@ -151,6 +153,7 @@ impl Command for DisconnectClient {
             ClientDisconnected {
                 client_id: self.id,
                 reason: self.reason,
+                last_seen: self.last_seen,
             },
             ExpectedVersion::Exact(client.version),
         ))
@@ -345,12 +348,14 @@ mod tests {
             .when(DisconnectClient {
                 id: a,
                 reason: DisconnectReason::Admin,
+                last_seen: None,
             })
             .then_error(|e| matches!(e, CommandError::ClientNotConnected(_)));
         given(vec![registered(a, "alpha")])
             .when(DisconnectClient {
                 id: a,
                 reason: DisconnectReason::Timeout,
+                last_seen: None,
             })
             .then_expect(vec![]);
         given(vec![
@@ -364,10 +369,12 @@ mod tests {
         .when(DisconnectClient {
             id: a,
             reason: DisconnectReason::Timeout,
+            last_seen: None,
         })
         .then_expect(vec![ClientDisconnected {
             client_id: a,
             reason: DisconnectReason::Timeout,
+            last_seen: None,
         }
         .into()]);
     }

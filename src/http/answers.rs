@@ -105,3 +105,17 @@ pub struct StatsAnswer {
 pub struct Positions {
     pub positions: Vec<Position>,
 }
+
+/// `POST /api/files/{id}/verify`: what was found, recorded as `FileVerified`, with the names the first
+/// server's clients read (`verified`, `checksum`, `size`) beside the event's own fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Verification {
+    #[serde(flatten)]
+    pub found: cairn_events::catalogue::FileVerified,
+    /// Both checksums match (the event's `ok`).
+    pub verified: bool,
+    /// The content's SHA-256 as read now; the recorded one when the blob could not be read.
+    pub checksum: String,
+    /// The file's size in bytes.
+    pub size: i64,
+}

@@ -1,7 +1,6 @@
 //! The route table: every endpoint, once. The router matches requests against it and the OpenAPI document is
 //! generated from it, so an endpoint cannot exist undocumented.
 
-use cairn_events::catalogue::FileVerified;
 use cairn_events::EventView;
 use cairn_projections::{clients::Client, files::File, logs::LogEntry, transfers::Transfer, Page};
 use schemars::{Schema, SchemaGenerator};
@@ -149,7 +148,7 @@ routes! {
     FileGet GET "/api/files/{id}" Admin (json 200 File) "One file; with ?at=POSITION, as it was then.";
     FileDelete DELETE "/api/files/{id}" Admin (json 200 FileDeleted) "Deletes a file (its blob goes when no other file holds the content).";
     FileContent GET "/api/files/{id}/content" Admin (raw [200, 206] "application/octet-stream") "Downloads a file (in its own content type); supports Range.";
-    FileVerify POST "/api/files/{id}/verify" Admin (json 200 FileVerified) "Re-reads a file's blob and checks both checksums.";
+    FileVerify POST "/api/files/{id}/verify" Admin (json 200 Verification) "Re-reads a file's blob and checks both checksums.";
     Transfers GET "/api/transfers" Admin (json 200 Page<Transfer>) "Transfers, paginated (status, client).";
     LogsList GET "/api/logs" Admin (json 200 Page<LogEntry>) "Log lines, paginated (level, source, client, q, from, to).";
     LogsCreate POST "/api/logs" AdminOrClient (json 201 LogRecorded) "Records a log line (a client logs as itself).";

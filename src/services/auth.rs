@@ -81,7 +81,10 @@ pub async fn authenticate(services: &Services, token: &str) -> Result<Caller, Se
         .await?;
     match found {
         Some((id, stored)) if constant_time_eq(stored.as_bytes(), hash.as_bytes()) => {
-            Ok(Caller::Client(Uuid::parse_str(&id).map_err(ServiceError::internal)?))
+            let id = Uuid::parse_str(&id).map_err(ServiceError::internal)?;
+            // Every request a client's token makes is a sign of life.
+            services.presence.seen(id);
+            Ok(Caller::Client(id))
         }
         _ => Err(ServiceError::Unauthorized("the token is not valid".into())),
     }

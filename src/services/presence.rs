@@ -1,6 +1,8 @@
-//! Presence: who is connected. A heartbeat from a connected client is not an event (it would flood the log),
-//! so the last heartbeat of each client is kept here, in memory; the moves between `Registered`, `Connected`
-//! and `Offline` are events. Every operation that connects, disconnects or deletes a client goes through
+//! Presence: who is connected, and when each client was last seen. A heartbeat from a connected client is not
+//! an event (it would flood the log), nor is any other sign of life (an upload, a log line: every request a
+//! client's token makes), so the last of them is kept here, in memory, and laid over the read table's
+//! `last_seen` in every answer ([`Presence::overlay`]); the moves between `Registered`, `Connected` and
+//! `Offline` are events, and `ClientDisconnected` records the last sign of life, so an offline client keeps it. Every operation that connects, disconnects or deletes a client goes through
 //! [`Presence`], so the map and the log cannot disagree; [`Presence::monitor`] marks a client offline
 //! (`ClientDisconnected`, reason timeout) once it has been silent for the configured time.
 
@@ -22,10 +24,27 @@ use crate::commands::client::{ConnectClient, DeleteClient, DisconnectClient, Hea
 use crate::error::CommandError;
 use crate::Cairn;
 
-/// The last heartbeat of each connected client, and the feed whose connections a revocation closes.
+/// When a client was last seen: the clock the timeout runs on, and the wall time answers show.
+#[derive(Debug, Clone)]
+struct Seen {
+    at: Instant,
+    /// RFC 3339, as the log writes times; `None` for a client adopted at start, whose time only the table knows.
+    wall: Option<String>,
+}
+
+impl Seen {
+    fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            wall: Some(cairn_events::writer::now_rfc3339()),
+        }
+    }
+}
+
+/// The last sign of life of each client seen since start, and the feed whose connections a revocation closes.
 pub struct Presence {
     /// A std mutex: held only to read or change the map, never across an await.
-    last: Mutex<HashMap<Uuid, Instant>>,
+    last: Mutex<HashMap<Uuid, Seen>>,
     /// A client disconnected, deleted or given a new token loses its live connections at once.
     feed: Arc<Feed>,
 }
@@ -62,8 +81,30 @@ impl Presence {
         metadata: Metadata,
     ) -> Result<bool, ServiceError> {
         let beat = cairn.execute(ConnectClient { id, ip_address }, metadata).await?.output;
-        self.map().insert(id, Instant::now());
+        self.map().insert(id, Seen::now());
         Ok(beat == Heartbeat::Connected)
+    }
+
+    /// A sign of life from a client that is not a heartbeat (any request its token makes): moves its last-seen
+    /// time, and, if it is connected, restarts its timeout.
+    pub fn seen(&self, id: Uuid) {
+        self.map().insert(id, Seen::now());
+    }
+
+    /// The client's last sign of life, if this process saw one (RFC 3339).
+    pub fn last_seen(&self, id: Uuid) -> Option<String> {
+        self.map().get(&id).and_then(|s| s.wall.clone())
+    }
+
+    /// Lays the in-memory last-seen time over a client's row, where it is later than the row's.
+    pub fn overlay(&self, client: &mut clients::Client) {
+        let Ok(id) = Uuid::parse_str(&client.id) else { return };
+        if let Some(seen) = self.last_seen(id) {
+            // Both are the writer's RFC 3339 form (UTC, fixed width), so they order as text.
+            if client.last_seen.as_deref().is_none_or(|row| row < seen.as_str()) {
+                client.last_seen = Some(seen);
+            }
+        }
     }
 
     /// Marks a connected client offline: by the admin, or by the client itself.
@@ -79,7 +120,10 @@ impl Presence {
             Caller::Admin => DisconnectReason::Admin,
             Caller::Client(_) => DisconnectReason::Client,
         };
-        cairn.execute(DisconnectClient { id, reason }, metadata).await?;
+        let last_seen = self.last_seen(id);
+        cairn
+            .execute(DisconnectClient { id, reason, last_seen }, metadata)
+            .await?;
         self.map().remove(&id);
         self.feed.revoke(id);
         Ok(())
@@ -111,11 +155,11 @@ impl Presence {
         let period = (timeout / 4).max(Duration::from_millis(50));
         loop {
             tokio::time::sleep(period).await;
-            for id in self.expired(timeout) {
-                self.map().remove(&id);
+            for (id, last_seen) in self.expired(timeout) {
                 let command = DisconnectClient {
                     id,
                     reason: DisconnectReason::Timeout,
+                    last_seen,
                 };
                 match cairn.execute(command, Metadata::system()).await {
                     Ok(_) | Err(CommandError::ClientNotFound(_)) | Err(CommandError::ClientDeleted(_)) => {}
@@ -148,19 +192,29 @@ impl Presence {
         })
         .await?;
         let now = Instant::now();
-        self.map().extend(connected.into_iter().map(|id| (id, now)));
+        let mut map = self.map();
+        for id in connected {
+            // A client already seen since start (it raced the adoption) keeps its own time.
+            map.entry(id).or_insert(Seen { at: now, wall: None });
+        }
         Ok(())
     }
 
-    fn expired(&self, timeout: Duration) -> Vec<Uuid> {
-        self.map()
+    /// Takes out of the map the clients silent for `timeout`, with their last sign of life.
+    fn expired(&self, timeout: Duration) -> Vec<(Uuid, Option<String>)> {
+        let mut map = self.map();
+        let silent: Vec<Uuid> = map
             .iter()
-            .filter(|(_, t)| t.elapsed() >= timeout)
+            .filter(|(_, s)| s.at.elapsed() >= timeout)
             .map(|(id, _)| *id)
+            .collect();
+        silent
+            .into_iter()
+            .filter_map(|id| map.remove(&id).map(|s| (id, s.wall)))
             .collect()
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<Uuid, Instant>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<Uuid, Seen>> {
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -279,6 +279,91 @@ async fn a_silent_client_is_marked_offline_after_the_timeout() {
     app.stop().await;
 }
 
+/// The client's `last_seen` as the API answers it.
+async fn last_seen(app: &TestApp, id: &str) -> String {
+    app.get(&format!("/api/clients/{id}")).await.data()["last_seen"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_seen_moves_with_every_heartbeat_upload_and_log_line_not_only_at_transitions() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    heartbeat(&app, &a, &token).await;
+    let connected = last_seen(&app, &a).await;
+    assert!(!connected.is_empty());
+
+    let mut previous = connected;
+    for step in ["heartbeat", "upload", "log"] {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        match step {
+            "heartbeat" => assert_eq!(heartbeat(&app, &a, &token).await.status, 200),
+            "upload" => assert_eq!(app.upload(&a, &token, "notes.txt", b"notes").await.status, 201),
+            _ => {
+                let r = app
+                    .post_json("/api/logs", Some(&token), json!({ "level": "info", "message": "hi" }))
+                    .await;
+                assert_eq!(r.status, 201);
+            }
+        }
+        let now = last_seen(&app, &a).await;
+        assert!(now > previous, "a {step} moved last_seen: {previous} → {now}");
+        let listed = app.get("/api/clients").await.data()["items"][0]["last_seen"].clone();
+        assert_eq!(listed, json!(now), "the list says the same");
+        previous = now;
+    }
+    assert_eq!(
+        events_of_type(&app, "ClientConnected"),
+        1,
+        "signs of life are not events"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_timed_out_keeps_its_last_sign_of_life_not_the_time_of_the_timeout() {
+    let app = spawn_app_with(
+        cairn::Options {
+            durability: cairn_events::Durability::Normal,
+            ..cairn::Options::default()
+        },
+        Duration::from_millis(300),
+    )
+    .await;
+    let (a, token) = app.register("alpha").await;
+    heartbeat(&app, &a, &token).await;
+    let r = app
+        .post_json(
+            "/api/logs",
+            Some(&token),
+            json!({ "level": "info", "message": "last words" }),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let last = last_seen(&app, &a).await;
+
+    let mut client = serde_json::Value::Null;
+    for _ in 0..100 {
+        client = app.get(&format!("/api/clients/{a}")).await.data();
+        if client["status"] == "Offline" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(client["status"], "Offline");
+    assert_eq!(client["last_seen"], json!(last), "Offline keeps the last sign of life");
+    assert!(
+        client["updated_at"].as_str().unwrap() > last.as_str(),
+        "the timeout came later"
+    );
+    let data = data_of_the_event(&app, "ClientDisconnected");
+    assert!(data.contains(&last), "the event records it: {data}");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_heartbeat_connects_the_client() {
     let app = spawn_app().await;

@@ -236,6 +236,24 @@ async fn verifying_an_intact_file_answers_ok() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_answers_verified_checksum_and_size_as_the_first_servers_clients_read_them() {
+    let s = spawn_app_with_a_sample_file().await;
+    let file = s.app.get(&format!("/api/files/{}", s.id())).await.data();
+
+    let v = s
+        .app
+        .admin("POST", &format!("/api/files/{}/verify", s.id()), json!(null))
+        .await
+        .data();
+
+    assert_eq!(v["verified"], json!(true));
+    assert_eq!(v["checksum"], file["checksum"]);
+    assert_eq!(v["size"], file["size"]);
+    assert_eq!(v["actual_sha256"], file["checksum"], "the event's own fields stay");
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_file_is_marked_verified() {
     let s = spawn_app_with_a_sample_file().await;
     let v = s

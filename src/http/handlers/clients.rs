@@ -20,20 +20,25 @@ pub async fn list(state: &Services, req: Request) -> Result<Response, ApiError> 
     let filter = ClientFilter {
         status: req.query("status").map(str::parse).transpose()?,
     };
-    let page = state
+    let mut page = state
         .read(move |conn| Ok(clients::list(conn, &query, &filter)?))
         .await?;
+    for client in &mut page.items {
+        state.presence.overlay(client);
+    }
     Ok(ok(StatusCode::OK, page, None))
 }
 
-/// A client's row as it is now.
+/// A client as it is now: its row, with the last-seen time presence keeps in memory.
 pub async fn row(state: &Services, id: Uuid) -> Result<clients::Client, ApiError> {
-    Ok(state
+    let mut client = state
         .read(move |conn| {
             clients::get(conn, &id.to_string())?
                 .ok_or_else(|| ServiceError::not_found(NOT_FOUND, format!("client {id} not found")))
         })
-        .await?)
+        .await?;
+    state.presence.overlay(&mut client);
+    Ok(client)
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@ use warp::Reply;
 
 use crate::blobs::Declared;
 use crate::commands::file::{DeleteFile, RecordDownload};
-use crate::http::answers::FileDeleted;
+use crate::http::answers::{FileDeleted, Verification};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
 use crate::services::upload::{self, Upload};
@@ -69,13 +69,23 @@ pub async fn delete(state: &Services, req: Request) -> Result<Response, ApiError
 
 pub async fn verify(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "file")?;
-    let result = verify::verify_file(&state.cairn, id, req.metadata()).await?;
-    let message = if result.ok {
+    let found = verify::verify_file(&state.cairn, id, req.metadata()).await?;
+    let message = if found.ok {
         "verified: both checksums match"
     } else {
         "verification failed"
     };
-    Ok(ok(StatusCode::OK, result, Some(message)))
+    let file = row(state, id).await?;
+    let answer = Verification {
+        verified: found.ok,
+        checksum: found
+            .actual_sha256
+            .clone()
+            .unwrap_or_else(|| found.expected_sha256.clone()),
+        size: file.size,
+        found,
+    };
+    Ok(ok(StatusCode::OK, answer, Some(message)))
 }
 
 pub async fn transfers(state: &Services, req: Request) -> Result<Response, ApiError> {
