@@ -121,6 +121,55 @@ fn refused(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::invalid("QUERY_REFUSED", e.to_string())
 }
 
+/// Whether any of the statements in `sql` begins as one that changes something (or the connection).
+fn writes(sql: &str) -> bool {
+    sql.split(';').any(begins_a_write)
+}
+
+fn begins_a_write(sql: &str) -> bool {
+    const WRITES: [&str; 16] = [
+        "insert",
+        "update",
+        "delete",
+        "replace",
+        "create",
+        "drop",
+        "alter",
+        "attach",
+        "detach",
+        "pragma",
+        "vacuum",
+        "reindex",
+        "analyze",
+        "begin",
+        "commit",
+        "savepoint",
+    ];
+    let first = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    WRITES.iter().any(|w| first.eq_ignore_ascii_case(w))
+}
+
+/// Why SQLite would not prepare or run a statement, by kind: something the console does not allow is
+/// `QUERY_REFUSED`; SQL that is wrong (syntax, an unknown column, a bad argument) is `INVALID_SQL`; a value past
+/// the console's byte limit is `QUERY_TOO_LARGE`.
+fn sql_error(e: rusqlite::Error) -> ServiceError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => refused(format!("not allowed here: {e}")),
+        Some(rusqlite::ErrorCode::TooBig) => ServiceError::invalid(
+            "QUERY_TOO_LARGE",
+            format!("a value is over the console's limit of {} MiB", QUERY_VALUE_BYTES >> 20),
+        ),
+        _ if matches!(e, rusqlite::Error::MultipleStatement) => refused("one statement at a time"),
+        // What SQLite itself forbids on this connection (load_extension) says so in words, not by code.
+        _ if e.to_string().contains("not authorized") => refused(format!("not allowed here: {e}")),
+        _ => ServiceError::invalid("INVALID_SQL", e.to_string()),
+    }
+}
+
 /// Runs one statement on a read-only connection with [`authorize`], a time limit and a row cap.
 pub fn run_query(conn: &Connection, sql: &str) -> Result<QueryResult, ServiceError> {
     let started = Instant::now();
@@ -128,12 +177,16 @@ pub fn run_query(conn: &Connection, sql: &str) -> Result<QueryResult, ServiceErr
     conn.authorizer(Some(authorize))?;
     conn.progress_handler(10_000, Some(move || started.elapsed() > QUERY_TIME))?;
     let result = (|| -> Result<QueryResult, ServiceError> {
-        let mut stmt = conn.prepare(sql).map_err(refused)?;
+        let mut stmt = conn.prepare(sql).map_err(|e| match writes(sql) {
+            // A write SQLite could not even prepare (to the `events` view, say) is still a write.
+            true => refused("only statements that read are allowed"),
+            false => sql_error(e),
+        })?;
         if !stmt.readonly() {
             return Err(refused("only statements that read are allowed"));
         }
         let columns: Vec<String> = stmt.column_names().iter().map(|c| (*c).to_owned()).collect();
-        let mut rows = stmt.query([]).map_err(refused)?;
+        let mut rows = stmt.query([]).map_err(sql_error)?;
         let mut out = Vec::new();
         let mut truncated = false;
         let mut bytes = 0usize;
@@ -157,7 +210,7 @@ pub fn run_query(conn: &Connection, sql: &str) -> Result<QueryResult, ServiceErr
                         format!("the query ran longer than {} s", QUERY_TIME.as_secs()),
                     ));
                 }
-                Err(e) => return Err(refused(e)),
+                Err(e) => return Err(sql_error(e)),
             }
         }
         Ok(QueryResult {
@@ -212,10 +265,17 @@ mod tests {
             "PRAGMA writable_schema = 1",
             "SELECT * FROM pragma_table_info('events')",
             "SELECT 1; DELETE FROM events",
-            "not sql at all",
         ] {
             let err = run_query(&conn, sql).unwrap_err();
             assert_eq!(code(&err), "QUERY_REFUSED", "{sql}: {err:?}");
+        }
+        for sql in [
+            "not sql at all",
+            "SELECT nope FROM clients",
+            "SELECT * FROM clients WHERE",
+        ] {
+            let err = run_query(&conn, sql).unwrap_err();
+            assert_eq!(code(&err), "INVALID_SQL", "{sql}: {err:?}");
         }
         let slow = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r";
         let timed_out = run_query(&conn, slow).unwrap_err();
@@ -233,7 +293,7 @@ mod tests {
         let (_dir, conn) = db();
         let started = Instant::now();
         let huge = run_query(&conn, "SELECT hex(randomblob(400000000))").unwrap_err();
-        assert_eq!(code(&huge), "QUERY_REFUSED", "{huge:?}");
+        assert_eq!(code(&huge), "QUERY_TOO_LARGE", "{huge:?}");
         assert!(started.elapsed() < QUERY_TIME, "refused before it allocated");
         let wide = run_query(
             &conn,

@@ -9,7 +9,7 @@ pub enum ServiceError {
     /// A command was refused or failed; its own code and class say which.
     #[error(transparent)]
     Command(#[from] CommandError),
-    /// The input cannot be used (HTTP 400), with a stable code: `INVALID_QUERY`, `QUERY_REFUSED`, ….
+    /// The input cannot be used (HTTP 400), with a stable code: `INVALID_QUERY`, `QUERY_REFUSED`, `INVALID_SQL`, ….
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
     /// No token, or not a valid one (HTTP 401).

@@ -410,6 +410,24 @@ async fn assert_console_refuses(sql: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_that_is_wrong_is_invalid_sql_not_refused() {
+    let app = spawn_app_with_one_client().await;
+    for sql in ["SELEC 1", "SELECT nope FROM clients"] {
+        let r = app.admin("POST", "/api/db/query", json!({ "sql": sql })).await;
+        assert_eq!((r.status, r.code()), (400, "INVALID_SQL".to_owned()), "{sql}");
+    }
+    let r = app
+        .admin(
+            "POST",
+            "/api/db/query",
+            json!({ "sql": "SELECT hex(randomblob(400000000))" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "QUERY_TOO_LARGE".to_owned()));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_answers_a_select_with_its_columns_and_rows() {
     let app = spawn_app_with_one_client().await;
 
