@@ -117,6 +117,9 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
     }
     call(&app, &mut c, "GET", "/api/status", none.clone()).await;
     call(&app, &mut c, "GET", "/api/system", none.clone()).await;
+    call(&app, &mut c, "GET", "/metrics", none.clone()).await;
+    let r = app.send("GET", "/metrics", None, &[], Bytes::new()).await; // 401
+    c.check("GET", "/metrics", &r);
 
     // Clients: register, read, change, heartbeat, disconnect, rotate; and their refusals.
     let created = call(&app, &mut c, "POST", "/api/clients", json!({ "name": "alpha" })).await;

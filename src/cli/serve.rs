@@ -46,6 +46,9 @@ pub struct Args {
     /// Seconds a request's body may pause, or a response wait on a peer that does not read
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     idle_timeout: u64,
+    /// Serve /metrics without a token (for a Prometheus on a trusted network)
+    #[arg(long)]
+    metrics_public: bool,
 }
 
 /// The admin token: given, or read from `<data>/admin.token`, or generated there (mode 0600).
@@ -130,15 +133,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             header_timeout: Duration::from_secs(args.header_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
         };
-        let state = Services::new(
-            cairn.clone(),
-            ServerConfig::new(
+        let config = ServerConfig {
+            metrics_public: args.metrics_public,
+            ..ServerConfig::new(
                 token.clone(),
                 Duration::from_secs(args.heartbeat_timeout),
                 LiveConfig::default(),
                 connections,
-            ),
-        );
+            )
+        };
+        let state = Services::new(cairn.clone(), config);
         // Printing must not stop the server: a closed stdout is only logged.
         let mut out = std::io::stdout();
         let printed = writeln!(out, "cairn serving http://{addr} (data {})", args.data.data.display())

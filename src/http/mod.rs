@@ -129,6 +129,12 @@ async fn route(
             Some(caller)
         }
         Access::AdminOrClient => Some(authenticate(state, &headers).await?),
+        Access::Metrics if state.config.metrics_public => None,
+        Access::Metrics => {
+            let caller = authenticate(state, &headers).await?;
+            caller.require_admin()?;
+            Some(caller)
+        }
     };
     let request = Request {
         method,

@@ -23,7 +23,7 @@ pub fn document() -> Value {
             .collect();
         let security = match route.access {
             Access::Public => json!([]),
-            Access::Admin | Access::AdminOrClient => json!([{ "bearer": [] }]),
+            Access::Admin | Access::AdminOrClient | Access::Metrics => json!([{ "bearer": [] }]),
         };
         let mut responses = Map::new();
         match route.answer {

@@ -22,6 +22,8 @@ pub enum Access {
     Admin,
     /// The admin token, or the token of the client the route names (checked by the handler).
     AdminOrClient,
+    /// The admin token, unless the server runs with `--metrics-public` (for a scraper without secrets).
+    Metrics,
 }
 
 /// Every endpoint, by name.
@@ -65,6 +67,7 @@ pub enum Endpoint {
     DbQuery,
     DbBackup,
     DbOptimize,
+    Metrics,
     Live,
 }
 
@@ -170,6 +173,7 @@ routes! {
     DbQuery POST "/api/db/query" Admin (json 200 QueryResult) "Read-only SQL over the fixed tables: a read-only connection, an authorizer, a time limit, a row cap.";
     DbBackup POST "/api/db/backup" Admin (json 201 Backup) "Writes an online backup into <data>/backups/.";
     DbOptimize POST "/api/db/optimize" Admin (json 200 Optimized) "ANALYZE and PRAGMA optimize, by the writer.";
+    Metrics GET "/metrics" Metrics (raw [200] "application/openmetrics-text") "The figures in the OpenMetrics text format, for Prometheus (admin token unless --metrics-public).";
     Live GET "/api/live" Public (upgrade) "The live feed, a WebSocket (token in Authorization or ?token=): send {\"op\":\"subscribe\",\"from\":P,\"streams\":[],\"types\":[]}.";
 }
 

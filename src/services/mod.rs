@@ -14,6 +14,7 @@
 //! - [`console`]: the read-only SQL console.
 //! - [`database`]: the database itself: size, health, the table browser, row edits as events, backup,
 //!   optimize.
+//! - [`metrics`]: `/metrics`, the figures in the OpenMetrics text format Prometheus scrapes.
 //! - [`feed`]: the live feed's relay: committed events encoded once, without gaps, plus stats and progress.
 
 pub mod activity;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod feed;
 pub mod history;
 pub mod logs;
+pub mod metrics;
 pub mod presence;
 pub mod status;
 pub mod upload;
@@ -46,6 +48,8 @@ pub struct ServerConfig {
     pub heartbeat_timeout: Duration,
     pub live: feed::LiveConfig,
     pub connections: ConnectionLimits,
+    /// `/metrics` answers without a token.
+    pub metrics_public: bool,
 }
 
 /// How many sockets the server holds and how long a silent one keeps its place (see `server::connections`).
@@ -101,6 +105,7 @@ impl ServerConfig {
             heartbeat_timeout,
             live,
             connections,
+            metrics_public: false,
         }
     }
 }

@@ -233,3 +233,94 @@ async fn a_stats_bucket_of_a_week_is_an_invalid_query() {
     assert_invalid_query(&app, "/api/stats?bucket=week").await;
     app.stop().await;
 }
+
+/// A sample: its metric's name, its labels (sorted) and its value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// `/metrics` read by a Prometheus text parser: each sample's value by name and labels.
+fn scrape(text: &str) -> Vec<Sample> {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let parsed = prometheus_parse::Scrape::parse(lines).expect("a Prometheus text exposition");
+    parsed
+        .samples
+        .into_iter()
+        .filter_map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => return None,
+            };
+            let mut labels: Vec<(String, String)> = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            labels.sort();
+            Some((s.metric, labels, value))
+        })
+        .collect()
+}
+
+fn sample(samples: &[Sample], name: &str, label: Option<(&str, &str)>) -> f64 {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && label.is_none_or(|(k, v)| l.iter().any(|(a, b)| a == k && b == v)))
+        .map(|(_, _, v)| *v)
+        .unwrap_or_else(|| panic!("no sample {name} {label:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_agree_with_the_status() {
+    let app = spawn_app_with_two_identical_files().await;
+    let (b, b_token) = app.register("beta").await;
+    crate::helpers::heartbeat(&app, &b, &b_token).await;
+
+    let metrics = app
+        .send("GET", "/metrics", Some(crate::common_api::ADMIN), &[], Bytes::new())
+        .await;
+    let status = app.get("/api/status").await.data();
+
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    let samples = scrape(&text);
+    let figure = |key: &str| status[key].as_f64().unwrap();
+    assert_eq!(sample(&samples, "cairn_events_total", None), figure("events_total"));
+    assert_eq!(sample(&samples, "cairn_head_position", None), figure("head_position"));
+    assert_eq!(sample(&samples, "cairn_files", None), figure("total_files"));
+    assert_eq!(
+        sample(&samples, "cairn_file_size_bytes", None),
+        figure("storage_used_bytes")
+    );
+    assert_eq!(
+        sample(&samples, "cairn_stored_size_bytes", None),
+        figure("stored_bytes")
+    );
+    let connected = sample(&samples, "cairn_clients", Some(("status", "Connected")));
+    assert_eq!(connected, figure("clients_connected"));
+    let clients: f64 = ["Registered", "Connected", "Offline"]
+        .iter()
+        .map(|s| sample(&samples, "cairn_clients", Some(("status", s))))
+        .sum();
+    assert_eq!(clients, figure("total_clients"));
+    let active = sample(&samples, "cairn_transfers", Some(("status", "InProgress")));
+    assert_eq!(active, figure("active_transfers"));
+    let completed = sample(&samples, "cairn_transfers", Some(("status", "Completed")));
+    assert_eq!(completed, figure("total_transfers"));
+    assert!(sample(&samples, "cairn_writer_batches_total", None) >= 1.0);
+    assert!(
+        text.contains("cairn_writer_batch_seconds_bucket{le=\"+Inf\"}"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_admin_token_by_default() {
+    let app = spawn_app().await;
+    let (_, token) = app.register("alpha").await;
+
+    let anonymous = app.send("GET", "/metrics", None, &[], Bytes::new()).await;
+    let client = app.send("GET", "/metrics", Some(&token), &[], Bytes::new()).await;
+
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(client.status, 403);
+    app.stop().await;
+}

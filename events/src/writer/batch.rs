@@ -46,7 +46,9 @@ pub(super) fn run(
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         run_batch(&mut state, &mut jobs, committed, events, &notifier);
+        stats.batch_seconds.observe(started.elapsed());
     }
     // Every handle is gone: answer what is pending, then leave the WAL folded into the database.
     drop(notifier);

@@ -78,11 +78,55 @@ impl Default for WriterOptions {
     }
 }
 
-/// Counters the writer keeps about its batches, for benchmarks and `/api/status`.
+/// Counters the writer keeps about its batches, for benchmarks, `/api/status` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub batches: std::sync::atomic::AtomicU64,
     pub jobs: std::sync::atomic::AtomicU64,
+    /// How long each batch took, from its first statement to its commit (the fsync included).
+    pub batch_seconds: Histogram,
+}
+
+/// A histogram of durations with fixed bounds, kept in atomics (one add per observation, no lock).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations at or under each bound of [`Histogram::BOUNDS`] and above the one before; the last
+    /// counts those above every bound.
+    counts: [std::sync::atomic::AtomicU64; 13],
+    micros: std::sync::atomic::AtomicU64,
+}
+
+impl Histogram {
+    /// The upper bounds, in seconds.
+    pub const BOUNDS: [f64; 12] = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
+
+    pub fn observe(&self, d: std::time::Duration) {
+        use std::sync::atomic::Ordering;
+        let seconds = d.as_secs_f64();
+        let at = Self::BOUNDS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(Self::BOUNDS.len());
+        self.counts[at].fetch_add(1, Ordering::Relaxed);
+        self.micros
+            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// (sum in seconds, count, the count in each bucket by its upper bound, the last `+Inf`).
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        use std::sync::atomic::Ordering;
+        let mut running = 0;
+        let mut buckets = Vec::with_capacity(Self::BOUNDS.len() + 1);
+        for (i, bound) in Self::BOUNDS.iter().chain([f64::INFINITY].iter()).enumerate() {
+            let n = self.counts[i].load(Ordering::Relaxed);
+            running += n;
+            buckets.push((*bound, n));
+        }
+        let sum = self.micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, running, buckets)
+    }
 }
 
 /// A cheap-to-clone handle that sends work to the writer thread.

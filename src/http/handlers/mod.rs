@@ -22,6 +22,7 @@ pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Res
     match endpoint {
         Health => Ok(ok(StatusCode::OK, super::answers::Alive { status: "ok" }, None)),
         Status => status::status(state).await,
+        Metrics => status::metrics(state).await,
         OpenApi => Ok(warp::Reply::into_response(warp::reply::json(
             &super::openapi::document(),
         ))),

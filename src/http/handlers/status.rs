@@ -23,3 +23,14 @@ pub async fn activity(state: &Services, req: Request) -> Result<Response, ApiErr
     let limit = req.query_i64("limit")?.unwrap_or(50);
     Ok(ok(StatusCode::OK, activity::latest(&state.cairn, limit).await?, None))
 }
+
+/// `GET /metrics`: the OpenMetrics text Prometheus scrapes.
+pub async fn metrics(state: &Services) -> Result<Response, ApiError> {
+    let text = crate::services::metrics::exposition(state).await?;
+    let mut response = Response::new(text.into());
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(crate::services::metrics::CONTENT_TYPE),
+    );
+    Ok(response)
+}
