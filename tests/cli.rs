@@ -307,6 +307,38 @@ fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn serve_with_metrics_public_answers_metrics_without_a_token() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = cairn_bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-public", "--data"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let metrics = raw_get(&addr, "/metrics", "");
+    let status = raw_get(&addr, "/api/status", "");
+
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("cairn_events_total"), "{metrics}");
+    assert!(status.starts_with("HTTP/1.1 401"), "only /metrics is public: {status}");
+}
+
+#[test]
 fn bench_live_delivers_every_event_to_every_subscriber() {
     let (code, out, err) = run(&[
         "bench",
@@ -415,11 +447,16 @@ fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
 
 /// `GET /api/status` over a plain socket; the whole HTTP answer.
 fn raw_status(addr: &str, token: &str) -> String {
+    raw_get(addr, "/api/status", &format!("authorization: Bearer {token}\r\n"))
+}
+
+/// A GET on a fresh connection with these header lines; the whole answer.
+fn raw_get(addr: &str, path: &str, headers: &str) -> String {
     use std::io::{Read, Write};
     let mut socket = std::net::TcpStream::connect(addr).unwrap();
     write!(
         socket,
-        "GET /api/status HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: x\r\n{headers}connection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();
