@@ -2,8 +2,10 @@
 //! with their own tokens, so that a new user sees a living dashboard at once. Each client registers (or, after a
 //! restart, takes its name back with a new token), then sends heartbeats, log lines and uploads of varied sizes
 //! (streamed slowly enough to show progress), occasionally an upload whose declared checksum is wrong (a failed
-//! transfer), and now and then disconnects for a while; an admin verifies and downloads some of its files. Every
-//! one of those is a real command, recorded as real events.
+//! transfer), and now and then disconnects for a while; an admin verifies and downloads some of its files, and
+//! deletes a client's oldest past [`KEEP`]. Uploads draw their contents from a pool of [`POOL`], so the blob
+//! store stays bounded however long the demo runs. Every one of those is a real command, recorded as real
+//! events.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -158,11 +160,16 @@ async fn client(
             }
             55..=77 => {
                 let wrong = roll >= 75; // now and then a declared checksum that does not match: a failed transfer
-                let size = 2048 + below(&mut rng, config.max_upload as u64) as usize;
+                let (size, seed) = pooled(below(&mut rng, POOL), config.max_upload);
                 let file = FILES[below(&mut rng, FILES.len() as u64) as usize];
-                upload(&me, &id, file, size, rng.random(), wrong)
-                    .await
-                    .map(|stored| files.extend(stored))
+                let stored = upload(&me, &id, file, size, seed, wrong).await;
+                match stored {
+                    Ok(stored) => {
+                        files.extend(stored);
+                        prune(&admin, &mut files).await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             78..=85 if !files.is_empty() => {
                 let f = files[below(&mut rng, files.len() as u64) as usize].clone();
@@ -194,6 +201,29 @@ async fn client(
             tracing::debug!(client = %name, error = %e, "a demo action failed");
         }
     }
+}
+
+/// Distinct contents the demo uploads: a fixed pool, so that the blob store stays bounded (at most `POOL`
+/// times the largest upload, 288 MiB by default, however long the demo runs) and deduplication shows.
+pub const POOL: u64 = 48;
+/// Files a demo client keeps; past this it deletes its oldest (and with the last file holding it, a blob goes).
+pub const KEEP: usize = 12;
+
+/// The size and the seed of content `k` of the pool.
+pub fn pooled(k: u64, max_upload: usize) -> (usize, u64) {
+    let mut rng = Rng::seed_from_u64(k);
+    (2048 + below(&mut rng, max_upload as u64) as usize, k)
+}
+
+/// Deletes the client's oldest files past [`KEEP`].
+async fn prune(admin: &Client, files: &mut Vec<String>) -> anyhow::Result<()> {
+    while files.len() > KEEP {
+        let oldest = files.remove(0);
+        admin
+            .call(Method::DELETE, &format!("/api/files/{oldest}"), Value::Null)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Uploads `size` bytes in 64 KiB chunks with short pauses (so progress shows); answers the stored file's id.
@@ -233,4 +263,17 @@ async fn upload(
         return Ok(None);
     }
     Ok(answer.data()["id"].as_str().map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_bounds_the_blob_store_under_500_mb_and_its_contents_repeat() {
+        let max = DemoConfig::default().max_upload;
+        let total: usize = (0..POOL).map(|k| pooled(k, max).0).sum();
+        assert!(total < 500 << 20, "the pool holds {} MiB", total >> 20);
+        assert_eq!(pooled(7, max), pooled(7, max), "the same content each time it is drawn");
+    }
 }
