@@ -130,3 +130,84 @@ async fn the_dashboard_runs_only_its_own_files_and_refuses_to_be_framed() {
     assert_eq!(r.headers["x-frame-options"], "DENY");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_the_browser_already_has_is_answered_304_by_its_etag() {
+    let app = spawn_app().await;
+    let first = app.send("GET", "/js/app.js", None, &[], Bytes::new()).await;
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+
+    let again = app
+        .send(
+            "GET",
+            "/js/app.js",
+            None,
+            &[("if-none-match", etag.as_str())],
+            Bytes::new(),
+        )
+        .await;
+    let changed = app
+        .send("GET", "/js/app.js", None, &[("if-none-match", "\"old\"")], Bytes::new())
+        .await;
+
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    assert_eq!(changed.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_files_go_gzipped_to_a_browser_that_accepts_it() {
+    use std::io::Read;
+    let app = spawn_app().await;
+    let plain = app.send("GET", "/styles.css", None, &[], Bytes::new()).await;
+    let zipped = app
+        .send(
+            "GET",
+            "/styles.css",
+            None,
+            &[("accept-encoding", "gzip, deflate, br")],
+            Bytes::new(),
+        )
+        .await;
+    let refused = app
+        .send(
+            "GET",
+            "/styles.css",
+            None,
+            &[("accept-encoding", "gzip;q=0")],
+            Bytes::new(),
+        )
+        .await;
+
+    assert!(plain.headers.get("content-encoding").is_none());
+    assert_eq!(zipped.headers["content-encoding"], "gzip");
+    assert_eq!(zipped.headers["vary"], "accept-encoding");
+    assert!(
+        zipped.body.len() * 2 < plain.body.len(),
+        "{} of {} bytes",
+        zipped.body.len(),
+        plain.body.len()
+    );
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(zipped.body.as_ref())
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain.body.to_vec());
+    assert!(refused.headers.get("content-encoding").is_none(), "q=0 refuses it");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_has_an_icon_and_favicon_ico_finds_it() {
+    let app = spawn_app().await;
+    let page = app.send("GET", "/", None, &[], Bytes::new()).await;
+    let icon = app.send("GET", "/favicon.ico", None, &[], Bytes::new()).await;
+
+    assert!(String::from_utf8_lossy(&page.body).contains(r#"rel="icon" href="/favicon.svg""#));
+    assert_eq!(
+        (icon.status, icon.headers["content-type"].to_str().unwrap()),
+        (200, "image/svg+xml")
+    );
+    app.stop().await;
+}
