@@ -1,4 +1,5 @@
-//! The latest events, each described in a line for people (the Overview's activity list).
+//! The latest events, each described in a line for people (the Overview's activity list): whose it is by the
+//! client's name (its current one, or the one the event itself carries), sizes in human units.
 
 use cairn_events::{reader, EventFilter, RecordedEvent};
 use serde::Serialize;
@@ -18,6 +19,10 @@ pub struct Item {
     pub event_type: String,
     pub stream: String,
     pub actor: String,
+    /// The client the event concerns, by id and name, when it names one (directly, or through its transfer or
+    /// file).
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
     pub summary: String,
     pub recorded_at: String,
 }
@@ -29,29 +34,63 @@ pub struct Activity {
     pub head: i64,
 }
 
-/// One line about an event.
+/// One line about an event, without its subject: [`latest`] puts the client's name before it.
 pub fn describe(e: &RecordedEvent) -> String {
     let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
     let s = |k: &str| data[k].as_str().unwrap_or("?").to_owned();
     match e.event_type.as_str() {
-        "ClientRegistered" => format!("client {} registered", s("name")),
-        "ClientUpdated" => "client updated".into(),
-        "ClientConnected" => "client connected".into(),
-        "ClientDisconnected" => format!("client disconnected ({})", s("reason")),
-        "ClientTokenRotated" => "client token rotated".into(),
-        "ClientDeleted" => format!("client {} deleted", s("name")),
-        "FileStored" => format!("{} stored {} ({} bytes)", s("client_name"), s("filename"), data["size"]),
+        "ClientRegistered" => "registered".into(),
+        "ClientUpdated" => "updated".into(),
+        "ClientConnected" => "connected".into(),
+        "ClientDisconnected" => format!("disconnected ({})", s("reason")),
+        "ClientTokenRotated" => "token rotated".into(),
+        "ClientDeleted" => "deleted".into(),
+        "FileStored" => format!("stored {} ({})", s("filename"), bytes(&data["size"])),
         "FileVerified" if data["ok"] == true => "file verified".into(),
         "FileVerified" => format!("file verification failed: {}", s("detail")),
         "FileDownloaded" => format!("file downloaded by {}", s("by")),
         "FileDeleted" => format!("file deleted ({})", s("reason")),
         "TransferStarted" => format!("{} of {} started", s("direction"), s("filename")),
-        "TransferCompleted" => format!("transfer completed ({} bytes)", data["bytes"]),
+        "TransferCompleted" => format!("transfer completed ({})", bytes(&data["bytes"])),
         "TransferFailed" => format!("transfer failed: {}", s("error")),
         "LogRecorded" => format!("[{}] {}", s("level"), s("message")),
         "LogsCleared" => format!("{} log lines cleared", data["cleared"]),
         other => other.to_owned(),
     }
+}
+
+/// A byte count as people read it: `2.1 MB` (powers of 1,000, as the dashboard shows them).
+pub fn bytes(n: &Value) -> String {
+    let Some(mut v) = n.as_f64() else { return "?".into() };
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i > 0 && v < 10.0 {
+        format!("{v:.1} {}", units[i])
+    } else {
+        format!("{v:.0} {}", units[i])
+    }
+}
+
+/// The client an event concerns: its stream, the `client_id` in its data, or the client of the transfer or
+/// file it names (looked up in the read tables, which a deleted file has left).
+fn client_of(conn: &rusqlite::Connection, e: &RecordedEvent, data: &Value) -> rusqlite::Result<Option<String>> {
+    if let Some(id) = e.stream.strip_prefix("client-") {
+        return Ok(Some(id.to_owned()));
+    }
+    if let Some(id) = data["client_id"].as_str() {
+        return Ok(Some(id.to_owned()));
+    }
+    if let Some(t) = data["transfer_id"].as_str() {
+        return Ok(cairn_projections::transfers::get(conn, t)?.and_then(|t| t.client_id));
+    }
+    if let Some(f) = data["file_id"].as_str() {
+        return Ok(cairn_projections::files::get(conn, f)?.map(|f| f.client_id));
+    }
+    Ok(None)
 }
 
 /// The latest `limit` events (1 to [`MAX_LIMIT`]), newest first.
@@ -68,19 +107,46 @@ pub async fn latest(cairn: &Cairn, limit: i64) -> Result<Activity, ServiceError>
         limit: Some(limit as usize),
         ..EventFilter::default()
     };
-    let page = super::read(cairn, move |conn| Ok(reader::query(conn, &filter)?)).await?;
-    let items = page
-        .events
-        .iter()
-        .rev()
-        .map(|e| Item {
-            position: e.position,
-            event_type: e.event_type.clone(),
-            stream: e.stream.clone(),
-            actor: e.metadata().actor,
-            summary: describe(e),
-            recorded_at: e.recorded_at.clone(),
-        })
-        .collect();
+    let items = super::read(cairn, move |conn| {
+        let page = reader::query(conn, &filter)?;
+        let mut names = std::collections::HashMap::<String, Option<String>>::new();
+        let mut items = Vec::with_capacity(page.events.len());
+        for e in page.events.iter().rev() {
+            let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+            let client_id = client_of(conn, e, &data)?;
+            let client_name = match &client_id {
+                Some(id) => match names.get(id) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = cairn_projections::clients::get(conn, id)?
+                            .map(|c| c.name)
+                            .or_else(|| data["name"].as_str().map(str::to_owned))
+                            .or_else(|| data["client_name"].as_str().map(str::to_owned));
+                        names.insert(id.clone(), name.clone());
+                        name
+                    }
+                },
+                None => None,
+            };
+            let summary = match (&client_name, &client_id) {
+                (Some(name), _) => format!("{name}: {}", describe(e)),
+                // A client deleted before its name was read: its id's first characters say whose.
+                (None, Some(id)) => format!("client {}: {}", id.get(..8).unwrap_or(id), describe(e)),
+                (None, None) => describe(e),
+            };
+            items.push(Item {
+                position: e.position,
+                event_type: e.event_type.clone(),
+                stream: e.stream.clone(),
+                actor: e.metadata().actor,
+                client_id,
+                client_name,
+                summary,
+                recorded_at: e.recorded_at.clone(),
+            });
+        }
+        Ok(items)
+    })
+    .await?;
     Ok(Activity { items, head })
 }

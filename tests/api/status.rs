@@ -149,7 +149,26 @@ async fn the_activity_says_what_each_event_did_in_words() {
 
     let act = app.get("/api/activity?limit=2").await.data();
 
-    assert_eq!(act["items"][1]["summary"], "alpha stored f.txt (3 bytes)");
+    assert_eq!(act["items"][1]["summary"], "alpha: stored f.txt (3 B)");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_activity_names_whose_each_event_is_even_when_the_event_names_only_a_transfer() {
+    let app = spawn_app().await;
+    let (id, token) = app.register("workstation-21").await;
+    let big = vec![7u8; 2_100_000];
+    upload_id(&app, &id, &token, "disk.img", &big).await;
+
+    let act = app.get("/api/activity?limit=10").await.data();
+    let items = act["items"].as_array().unwrap();
+
+    let completed = items.iter().find(|i| i["type"] == "TransferCompleted").unwrap();
+    assert_eq!(completed["summary"], "workstation-21: transfer completed (2.1 MB)");
+    assert_eq!(completed["client_id"], json!(id));
+    assert_eq!(completed["client_name"], "workstation-21");
+    let registered = items.iter().find(|i| i["type"] == "ClientRegistered").unwrap();
+    assert_eq!(registered["summary"], "workstation-21: registered");
     app.stop().await;
 }
 

@@ -21,6 +21,12 @@ async fn an_upload_moves_the_files_card_and_shows_in_the_activity_live() {
         LIVE,
     )
     .await;
+    b.wait_for(
+        "the transfer's line to say whose it was",
+        "return [...document.querySelectorAll('ul.feed li')].some(li => li.textContent.includes('beta: transfer completed'))",
+        LIVE,
+    )
+    .await;
     b.screenshot("overview").await;
     b.assert_not_reloaded().await;
     app.stop().await;

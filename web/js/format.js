@@ -41,15 +41,22 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-// One line about an event, as the server's /api/activity describes it.
-export function describe(e) {
+// One line about an event, as the server's /api/activity describes it: the client's name first when known.
+export function describe(e, name) {
+  const line = what(e);
+  return name ? `${name}: ${line}` : line;
+}
+
+function what(e) {
   const d = e.data || {};
   switch (e.type) {
-    case "ClientRegistered": return `client ${d.name} registered`;
-    case "ClientConnected": return "client connected";
-    case "ClientDisconnected": return `client disconnected (${d.reason})`;
-    case "ClientDeleted": return `client ${d.name} deleted`;
-    case "FileStored": return `${d.client_name} stored ${d.filename} (${bytes(d.size)})`;
+    case "ClientRegistered": return "registered";
+    case "ClientUpdated": return "updated";
+    case "ClientConnected": return "connected";
+    case "ClientDisconnected": return `disconnected (${d.reason})`;
+    case "ClientTokenRotated": return "token rotated";
+    case "ClientDeleted": return "deleted";
+    case "FileStored": return `stored ${d.filename} (${bytes(d.size)})`;
     case "FileVerified": return d.ok ? "file verified" : `file verification failed: ${d.detail}`;
     case "FileDownloaded": return `file downloaded by ${d.by}`;
     case "FileDeleted": return `file deleted (${d.reason})`;

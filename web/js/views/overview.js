@@ -53,6 +53,16 @@ export async function mount(root) {
     }
     bar.update(done, total);
   };
+  // Whose an event is: clients' names by id, and transfers' clients, learnt from what the page has seen.
+  const names = new Map();
+  const transferClient = new Map();
+  const whose = (e) => {
+    const d = e.data || {};
+    const id = e.stream.startsWith("client-") ? e.stream.slice(7) : d.client_id || transferClient.get(d.transfer_id);
+    if (id && (d.name || d.client_name)) names.set(id, d.name || d.client_name);
+    if (d.transfer_id && d.client_id) transferClient.set(d.transfer_id, d.client_id);
+    return id ? names.get(id) || `client ${id.slice(0, 8)}` : undefined;
+  };
   let newest = 0;   // the activity list's last position
   let buffer = [];  // events that arrive while the page loads; null once loaded
   const onEvent = (e) => {
@@ -64,7 +74,7 @@ export async function mount(root) {
     }
     if (e.position <= newest) return; // already in the list the page loaded
     newest = e.position;
-    const li = item(e.recorded_at, e.type, describe(e));
+    const li = item(e.recorded_at, e.type, describe(e, whose(e)));
     li.classList.add("new");
     activity.prepend(li);
     while (activity.children.length > 200) activity.lastChild.remove();
@@ -78,7 +88,10 @@ export async function mount(root) {
       }
     }),
     live.on("event", onEvent),
-    live.on("progress", (p) => showBar(p.transfer_id, p.filename, p.bytes, p.expected_bytes)),
+    live.on("progress", (p) => {
+      transferClient.set(p.transfer_id, p.client_id);
+      showBar(p.transfer_id, p.filename, p.bytes, p.expected_bytes);
+    }),
   ];
   try {
     const [status, recent, running] = await Promise.all([
@@ -88,9 +101,13 @@ export async function mount(root) {
       api("GET", "/api/transfers?status=InProgress&per_page=20"),
     ]);
     show(status);
+    for (const i of recent.items) if (i.client_id && i.client_name) names.set(i.client_id, i.client_name);
     activity.replaceChildren(...recent.items.map((i) => item(i.recorded_at, i.type, i.summary)));
     newest = recent.items.length ? recent.items[0].position : 0;
-    for (const t of running.items) if (!bars.has(t.id)) showBar(t.id, t.filename, t.bytes, t.expected_bytes);
+    for (const t of running.items) {
+      if (t.client_id) transferClient.set(t.id, t.client_id);
+      if (!bars.has(t.id)) showBar(t.id, t.filename, t.bytes, t.expected_bytes);
+    }
   } catch (e) {
     stops.forEach((stop) => stop());
     throw e;
