@@ -18,11 +18,14 @@ pub struct LogEntry {
     pub message: String,
     pub source: String,
     pub client_id: Option<String>,
+    /// The client's name now (absent for the server's own lines, and once the client is deleted).
+    pub client_name: Option<String>,
     pub file_id: Option<String>,
     pub recorded_at: String,
 }
 
-const COLUMNS: &str = "id, level, message, source, client_id, file_id, recorded_at";
+const COLUMNS: &str = "id, level, message, source, client_id, file_id, recorded_at, \
+                       (SELECT name FROM clients WHERE clients.id = logs.client_id) AS client_name";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<LogEntry> {
     Ok(LogEntry {
@@ -31,6 +34,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LogEntry> {
         message: r.get(2)?,
         source: r.get(3)?,
         client_id: r.get(4)?,
+        client_name: r.get(7)?,
         file_id: r.get(5)?,
         recorded_at: r.get(6)?,
     })

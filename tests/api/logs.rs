@@ -201,3 +201,31 @@ async fn the_csv_export_defuses_a_formula_behind_a_leading_tab_or_carriage_retur
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_log_lines_carry_its_name_and_filter_by_it() {
+    let app = spawn_app().await;
+    let (a, a_token) = app.register("workstation-21").await;
+    let (_, b_token) = app.register("nas-02").await;
+    for (token, message) in [(&a_token, "from a"), (&b_token, "from b")] {
+        let r = app
+            .post_json("/api/logs", Some(token), json!({ "level": "info", "message": message }))
+            .await;
+        assert_eq!(r.status, 201);
+    }
+
+    let mine = app.get(&format!("/api/logs?client={a}")).await.data();
+
+    assert_eq!(mine["total"], 1);
+    assert_eq!(mine["items"][0]["client_name"], "workstation-21");
+    assert_eq!(mine["items"][0]["message"], "from a");
+    let all = app.get("/api/logs").await.data();
+    let names: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["client_name"].as_str())
+        .collect();
+    assert_eq!(names, ["nas-02", "workstation-21"], "newest first, each by its name");
+    app.stop().await;
+}

@@ -184,3 +184,40 @@ async fn clearing_asks_first_then_empties_the_tail() {
     b.assert_not_reloaded().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_line_shows_its_name_and_the_client_filter_keeps_only_its_lines() {
+    let app = spawn_app().await;
+    let (a, a_token) = app.register("workstation-21").await;
+    let (_, b_token) = app.register("nas-02").await;
+    let b = open_logs(&app).await;
+    for (token, message) in [(&a_token, "backup of /home done"), (&b_token, "scrub finished")] {
+        let r = app
+            .post_json(
+                "/api/logs",
+                Some(token),
+                serde_json::json!({ "level": "info", "message": message }),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    b.wait_for(
+        "the live line to name its client",
+        "return [...document.querySelectorAll('ol.tail li')].some(li => li.querySelector('.client')?.textContent === 'nas-02' && li.textContent.includes('scrub finished'))",
+        LIVE,
+    )
+    .await;
+
+    let choose = format!(
+        "const s = document.querySelector('select[aria-label=Client]'); s.value = {}; s.dispatchEvent(new Event('change')); return true",
+        js_str(&a)
+    );
+    b.eval(&choose).await;
+    b.wait_for(
+        "only workstation-21's lines",
+        "const t = document.querySelector('ol.tail').textContent; return t.includes('backup of /home done') && !t.includes('scrub finished')",
+        SOON,
+    )
+    .await;
+    app.stop().await;
+}

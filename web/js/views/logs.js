@@ -16,6 +16,9 @@ export async function mount(root) {
   const source = el("input", { type: "search", placeholder: "agent, server…", "aria-label": "Source", list: "log-sources" });
   const sources = el("datalist", { id: "log-sources" });
   const search = el("input", { type: "search", placeholder: "Words in the message", "aria-label": "Search logs" });
+  const client = el("select", { "aria-label": "Client" }, el("option", { value: "", text: "Any client" }));
+  const names = new Map(); // client id → name, for the lines the feed brings
+  const nameOf = (d) => d.client_name || (d.client_id && (names.get(d.client_id) || `client ${d.client_id.slice(0, 8)}`)) || "server";
   const pause = el("button", { type: "button", class: "ghost", "aria-pressed": "false", text: "Pause" });
   const waiting = el("span", { class: "muted", "aria-live": "polite" });
   const tail = el("ol", { class: "tail", "aria-label": "Log tail", tabindex: "0" });
@@ -25,13 +28,14 @@ export async function mount(root) {
   let held = []; // lines that arrived while paused
   const known = new Set();
 
-  const filter = () => ({ level: level.value, source: source.value.trim(), q: search.value.trim() });
+  const filter = () => ({ level: level.value, source: source.value.trim(), q: search.value.trim(), client: client.value });
   const matches = (d, f) => (!f.level || d.level === f.level) && (!f.source || d.source === f.source)
-    && (!f.q || d.message.toLowerCase().includes(f.q.toLowerCase()));
+    && (!f.client || d.client_id === f.client) && (!f.q || d.message.toLowerCase().includes(f.q.toLowerCase()));
   const line = (at, d) => {
     if (!known.has(d.source)) { known.add(d.source); sources.append(el("option", { value: d.source })); }
     return el("li", { class: `lvl-${d.level}` }, el("time", { text: datetime(at) }), el("span", { class: "level", text: d.level }),
-      el("span", { class: "source", text: d.source }), el("span", { class: "message", text: d.message }));
+      el("span", { class: "client", text: nameOf(d) }), el("span", { class: "source", text: d.source }),
+      el("span", { class: "message", text: d.message }));
   };
   const atBottom = () => tail.scrollHeight - tail.scrollTop - tail.clientHeight < 24;
   const toBottom = () => { tail.scrollTop = tail.scrollHeight; };
@@ -64,7 +68,7 @@ export async function mount(root) {
   async function load() {
     const f = filter();
     const mine = (buffer = []);
-    const page = await api("GET", "/api/logs" + qs({ per_page: 200, level: f.level, source: f.source, q: f.q }));
+    const page = await api("GET", "/api/logs" + qs({ per_page: 200, level: f.level, source: f.source, q: f.q, client: f.client }));
     if (buffer !== mine) return; // a newer load took over
     buffer = null;
     held = [];
@@ -77,7 +81,7 @@ export async function mount(root) {
   }
   let typing = null;
   const reload = () => { clearTimeout(typing); typing = setTimeout(() => load().catch((e) => notice(e.message, "error")), 200); };
-  level.onchange = source.oninput = search.oninput = reload;
+  level.onchange = client.onchange = source.oninput = search.oninput = reload;
 
   const clear = button("Clear…", (b) => busy(b, async () => {
     if (!(await confirmAction("Clear every log line? The events stay in the audit trail.", "Clear"))) return;
@@ -86,17 +90,23 @@ export async function mount(root) {
   }), "ghost danger-text");
   const exporter = (format) => button(`Export ${format.toUpperCase()}`, (b) => busy(b, async () => {
     const f = filter();
-    save(await raw("GET", "/api/logs/export" + qs({ format, level: f.level, source: f.source, q: f.q })), `cairn-logs.${format}`);
+    save(await raw("GET", "/api/logs/export" + qs({ format, level: f.level, source: f.source, q: f.q, client: f.client })), `cairn-logs.${format}`);
   }), "ghost");
 
   root.replaceChildren(
     el("h1", { text: "Logs" }),
-    toolbar(field("Level", level), field("Source", source), field("Search", search), sources,
+    toolbar(field("Level", level), field("Client", client), field("Source", source), field("Search", search), sources,
       el("span", { class: "grow" }), waiting, pause, exporter("json"), exporter("csv"), clear),
     el("section", { class: "panel" }, tail),
   );
   const stop = live.on("event", onEvent);
   try {
+    // The clients to filter by, by name (the first 100; lines of others still show their names).
+    const clients = await api("GET", "/api/clients" + qs({ per_page: 100, sort: "name" }));
+    for (const c of clients.items) {
+      names.set(c.id, c.name);
+      client.append(el("option", { value: c.id, text: c.name }));
+    }
     await load();
   } catch (e) {
     stop();
