@@ -35,6 +35,30 @@ pub async fn client_at(cairn: &Cairn, id: Uuid, at: Until) -> Result<clients::Cl
     .await
 }
 
+/// The client that bore `name` last (in any case), deleted clients included: the audit asks for a client as it
+/// was by the name people know it by. Found in the log, not the read table, which has forgotten the deleted.
+pub async fn client_named(cairn: &Cairn, name: String) -> Result<Uuid, ServiceError> {
+    super::read(cairn, move |conn| {
+        let found: Option<String> = conn
+            .query_row(
+                "SELECT json_extract(data, '$.client_id') FROM events
+                 WHERE type IN ('ClientRegistered', 'ClientUpdated') AND lower(json_extract(data, '$.name')) = lower(?1)
+                 ORDER BY position DESC LIMIT 1",
+                [&name],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                other => Err(other),
+            })?;
+        found
+            .and_then(|id| Uuid::parse_str(&id).ok())
+            .ok_or_else(|| ServiceError::not_found("CLIENT_NOT_FOUND", format!("no client was ever named {name:?}")))
+    })
+    .await
+}
+
 /// A file as it was at `at`: its own stream and its client's renames.
 pub async fn file_at(cairn: &Cairn, id: Uuid, at: Until) -> Result<files::File, ServiceError> {
     super::read(cairn, move |conn| {

@@ -243,6 +243,29 @@ async fn a_client_at_its_registration_has_its_first_name_and_no_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_as_it_was_is_found_by_the_name_it_had_even_after_a_rename_or_deletion() {
+    let (app, a, _) = spawn_app_with_a_history().await;
+
+    let by_old_name = app.get("/api/clients/ALPHA?at=1").await;
+    let by_new_name = app.get("/api/clients/renamed?at=4").await;
+    app.admin("DELETE", &format!("/api/clients/{a}"), json!(null)).await;
+    let deleted = app.get("/api/clients/renamed?at=4").await;
+    let nobody = app.get("/api/clients/nobody?at=1").await;
+    let not_as_of = app.get("/api/clients/renamed").await;
+
+    assert_eq!((by_old_name.status, by_old_name.data()["id"].clone()), (200, json!(a)));
+    assert_eq!(by_old_name.data()["name"], "alpha");
+    assert_eq!(by_new_name.data()["id"], json!(a), "the last name it had finds it too");
+    assert_eq!((deleted.status, deleted.data()["name"].clone()), (200, json!("alpha")));
+    assert_eq!((nobody.status, nobody.code()), (404, "CLIENT_NOT_FOUND".to_owned()));
+    assert_eq!(
+        not_as_of.status, 404,
+        "a name is for the state as of a moment; now, ids"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_after_its_upload_has_one_file_and_still_its_first_name() {
     let (app, a, _) = spawn_app_with_a_history().await;
 

@@ -80,6 +80,25 @@ async fn an_event_shows_in_full_with_its_entity_as_of_it_and_now() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_of_a_client_is_asked_for_by_its_name() {
+    let app = spawn_app().await;
+    app.register("workstation-21").await;
+    let b = open_audit(&app).await;
+
+    let ask = "document.querySelector('input[aria-label=\"Name or id\"]').value = 'workstation-21'; \
+               document.querySelector('input[aria-label=Position]').value = '1'; \
+               document.querySelector('input[aria-label=Position]').form.requestSubmit(); return true";
+    b.eval(ask).await;
+    b.wait_for(
+        "the client as of position 1, found by its name",
+        "const p = document.querySelectorAll('pre.json'); return p.length === 2 && JSON.parse(p[0].textContent).name === 'workstation-21' && [...document.querySelectorAll('#view h2')].some(h => h.textContent === 'client workstation-21')",
+        SOON,
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_events_entity_history_lists_the_events_of_its_stream() {
     let app = spawn_app().await;
     app.register("alpha").await;

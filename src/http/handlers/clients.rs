@@ -69,11 +69,22 @@ pub async fn create(state: &Services, req: Request) -> Result<Response, ApiError
 }
 
 pub async fn get(state: &Services, req: Request) -> Result<Response, ApiError> {
-    let id = req.id(0, NOT_FOUND, "client")?;
     if let Some(at) = req.query_parsed("at")? {
+        // As of a moment, a client may be named by the name it had (it may be deleted since).
+        let id = match req.id(0, NOT_FOUND, "client") {
+            Ok(id) => id,
+            Err(_) => {
+                let raw = req.params.first().map(String::as_str).unwrap_or_default();
+                let name = percent_encoding::percent_decode_str(raw)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                history::client_named(&state.cairn, name).await?
+            }
+        };
         let client = history::client_at(&state.cairn, id, at).await?;
         return Ok(ok(StatusCode::OK, client, Some("as it was at the given position")));
     }
+    let id = req.id(0, NOT_FOUND, "client")?;
     Ok(ok(StatusCode::OK, row(state, id).await?, None))
 }
 

@@ -36,7 +36,7 @@ export async function mount(root, position) {
   const row = (e) => {
     const tr = el("tr", { class: "clickable", "data-position": String(e.position) },
       el("td", { text: String(e.position) }), el("td", { text: datetime(e.recorded_at) }), el("td", {}, el("code", { text: e.type })),
-      el("td", {}, el("a", { href: "#", class: "stream", title: `${e.stream} (show only this stream)`, text: e.stream })), el("td", { text: e.metadata?.actor || "" }), el("td", { text: describe(e) }));
+      el("td", {}, el("a", { href: "#", class: "stream", title: `${e.stream} (show only this stream)`, text: e.stream })), el("td", { text: e.metadata?.actor || "" }), el("td", { text: describe(e, e.data?.name || e.data?.client_name) }));
     tr.onclick = (ev) => {
       ev.preventDefault();
       if (ev.target.classList.contains("stream")) { stream.value = e.stream; apply(); return; }
@@ -107,16 +107,17 @@ export async function mount(root, position) {
       el("ol", { class: "history" }, ...data.events.map((e) => {
         const a = el("a", { href: `#/audit/${e.position}`, text: `#${e.position}` });
         a.onclick = (ev) => { ev.preventDefault(); history.replaceState(null, "", a.getAttribute("href")); showEvent(e); };
-        return el("li", {}, a, " ", el("code", { text: e.type }), " ", el("span", { class: "muted", text: `${datetime(e.recorded_at)} · ${e.metadata?.actor || ""}` }), el("div", { text: describe(e) }));
+        return el("li", {}, a, " ", el("code", { text: e.type }), " ", el("span", { class: "muted", text: `${datetime(e.recorded_at)} · ${e.metadata?.actor || ""}` }), el("div", { text: describe(e, e.data?.name || e.data?.client_name) }));
       })));
   }
 
   async function asOf(name, at) {
     const [kind, id] = [name.slice(0, name.indexOf("-")), name.slice(name.indexOf("-") + 1)];
-    const path = kind === "client" ? `/api/clients/${id}` : `/api/files/${id}`;
-    const then = await api("GET", `${path}?at=${at}`);
-    const now = await api("GET", path).catch((e) => ({ note: `now: ${e.message}` }));
-    detail.replaceChildren(el("h2", { text: `${kind} ${id}` }),
+    // A client may be asked for by name (the one it had then); its answer says its id.
+    const path = kind === "client" ? "/api/clients/" : "/api/files/";
+    const then = await api("GET", `${path}${encodeURIComponent(id)}?at=${encodeURIComponent(at)}`);
+    const now = await api("GET", path + then.id).catch((e) => ({ note: `now: ${e.message}` }));
+    detail.replaceChildren(el("h2", { text: `${kind} ${then.name || then.filename || id}` }),
       el("div", { class: "grid2" },
         el("div", {}, el("h3", { text: `As of position ${at}` }), el("pre", { class: "json", text: JSON.stringify(then, null, 2) })),
         el("div", {}, el("h3", { text: "Now" }), el("pre", { class: "json", text: JSON.stringify(now, null, 2) }))));
@@ -124,9 +125,9 @@ export async function mount(root, position) {
 
   // The state of any client or file at any position, asked for directly.
   const kind = el("select", { "aria-label": "Kind" }, el("option", { value: "client", text: "client" }), el("option", { value: "file", text: "file" }));
-  const entityId = el("input", { placeholder: "id", "aria-label": "Id", size: "38" });
+  const entityId = el("input", { placeholder: "a client's name, or an id", "aria-label": "Name or id", size: "38" });
   const at = el("input", { type: "number", min: "1", placeholder: "position", "aria-label": "Position" });
-  const asOfForm = el("form", { class: "toolbar" }, field("State of a", kind), field("Id", entityId), field("As of position", at), el("button", { type: "submit", text: "Show" }));
+  const asOfForm = el("form", { class: "toolbar" }, field("State of a", kind), field("Name or id", entityId), field("As of position", at), el("button", { type: "submit", text: "Show" }));
   asOfForm.onsubmit = (ev) => {
     ev.preventDefault();
     asOf(`${kind.value}-${entityId.value.trim()}`, at.value).catch((e) => notice(e.message, "error"));
