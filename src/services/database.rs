@@ -191,7 +191,11 @@ pub async fn health(cairn: &Cairn) -> Result<Health, ServiceError> {
         checks.push(Check {
             name: "wal_size",
             ok: wal_bytes < WAL_WARN,
-            detail: format!("{wal_bytes} bytes (warns at {WAL_WARN})"),
+            detail: format!(
+                "{} (warns at {})",
+                super::activity::bytes(&wal_bytes.into()),
+                super::activity::bytes(&WAL_WARN.into())
+            ),
         });
         Ok(Health {
             ok: checks.iter().all(|c| c.ok),

@@ -23,6 +23,12 @@ async fn the_page_resumes_after_the_feed_is_cut_and_restored() {
         SOON,
     )
     .await;
+    b.wait_for(
+        "the banner saying the figures may be stale",
+        "const s = document.getElementById('stale'); return !s.hidden && s.textContent.includes('out of date')",
+        SOON,
+    )
+    .await;
     b.screenshot("reconnecting").await;
 
     // It comes back on the same address: the page resubscribes after its last position.
@@ -35,6 +41,11 @@ async fn the_page_resumes_after_the_feed_is_cut_and_restored() {
     )
     .await;
     b.wait_for("live again", IS_LIVE, Duration::from_secs(20)).await;
+    assert_eq!(
+        b.eval("return document.getElementById('stale').hidden").await,
+        true,
+        "the banner goes with the cut"
+    );
     log_line(&app, "info", "after the restart").await;
     // Every event since the page's last position arrives once: the restart's ServerStarted and the log line.
     let after = events_total(&app).await;

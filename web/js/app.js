@@ -83,9 +83,17 @@ async function start() {
   takeTokenFromUrl();
   if (!token()) await signIn();
   const indicator = document.getElementById("live");
+  // Once the page has been live, losing the feed says so over every view: the figures it shows stop moving.
+  const stale = document.getElementById("stale");
+  let wasLive = false;
   live.on("state", (s) => {
     indicator.textContent = s;
     indicator.className = `live ${s === "live" ? "live-on" : s}`;
+    if (s === "live") wasLive = true;
+    stale.hidden = s === "live" || !wasLive;
+    stale.textContent = s === "offline"
+      ? "The server cannot be reached: what you see may be out of date. Still trying…"
+      : "The live feed was cut: what you see may be out of date. Reconnecting…";
   });
   window.addEventListener("cairn:signed-out", async () => {
     setToken(null);
