@@ -775,3 +775,53 @@ async fn the_feed_never_carries_a_token_hash() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_moves_last_seen_on_the_feed_for_the_admin_and_the_client_only() {
+    let app = spawn_app().await;
+    let (a, a_token) = app.register("alpha").await;
+    let (_, b_token) = app.register("bravo").await;
+    let mut admin = connect(&app, ADMIN).await;
+    let mut bravo = connect(&app, &b_token).await;
+    for ws in [&mut admin, &mut bravo] {
+        subscribe(ws, json!({ "op": "subscribe" })).await;
+    }
+    // What bravo's own connecting told the feed goes by first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while next_of(&mut admin, &["presence"], Duration::from_millis(100))
+        .await
+        .is_some()
+    {}
+    while next_of(&mut bravo, &["presence"], Duration::from_millis(100))
+        .await
+        .is_some()
+    {}
+
+    let beat = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/heartbeat"),
+            Some(&a_token),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(beat.status, 200);
+
+    let told = next_of(&mut admin, &["presence"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = app.get(&format!("/api/clients/{a}")).await.data();
+    assert_eq!(told["client_id"], a.as_str());
+    // The feed is told at most once a second per client; the API answers the very latest sign.
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let lag = at(&answer["last_seen"]) - at(&told["last_seen"]);
+    assert!(
+        lag >= chrono::TimeDelta::zero() && lag < chrono::TimeDelta::seconds(1),
+        "the feed says what the API says, within its second: {lag:?}"
+    );
+    let seen = next_of(&mut bravo, &["presence"], Duration::from_millis(1500)).await;
+    assert!(seen.is_none(), "bravo saw alpha's presence: {seen:?}");
+    app.stop().await;
+}

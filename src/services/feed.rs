@@ -233,6 +233,13 @@ impl Feed {
         self.closing.send_replace(true);
     }
 
+    /// Publishes that a client was seen (a transient message, like progress: the admin and the client itself
+    /// see it), so a dashboard's "last seen" moves with heartbeats that are not events.
+    pub fn presence(&self, client: Uuid, last_seen: &str) {
+        let text = serde_json::json!({ "kind": "presence", "client_id": client, "last_seen": last_seen }).to_string();
+        let _nobody_watching = self.progress.send(Arc::new(Progress { client, text }));
+    }
+
     /// Publishes an upload's progress.
     pub fn progress(&self, p: &UploadProgress) {
         let text = serde_json::json!({

@@ -24,10 +24,15 @@ use crate::commands::client::{ConnectClient, DeleteClient, DisconnectClient, Hea
 use crate::error::CommandError;
 use crate::Cairn;
 
+/// The live feed hears of a client's signs of life at most this often.
+const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+
 /// When a client was last seen: the clock the timeout runs on, and the wall time answers show.
 #[derive(Debug, Clone)]
 struct Seen {
     at: Instant,
+    /// When the live feed was last told (at most once a second per client, however busy it is).
+    told: Option<Instant>,
     /// RFC 3339, as the log writes times; `None` for a client adopted at start, whose time only the table knows.
     wall: Option<String>,
 }
@@ -36,6 +41,7 @@ impl Seen {
     fn now() -> Self {
         Self {
             at: Instant::now(),
+            told: None,
             wall: Some(cairn_events::writer::now_rfc3339()),
         }
     }
@@ -81,14 +87,26 @@ impl Presence {
         metadata: Metadata,
     ) -> Result<bool, ServiceError> {
         let beat = cairn.execute(ConnectClient { id, ip_address }, metadata).await?.output;
-        self.map().insert(id, Seen::now());
+        self.seen(id);
         Ok(beat == Heartbeat::Connected)
     }
 
     /// A sign of life from a client that is not a heartbeat (any request its token makes): moves its last-seen
     /// time, and, if it is connected, restarts its timeout.
     pub fn seen(&self, id: Uuid) {
-        self.map().insert(id, Seen::now());
+        let mut now = Seen::now();
+        let tell = {
+            let mut map = self.map();
+            let told = map.get(&id).and_then(|s| s.told);
+            let tell = told.is_none_or(|t| t.elapsed() >= PRESENCE_EVERY);
+            now.told = if tell { Some(now.at) } else { told };
+            let wall = now.wall.clone();
+            map.insert(id, now);
+            tell.then_some(wall).flatten()
+        };
+        if let Some(wall) = tell {
+            self.feed.presence(id, &wall);
+        }
     }
 
     /// The client's last sign of life, if this process saw one (RFC 3339).
@@ -195,7 +213,11 @@ impl Presence {
         let mut map = self.map();
         for id in connected {
             // A client already seen since start (it raced the adoption) keeps its own time.
-            map.entry(id).or_insert(Seen { at: now, wall: None });
+            map.entry(id).or_insert(Seen {
+                at: now,
+                told: None,
+                wall: None,
+            });
         }
         Ok(())
     }

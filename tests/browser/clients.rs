@@ -48,6 +48,31 @@ async fn a_heartbeat_turns_the_clients_badge_to_connected_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_that_is_not_an_event_still_moves_last_seen_live() {
+    let app = spawn_app().await;
+    let (beta, beta_token) = app.register("beta").await;
+    let path = format!("/api/clients/{beta}/heartbeat");
+    let beat = || app.post_json(&path, Some(&beta_token), json!({}));
+    assert_eq!(beat().await.status, 200);
+    let b = Browser::open_signed_in(&app).await;
+    b.view("#/clients", CLIENTS_LOADED).await;
+    b.wait_for("beta connected", &cell_with("Clients", "status", "Connected"), SOON)
+        .await;
+    let last_seen =
+        "return document.querySelector('table[aria-label=\"Clients\"] td[data-col=\"last_seen\"]').textContent";
+    let before = b.eval(last_seen).await;
+
+    // Past the feed's once-a-second: the next sign of life is told.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(beat().await.status, 200);
+
+    b.wait_for("last seen to move", &format!("{last_seen} !== {before}"), LIVE)
+        .await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searching_clients_narrows_the_table() {
     let app = spawn_app().await;
     app.register("alpha").await;

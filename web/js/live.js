@@ -3,7 +3,7 @@
 
 import { token } from "./api.js";
 
-const listeners = { event: new Set(), stats: new Set(), progress: new Set(), state: new Set() };
+const listeners = { event: new Set(), stats: new Set(), progress: new Set(), presence: new Set(), state: new Set() };
 let socket = null;
 let last = null;        // the last position received; null until the first subscription is acknowledged
 let attempts = 0;
@@ -54,6 +54,9 @@ export function connect() {
         break;
       case "progress":
         emit("progress", msg);
+        break;
+      case "presence":
+        emit("presence", msg);
         break;
       case "error":
         console.error("the live feed refused a message", msg);

@@ -47,9 +47,16 @@ async function list(root) {
   );
   // Listening before the first load: a change made meanwhile asks for one more (reloads coalesce).
   const refresh = throttle(() => table.reload(), 500);
-  const stop = live.on("event", (e) => {
+  const stopEvents = live.on("event", (e) => {
     if (e.type.startsWith("Client") || e.type === "FileStored" || e.type === "FileDeleted") refresh();
   });
+  // A heartbeat is not an event: its "last seen" comes as a presence message, and moves the row in place.
+  const stopPresence = live.on("presence", (p) => {
+    const row = table.root.querySelector(`a[href="#/clients/${p.client_id}"]`)?.closest("tr");
+    const cell = row?.querySelector('td[data-col="last_seen"]');
+    if (cell) cell.textContent = datetime(p.last_seen);
+  });
+  const stop = () => { stopEvents(); stopPresence(); };
   await table.reload();
   return stop;
 }
