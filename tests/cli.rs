@@ -261,23 +261,7 @@ fn bench_http_reports_http_beside_in_process_appends() {
 fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = cairn_bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--durability", "normal", "--data"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (mut child, mut out, addr) = serve(dir.path(), &["--durability", "normal"]);
     let mut second = String::new();
     out.read_line(&mut second).unwrap();
     let token = second.trim().rsplit("#token=").next().unwrap().to_owned();
@@ -308,25 +292,8 @@ fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn serve_with_metrics_public_answers_metrics_without_a_token() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = cairn_bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-public", "--data"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (mut child, _out, addr) = serve(dir.path(), &["--metrics-public"]);
 
     let metrics = raw_get(&addr, "/metrics", "");
     let status = raw_get(&addr, "/api/status", "");
@@ -446,6 +413,38 @@ fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
 }
 
 /// `GET /api/status` over a plain socket; the whole HTTP answer.
+/// `cairn serve` on `data` and port 0 with `args`; the child, the rest of its stdout, and the address it printed.
+fn serve(
+    data: &std::path::Path,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+) {
+    use std::io::BufRead;
+    let mut child = cairn_bin()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    (child, out, addr)
+}
+
 fn raw_status(addr: &str, token: &str) -> String {
     raw_get(addr, "/api/status", &format!("authorization: Bearer {token}\r\n"))
 }

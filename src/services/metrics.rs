@@ -61,13 +61,7 @@ pub async fn exposition(services: &Services) -> Result<String, ServiceError> {
         "The position of the last event",
         gauge(status.head_position),
     );
-    let by_status = Family::<Labels, Gauge>::default();
-    for status in ["Registered", "Connected", "Offline"] {
-        by_status.get_or_create(&vec![("status".into(), status.into())]).set(0);
-    }
-    for (status, n) in clients {
-        by_status.get_or_create(&vec![("status".into(), status)]).set(n);
-    }
+    let by_status = by_label("status", &["Registered", "Connected", "Offline"], clients);
     registry.register("clients", "Clients by status", by_status);
     registry.register("files", "Files stored", gauge(status.total_files));
     registry.register_with_unit(
@@ -82,13 +76,7 @@ pub async fn exposition(services: &Services) -> Result<String, ServiceError> {
         Unit::Bytes,
         gauge(status.stored_bytes),
     );
-    let by_outcome = Family::<Labels, Gauge>::default();
-    for status in ["InProgress", "Completed", "Failed"] {
-        by_outcome.get_or_create(&vec![("status".into(), status.into())]).set(0);
-    }
-    for (status, n) in transfers {
-        by_outcome.get_or_create(&vec![("status".into(), status)]).set(n);
-    }
+    let by_outcome = by_label("status", &["InProgress", "Completed", "Failed"], transfers);
     registry.register("transfers", "Transfers by status", by_outcome);
     let verified = Family::<Labels, Counter>::default();
     verified
@@ -127,6 +115,18 @@ pub async fn exposition(services: &Services) -> Result<String, ServiceError> {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ServiceError::internal)?;
     Ok(text)
+}
+
+/// A gauge per value of `label`: every `known` value (0 when no row counts it), then the counted `rows`.
+fn by_label(label: &str, known: &[&str], rows: Vec<(String, i64)>) -> Family<Labels, Gauge> {
+    let family = Family::<Labels, Gauge>::default();
+    for value in known {
+        family.get_or_create(&vec![(label.into(), (*value).into())]).set(0);
+    }
+    for (value, n) in rows {
+        family.get_or_create(&vec![(label.into(), value)]).set(n);
+    }
+    family
 }
 
 /// A writer histogram (`cairn_events::writer::Histogram`) as read at one moment: sum, count and cumulative buckets.

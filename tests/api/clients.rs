@@ -247,33 +247,37 @@ async fn concurrent_conflicting_changes_let_exactly_one_through() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_client_is_marked_offline_after_the_timeout() {
-    let app = spawn_app_with(
-        cairn::Options {
-            durability: cairn_events::Durability::Normal,
-            ..cairn::Options::default()
-        },
-        Duration::from_millis(300),
-    )
-    .await;
-    let (a, token) = app.register("alpha").await;
-    heartbeat(&app, &a, &token).await;
+/// A server whose heartbeat timeout is 300 ms.
+async fn spawn_app_with_a_300_ms_timeout() -> TestApp {
+    let options = cairn::Options {
+        durability: cairn_events::Durability::Normal,
+        ..cairn::Options::default()
+    };
+    spawn_app_with(options, Duration::from_millis(300)).await
+}
 
-    // The timeout runs on the server's real clock: poll until it has fired.
-    let mut status = String::new();
+/// The client once the timeout has marked it offline (it runs on the server's real clock: polled, at most 5 s).
+async fn until_offline(app: &TestApp, id: &str) -> serde_json::Value {
+    let mut client = serde_json::Value::Null;
     for _ in 0..100 {
-        status = app.get(&format!("/api/clients/{a}")).await.data()["status"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        if status == "Offline" {
+        client = app.get(&format!("/api/clients/{id}")).await.data();
+        if client["status"] == "Offline" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    client
+}
 
-    assert_eq!(status, "Offline");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_marked_offline_after_the_timeout() {
+    let app = spawn_app_with_a_300_ms_timeout().await;
+    let (a, token) = app.register("alpha").await;
+    heartbeat(&app, &a, &token).await;
+
+    let client = until_offline(&app, &a).await;
+
+    assert_eq!(client["status"], "Offline");
     let data = data_of_the_event(&app, "ClientDisconnected");
     assert!(data.contains("\"timeout\""), "{data}");
     app.stop().await;
@@ -324,14 +328,7 @@ async fn last_seen_moves_with_every_heartbeat_upload_and_log_line_not_only_at_tr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_timed_out_keeps_its_last_sign_of_life_not_the_time_of_the_timeout() {
-    let app = spawn_app_with(
-        cairn::Options {
-            durability: cairn_events::Durability::Normal,
-            ..cairn::Options::default()
-        },
-        Duration::from_millis(300),
-    )
-    .await;
+    let app = spawn_app_with_a_300_ms_timeout().await;
     let (a, token) = app.register("alpha").await;
     heartbeat(&app, &a, &token).await;
     let r = app
@@ -344,14 +341,7 @@ async fn a_client_timed_out_keeps_its_last_sign_of_life_not_the_time_of_the_time
     assert_eq!(r.status, 201);
     let last = last_seen(&app, &a).await;
 
-    let mut client = serde_json::Value::Null;
-    for _ in 0..100 {
-        client = app.get(&format!("/api/clients/{a}")).await.data();
-        if client["status"] == "Offline" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let client = until_offline(&app, &a).await;
 
     assert_eq!(client["status"], "Offline");
     assert_eq!(client["last_seen"], json!(last), "Offline keeps the last sign of life");
