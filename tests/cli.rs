@@ -247,12 +247,7 @@ fn bench_http_reports_http_beside_in_process_appends() {
         "normal",
     ]);
     assert_eq!(code, 0, "{err}");
-    let row = out.lines().last().unwrap();
-    let figures: Vec<f64> = row
-        .trim_matches('|')
-        .split('|')
-        .map(|f| f.trim().parse().unwrap())
-        .collect();
+    let figures: Vec<f64> = last_row(&out).iter().map(|f| f.parse().unwrap()).collect();
     assert_eq!(figures.len(), 4, "{out}");
     assert!(figures.iter().all(|f| *f > 0.0), "{out}");
 }
@@ -320,14 +315,7 @@ fn bench_live_delivers_every_event_to_every_subscriber() {
         "normal",
     ]);
     assert_eq!(code, 0, "{err}");
-    let row: Vec<&str> = out
-        .lines()
-        .last()
-        .unwrap()
-        .trim_matches('|')
-        .split('|')
-        .map(str::trim)
-        .collect();
+    let row = last_row(&out);
     assert_eq!(&row[..3], ["5", "40", "40"], "{out}");
     assert_eq!((row[6], row[7]), ("0", "0"), "nothing lost, nothing twice: {out}");
     assert!(row[3].parse::<f64>().unwrap() > 0.0, "a latency was measured: {out}");
@@ -337,14 +325,7 @@ fn bench_live_delivers_every_event_to_every_subscriber() {
 fn bench_soak_runs_the_mix_and_loses_no_event() {
     let (code, out, err) = run(&["bench", "soak", "--seconds", "4", "--durability", "normal"]);
     assert_eq!(code, 0, "{err}");
-    let row: Vec<&str> = out
-        .lines()
-        .last()
-        .unwrap()
-        .trim_matches('|')
-        .split('|')
-        .map(str::trim)
-        .collect();
+    let row = last_row(&out);
     let count = |i: usize| row[i].parse::<u64>().unwrap();
     assert!(
         count(0) > 0 && count(1) > 0,
@@ -443,6 +424,17 @@ fn serve(
         .unwrap()
         .to_owned();
     (child, out, addr)
+}
+
+/// The cells of the last Markdown table row a bench printed.
+fn last_row(out: &str) -> Vec<&str> {
+    out.lines()
+        .last()
+        .unwrap_or_default()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect()
 }
 
 fn raw_status(addr: &str, token: &str) -> String {

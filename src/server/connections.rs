@@ -144,7 +144,7 @@ struct Slot(Arc<Table>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::AcqRel);
-        self.0.freed.notify_one();
+        // Every waiter takes its `notified()` before it looks at the count, so none misses this.
         self.0.freed.notify_waiters();
     }
 }

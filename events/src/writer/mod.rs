@@ -92,7 +92,7 @@ pub struct WriterStats {
 pub struct Histogram {
     /// Observations at or under each bound of [`Histogram::BOUNDS`] and above the one before; the last
     /// counts those above every bound.
-    counts: [std::sync::atomic::AtomicU64; 13],
+    counts: [std::sync::atomic::AtomicU64; Histogram::BOUNDS.len() + 1],
     micros: std::sync::atomic::AtomicU64,
 }
 
