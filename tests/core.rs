@@ -100,6 +100,7 @@ fn a_client_lives_from_registration_to_deletion_and_its_blobs_go_with_it() {
                 id: a,
                 name: Some("alpha-2".into()),
                 ip_address: None,
+                backup_interval_seconds: None,
                 expected_version: None,
             },
             admin(),
@@ -268,6 +269,7 @@ fn a_stale_expected_version_on_an_update_is_a_conflict_that_writes_nothing() {
         id: a,
         name: None,
         ip_address: Some("10.0.0.2".into()),
+        backup_interval_seconds: None,
         expected_version: Some(v),
     };
     t.cairn.execute_blocking(update(1), admin()).unwrap();
@@ -376,6 +378,45 @@ fn the_chain_verifies_after_mixed_work_and_a_reopen() {
     drop(dir);
 }
 
+/// Takes migration 5's columns out again.
+const UNDO_BACKUP_HEALTH: &str = "ALTER TABLE clients DROP COLUMN last_backup_at;
+    ALTER TABLE clients DROP COLUMN backup_interval_seconds; ALTER TABLE clients DROP COLUMN backup_overdue_since;";
+
+#[test]
+fn migrating_to_backup_health_finds_each_clients_last_backup_in_the_log() {
+    let t = spawn();
+    let (a, b) = (t.register("alpha"), t.register("bravo"));
+    t.upload(a, "one", b"1").unwrap();
+    t.upload(a, "two", b"2").unwrap();
+    let root = t.dir.path().to_owned();
+    let common::TestData { dir, cairn } = t;
+    cairn.close();
+    let db = rusqlite::Connection::open(root.join("cairn.db")).unwrap();
+    let last: String = db
+        .query_row(
+            "SELECT max(recorded_at) FROM events WHERE type = 'FileStored'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute_batch(&format!("{UNDO_BACKUP_HEALTH} PRAGMA user_version = 4;"))
+        .unwrap();
+    drop(db);
+
+    let cairn = cairn::Cairn::open(&root, Options::default()).unwrap();
+
+    let conn = cairn.store().reader().unwrap();
+    let alpha = cairn_projections::clients::get(&conn, &a.to_string()).unwrap().unwrap();
+    let bravo = cairn_projections::clients::get(&conn, &b.to_string()).unwrap().unwrap();
+    assert_eq!(alpha.last_backup_at, Some(last));
+    assert_eq!(bravo.last_backup_at, None);
+    assert_eq!(alpha.backup_interval_seconds, 86_400);
+    assert_eq!(alpha.backup_overdue_since, None);
+    drop(conn);
+    cairn.close();
+    drop(dir);
+}
+
 #[test]
 fn migrating_to_storage_totals_computes_them_for_files_already_stored() {
     let t = spawn();
@@ -389,10 +430,11 @@ fn migrating_to_storage_totals_computes_them_for_files_already_stored() {
     // Make it a version-3 database, as a cairn from before migration 4 left it.
     rusqlite::Connection::open(root.join("cairn.db"))
         .unwrap()
-        .execute_batch(
-            "ALTER TABLE stats_totals DROP COLUMN files; ALTER TABLE stats_totals DROP COLUMN file_bytes;
-             ALTER TABLE stats_totals DROP COLUMN stored_bytes; PRAGMA user_version = 3;",
-        )
+        .execute_batch(&format!(
+            "{UNDO_BACKUP_HEALTH} ALTER TABLE stats_totals DROP COLUMN files;
+             ALTER TABLE stats_totals DROP COLUMN file_bytes; ALTER TABLE stats_totals DROP COLUMN stored_bytes;
+             PRAGMA user_version = 3;"
+        ))
         .unwrap();
     let cairn = cairn::Cairn::open(&root, Options::default()).unwrap();
     let conn = cairn.store().reader().unwrap();

@@ -252,6 +252,7 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
     call(&app, &mut c, "GET", "/api/audit/verify", none.clone()).await;
     call(&app, &mut c, "GET", "/api/stats?bucket=hour", none.clone()).await;
     call(&app, &mut c, "GET", "/api/activity?limit=10", none.clone()).await;
+    call(&app, &mut c, "GET", "/api/attention", none.clone()).await;
 
     // The database.
     call(&app, &mut c, "GET", "/api/db", none.clone()).await; // after a backup below, too

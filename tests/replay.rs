@@ -4,7 +4,9 @@
 
 mod common;
 
-use cairn::commands::client::{ConnectClient, DeleteClient, DisconnectClient, RotateToken, UpdateClient};
+use cairn::commands::client::{
+    ConnectClient, DeleteClient, DisconnectClient, MarkBackupOverdue, RotateToken, UpdateClient,
+};
 use cairn::commands::file::{DeleteFile, RecordDownload};
 use cairn::commands::log::{ClearLogs, RecordLog};
 use cairn::replay::{self, Mode, Until};
@@ -21,6 +23,7 @@ enum Op {
     Disconnect(u8, bool),
     Rename(u8, u8),
     Rotate(u8),
+    Overdue(u8),
     Upload(u8, u8),
     Verify(u8),
     Download(u8),
@@ -38,6 +41,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), any::<bool>()).prop_map(|(c, t)| Op::Disconnect(c, t)),
         1 => (any::<u8>(), any::<u8>()).prop_map(|(c, n)| Op::Rename(c, n)),
         1 => any::<u8>().prop_map(Op::Rotate),
+        1 => any::<u8>().prop_map(Op::Overdue),
         4 => (any::<u8>(), any::<u8>()).prop_map(|(c, k)| Op::Upload(c, k)),
         1 => any::<u8>().prop_map(Op::Verify),
         1 => any::<u8>().prop_map(Op::Download),
@@ -101,6 +105,7 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
                             id,
                             name: Some(format!("client-{}", n % 12)),
                             ip_address: None,
+                            backup_interval_seconds: (n % 3 == 0).then_some(3600 + u64::from(n)),
                             expected_version: None,
                         },
                         admin(),
@@ -116,6 +121,23 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
                         },
                         admin(),
                     );
+                }
+            }
+            Op::Overdue(i) => {
+                // As the backup monitor would: from the clock the read table shows.
+                if let Some(id) = pick(&clients, i) {
+                    let row = cairn_projections::clients::get(&c.store().reader().unwrap(), &id.to_string()).unwrap();
+                    if let Some(row) = row {
+                        let _ = c.execute_blocking(
+                            MarkBackupOverdue {
+                                id,
+                                last_backup_at: row.last_backup_at,
+                                interval_seconds: row.backup_interval_seconds as u64,
+                                due_at: "2026-12-02T00:00:00.000000Z".into(),
+                            },
+                            admin(),
+                        );
+                    }
                 }
             }
             Op::Upload(i, k) => {

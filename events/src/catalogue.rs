@@ -35,6 +35,9 @@ pub struct ClientUpdated {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<String>,
+    /// How often the client is expected to complete a backup, in seconds (24 h until set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -51,6 +54,19 @@ pub struct ClientDisconnected {
     /// it; absent in events recorded before it was kept, where the event's own time stands for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
+}
+
+/// A client went longer than its expected interval without completing a backup. Recorded once per crossing by
+/// the server's backup monitor; the client's next stored file ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ClientBackupOverdue {
+    pub client_id: Uuid,
+    /// When its last backup completed (RFC 3339); absent when it never completed one, and the interval ran from
+    /// its registration.
+    pub last_backup_at: Option<String>,
+    pub interval_seconds: u64,
+    /// When the next backup was due (RFC 3339).
+    pub due_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -287,6 +303,7 @@ catalogue! {
     ClientConnected => |e| client_stream(e.client_id),
     ClientDisconnected => |e| client_stream(e.client_id),
     ClientTokenRotated => |e| client_stream(e.client_id),
+    ClientBackupOverdue => |e| client_stream(e.client_id),
     ClientDeleted => |e| client_stream(e.client_id),
     FileStored => |e| file_stream(e.file_id),
     FileVerified => |e| file_stream(e.file_id),

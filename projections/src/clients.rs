@@ -24,10 +24,16 @@ pub struct Client {
     #[serde(skip)]
     pub token_hash: String,
     pub version: i64,
+    /// When its last backup completed: the time its last file was stored.
+    pub last_backup_at: Option<String>,
+    /// How often a backup is expected, in seconds (24 h until set).
+    pub backup_interval_seconds: i64,
+    /// When its overdue backup was due, while it is overdue (the backup monitor records it).
+    pub backup_overdue_since: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, client_id, name, status, last_seen, files_count, total_size, ip_address, created_at, updated_at, token_hash, version";
+const COLUMNS: &str = "id, client_id, name, status, last_seen, files_count, total_size, ip_address, created_at, \
+     updated_at, token_hash, version, last_backup_at, backup_interval_seconds, backup_overdue_since";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
     Ok(Client {
@@ -43,6 +49,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
         updated_at: r.get(9)?,
         token_hash: r.get(10)?,
         version: r.get(11)?,
+        last_backup_at: r.get(12)?,
+        backup_interval_seconds: r.get(13)?,
+        backup_overdue_since: r.get(14)?,
     })
 }
 
@@ -68,9 +77,17 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
         DomainEvent::ClientUpdated(c) => {
             conn.prepare_cached(
                 "UPDATE clients SET name = coalesce(?2, name), ip_address = coalesce(?3, ip_address),
-                 updated_at = ?4, version = ?5 WHERE id = ?1",
+                 backup_interval_seconds = coalesce(?6, backup_interval_seconds), updated_at = ?4, version = ?5
+                 WHERE id = ?1",
             )?
-            .execute(params![c.client_id.to_string(), c.name, c.ip_address, at, e.version])?;
+            .execute(params![
+                c.client_id.to_string(),
+                c.name,
+                c.ip_address,
+                at,
+                e.version,
+                c.backup_interval_seconds.map(|s| s as i64)
+            ])?;
         }
         DomainEvent::ClientConnected(c) => {
             conn.prepare_cached(
@@ -102,15 +119,22 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
             conn.prepare_cached("UPDATE clients SET token_hash = ?2, updated_at = ?3, version = ?4 WHERE id = ?1")?
                 .execute(params![c.client_id.to_string(), c.token_hash, at, e.version])?;
         }
+        DomainEvent::ClientBackupOverdue(c) => {
+            conn.prepare_cached(
+                "UPDATE clients SET backup_overdue_since = ?2, updated_at = ?3, version = ?4 WHERE id = ?1",
+            )?
+            .execute(params![c.client_id.to_string(), c.due_at, at, e.version])?;
+        }
         DomainEvent::ClientDeleted(c) => {
             conn.prepare_cached("DELETE FROM clients WHERE id = ?1")?
                 .execute([c.client_id.to_string()])?;
         }
         DomainEvent::FileStored(f) => {
             conn.prepare_cached(
-                "UPDATE clients SET files_count = files_count + 1, total_size = total_size + ?2 WHERE id = ?1",
+                "UPDATE clients SET files_count = files_count + 1, total_size = total_size + ?2,
+                 last_backup_at = ?3, backup_overdue_since = NULL WHERE id = ?1",
             )?
-            .execute(params![f.client_id.to_string(), f.size as i64])?;
+            .execute(params![f.client_id.to_string(), f.size as i64, at])?;
         }
         DomainEvent::FileDeleted(f) => {
             conn.prepare_cached(
@@ -140,6 +164,8 @@ pub fn by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Client>
 #[derive(Debug, Clone, Default)]
 pub struct ClientFilter {
     pub status: Option<ClientStatus>,
+    /// Only the clients whose backup is overdue (`true`) or not (`false`).
+    pub overdue: Option<bool>,
 }
 
 pub const SORTABLE: &[&str] = &[
@@ -150,6 +176,7 @@ pub const SORTABLE: &[&str] = &[
     "total_size",
     "created_at",
     "client_id",
+    "last_backup_at",
 ];
 
 pub fn list(conn: &Connection, query: &ListQuery, filter: &ClientFilter) -> Result<Page<Client>, crate::Error> {
@@ -157,6 +184,11 @@ pub fn list(conn: &Connection, query: &ListQuery, filter: &ClientFilter) -> Resu
     let mut c = Conditions::default();
     if let Some(status) = filter.status {
         c.equals("status", status.as_str());
+    }
+    match filter.overdue {
+        Some(true) => c.add("backup_overdue_since IS NOT NULL", Vec::new()),
+        Some(false) => c.add("backup_overdue_since IS NULL", Vec::new()),
+        None => {}
     }
     if let Some(like) = query.like() {
         c.add(
@@ -174,6 +206,32 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
         [ClientStatus::Connected],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
+}
+
+/// A client whose backup is not (yet) marked overdue: what the backup monitor needs to tell when it is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupClock {
+    pub id: String,
+    pub created_at: String,
+    pub last_backup_at: Option<String>,
+    pub interval_seconds: i64,
+}
+
+/// Every client not marked overdue, with its backup clock.
+pub fn backup_clocks(conn: &Connection) -> rusqlite::Result<Vec<BackupClock>> {
+    conn.prepare_cached(
+        "SELECT id, created_at, last_backup_at, backup_interval_seconds FROM clients
+         WHERE backup_overdue_since IS NULL",
+    )?
+    .query_map([], |r| {
+        Ok(BackupClock {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            last_backup_at: r.get(2)?,
+            interval_seconds: r.get(3)?,
+        })
+    })?
+    .collect()
 }
 
 /// The client holding a token, by the token's hash: its id and the stored hash.

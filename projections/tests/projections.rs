@@ -117,6 +117,7 @@ fn clients_follow_registration_connection_updates_and_deletion() {
         client_id: a,
         name: Some("Alpha Prime".into()),
         ip_address: None,
+        backup_interval_seconds: None,
     });
     feed.give(ClientDisconnected {
         client_id: a,

@@ -1,8 +1,8 @@
 //! Client commands: register, update, connect (heartbeat), disconnect, rotate token, delete.
 
 use cairn_events::catalogue::{
-    ClientConnected, ClientDeleted, ClientDisconnected, ClientRegistered, ClientTokenRotated, ClientUpdated,
-    DisconnectReason, FileDeleted,
+    ClientBackupOverdue, ClientConnected, ClientDeleted, ClientDisconnected, ClientRegistered, ClientTokenRotated,
+    ClientUpdated, DisconnectReason, FileDeleted,
 };
 use cairn_events::ExpectedVersion;
 use cairn_projections::ClientStatus;
@@ -58,8 +58,15 @@ pub struct UpdateClient {
     pub id: Uuid,
     pub name: Option<String>,
     pub ip_address: Option<String>,
+    /// How often a backup is expected, in seconds.
+    pub backup_interval_seconds: Option<u64>,
     pub expected_version: Option<i64>,
 }
+
+/// A client's expected backup interval until one is set: a day.
+pub const DEFAULT_BACKUP_INTERVAL: u64 = 24 * 60 * 60;
+/// The longest expected backup interval: a leap year.
+pub const MAX_BACKUP_INTERVAL: u64 = 366 * 24 * 60 * 60;
 
 impl Command for UpdateClient {
     type Output = ();
@@ -77,7 +84,19 @@ impl Command for UpdateClient {
                 }
             }
         }
-        if name.is_none() && ip_address.is_none() {
+        let mut backup_interval_seconds = self.backup_interval_seconds;
+        if let Some(i) = backup_interval_seconds {
+            if !(1..=MAX_BACKUP_INTERVAL).contains(&i) {
+                return Err(CommandError::invalid(
+                    "backup_interval_seconds",
+                    format!("must be from 1 to {MAX_BACKUP_INTERVAL} seconds (366 days)"),
+                ));
+            }
+            if i == client.backup_interval_seconds {
+                backup_interval_seconds = None;
+            }
+        }
+        if name.is_none() && ip_address.is_none() && backup_interval_seconds.is_none() {
             return Ok(Decision::new(()));
         }
         let expected = self
@@ -88,6 +107,7 @@ impl Command for UpdateClient {
                 client_id: self.id,
                 name,
                 ip_address,
+                backup_interval_seconds,
             },
             expected,
         ))
@@ -122,6 +142,41 @@ impl Command for ConnectClient {
             ClientConnected {
                 client_id: self.id,
                 ip_address,
+            },
+            ExpectedVersion::Exact(client.version),
+        ))
+    }
+}
+
+/// Marks a client's backup overdue, as the backup monitor saw it: `last_backup_at` and `interval_seconds` are
+/// what its due time `due_at` was computed from. Records nothing when the client's clock moved meanwhile (a file
+/// was stored, the interval changed) or it is already overdue, so a monitor racing an upload never marks a client
+/// that has just backed up.
+#[derive(Debug, Clone)]
+pub struct MarkBackupOverdue {
+    pub id: Uuid,
+    pub last_backup_at: Option<String>,
+    pub interval_seconds: u64,
+    pub due_at: String,
+}
+
+impl Command for MarkBackupOverdue {
+    type Output = bool;
+
+    fn decide(self, state: &dyn State) -> Result<Decision<bool>, CommandError> {
+        let client = live_client(state, self.id)?;
+        if client.backup_overdue
+            || client.last_backup_at != self.last_backup_at
+            || client.backup_interval_seconds != self.interval_seconds
+        {
+            return Ok(Decision::new(false));
+        }
+        Ok(Decision::new(true).event(
+            ClientBackupOverdue {
+                client_id: self.id,
+                last_backup_at: self.last_backup_at,
+                interval_seconds: self.interval_seconds,
+                due_at: self.due_at,
             },
             ExpectedVersion::Exact(client.version),
         ))
@@ -386,6 +441,7 @@ mod tests {
             id: a,
             name: Some(name.into()),
             ip_address: None,
+            backup_interval_seconds: None,
             expected_version: None,
         };
         given(vec![registered(a, "alpha"), registered(b, "bravo")])
@@ -400,6 +456,72 @@ mod tests {
                 client_id: a,
                 name: Some("Alpha".into()),
                 ip_address: None,
+                backup_interval_seconds: None,
+            }
+            .into()]);
+    }
+
+    #[test]
+    fn a_backup_interval_is_bounded_and_an_unchanged_one_records_nothing() {
+        let a = Uuid::now_v7();
+        let every = |seconds| UpdateClient {
+            id: a,
+            name: None,
+            ip_address: None,
+            backup_interval_seconds: Some(seconds),
+            expected_version: None,
+        };
+        for bad in [0, MAX_BACKUP_INTERVAL + 1] {
+            given(vec![registered(a, "alpha")])
+                .when(every(bad))
+                .then_error(|e| matches!(e, CommandError::Invalid { .. }));
+        }
+        given(vec![registered(a, "alpha")])
+            .when(every(DEFAULT_BACKUP_INTERVAL))
+            .then_expect(vec![]);
+        given(vec![registered(a, "alpha")])
+            .when(every(3600))
+            .then_expect(vec![ClientUpdated {
+                client_id: a,
+                name: None,
+                ip_address: None,
+                backup_interval_seconds: Some(3600),
+            }
+            .into()]);
+    }
+
+    #[test]
+    fn a_backup_is_marked_overdue_once_and_not_when_a_file_was_stored_meanwhile() {
+        let (a, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let overdue = |last: Option<String>| MarkBackupOverdue {
+            id: a,
+            last_backup_at: last,
+            interval_seconds: DEFAULT_BACKUP_INTERVAL,
+            due_at: "2026-12-02T00:00:00.000000Z".into(),
+        };
+        let marked = ClientBackupOverdue {
+            client_id: a,
+            last_backup_at: None,
+            interval_seconds: DEFAULT_BACKUP_INTERVAL,
+            due_at: "2026-12-02T00:00:00.000000Z".into(),
+        };
+        given(vec![registered(a, "alpha")])
+            .when(overdue(None))
+            .then_expect(vec![marked.clone().into()]);
+        given(vec![registered(a, "alpha"), marked.clone().into()])
+            .when(overdue(None))
+            .then_expect(vec![]);
+        // The monitor read the clock before a file was stored: the backup it thought missing has happened.
+        given(vec![registered(a, "alpha"), stored(f, a, "s1", 3)])
+            .when(overdue(None))
+            .then_expect(vec![]);
+        given(vec![registered(a, "alpha"), marked.into(), stored(f, a, "s1", 3)])
+            .when(overdue(Some(f.to_string())))
+            .then_expect(vec![ClientBackupOverdue {
+                client_id: a,
+                last_backup_at: Some(f.to_string()),
+                interval_seconds: DEFAULT_BACKUP_INTERVAL,
+                due_at: "2026-12-02T00:00:00.000000Z".into(),
             }
             .into()]);
     }

@@ -12,6 +12,10 @@ pub struct ClientState {
     pub status: ClientStatus,
     pub version: i64,
     pub token_hash: String,
+    /// When its last backup completed (RFC 3339).
+    pub last_backup_at: Option<String>,
+    pub backup_interval_seconds: u64,
+    pub backup_overdue: bool,
 }
 
 /// What a file's rules look at.
@@ -67,6 +71,9 @@ fn client_state(c: clients::Client) -> ClientState {
         status: c.status,
         version: c.version,
         token_hash: c.token_hash,
+        last_backup_at: c.last_backup_at,
+        backup_interval_seconds: u64::try_from(c.backup_interval_seconds).unwrap_or(0),
+        backup_overdue: c.backup_overdue_since.is_some(),
     }
 }
 

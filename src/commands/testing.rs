@@ -8,6 +8,7 @@ use cairn_events::{DomainEvent, StoreError};
 use cairn_projections::{ClientStatus, TransferStatus};
 use uuid::Uuid;
 
+use super::client::DEFAULT_BACKUP_INTERVAL;
 use super::{ClientState, Command, Decision, FileState, State, TransferState};
 use crate::error::CommandError;
 
@@ -37,6 +38,9 @@ impl MemoryState {
                         status: ClientStatus::Registered,
                         version,
                         token_hash: c.token_hash.clone(),
+                        last_backup_at: None,
+                        backup_interval_seconds: DEFAULT_BACKUP_INTERVAL,
+                        backup_overdue: false,
                     },
                 );
             }
@@ -44,7 +48,11 @@ impl MemoryState {
                 if let Some(n) = &c.name {
                     s.name = n.clone();
                 }
+                if let Some(i) = c.backup_interval_seconds {
+                    s.backup_interval_seconds = i;
+                }
             }),
+            DomainEvent::ClientBackupOverdue(c) => self.client(c.client_id, version, |s| s.backup_overdue = true),
             DomainEvent::ClientConnected(c) => {
                 self.client(c.client_id, version, |s| s.status = ClientStatus::Connected)
             }
@@ -58,6 +66,11 @@ impl MemoryState {
                 self.clients.remove(&c.client_id);
             }
             DomainEvent::FileStored(f) => {
+                // The in-memory state keeps no clock: the stored file's id stands for the time of the backup.
+                if let Some(c) = self.clients.get_mut(&f.client_id) {
+                    c.last_backup_at = Some(f.file_id.to_string());
+                    c.backup_overdue = false;
+                }
                 self.files.insert(
                     f.file_id,
                     FileState {

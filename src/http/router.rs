@@ -10,6 +10,7 @@ use super::answers::*;
 use crate::services::activity::Activity;
 use crate::services::console::QueryResult;
 use crate::services::database::{Backup, Health, Info, Optimized, TablePage};
+use crate::services::health::Attention;
 use crate::services::status::Status;
 use crate::telemetry::Sample;
 
@@ -59,6 +60,7 @@ pub enum Endpoint {
     OpenApi,
     System,
     Activity,
+    Attention,
     Db,
     DbHealth,
     DbTable,
@@ -137,10 +139,10 @@ macro_rules! routes {
 routes! {
     Health GET "/api/health" Public (json 200 Alive) "Liveness: answers without a token.";
     Status GET "/api/status" Admin (json 200 Status) "Server figures: clients, files, transfers, storage, uptime, events, head position.";
-    ClientsList GET "/api/clients" Admin (json 200 Page<Client>) "Clients, paginated (page, per_page, sort, q, status).";
+    ClientsList GET "/api/clients" Admin (json 200 Page<Client>) "Clients, paginated (page, per_page, sort, q, status, overdue).";
     ClientsCreate POST "/api/clients" Admin (json 201 ClientCreated) "Registers a client; answers with its token, shown once.";
     ClientGet GET "/api/clients/{id}" Admin (json 200 Client) "One client; with ?at=POSITION, as it was then.";
-    ClientPatch PATCH "/api/clients/{id}" Admin (json 200 Client) "Renames a client or changes its address (expected_version optional).";
+    ClientPatch PATCH "/api/clients/{id}" Admin (json 200 Client) "Renames a client, changes its address or its expected backup interval (expected_version optional).";
     ClientDelete DELETE "/api/clients/{id}" Admin (json 200 ClientDeleted) "Deletes a client and its files.";
     ClientHeartbeat POST "/api/clients/{id}/heartbeat" AdminOrClient (json 200 HeartbeatAnswer) "A client's heartbeat: connects it if it was not.";
     ClientDisconnect POST "/api/clients/{id}/disconnect" AdminOrClient (json 200 Client) "Marks a connected client offline.";
@@ -165,6 +167,7 @@ routes! {
     OpenApi GET "/api/openapi.json" Public (raw [200] "application/json") "This document.";
     System GET "/api/system" Admin (json 200 Sample) "Telemetry: CPU, memory, the data directory's disk, the process's RSS.";
     Activity GET "/api/activity" Admin (json 200 Activity) "The latest events, described for people (limit).";
+    Attention GET "/api/attention" Admin (json 200 Attention) "What needs attention: failed transfers and verifications of the last 24 h, overdue and offline clients.";
     Db GET "/api/db" Admin (json 200 Info) "The database: tables with rows and sizes, schema and SQLite versions, WAL size, last backup.";
     DbHealth GET "/api/db/health" Admin (json 200 Health) "integrity_check, foreign_key_check, the chain, projection checkpoints against the head, WAL size.";
     DbTable GET "/api/db/tables/{name}" Admin (json 200 TablePage) "Browses one of the fixed tables, paginated and sortable.";

@@ -13,7 +13,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::http::error::ApiError;
-use crate::services::{feed, Services};
+use crate::services::{feed, health, Services};
 
 /// Binds the server's listening socket with `TCP_NODELAY`, which accepted connections inherit (on Linux): the
 /// live feed writes small frames, and Nagle's algorithm would hold each behind the peer's delayed ACK.
@@ -43,6 +43,7 @@ pub async fn serve(
         let (cairn, timeout) = (services.cairn.clone(), services.config.heartbeat_timeout);
         async move { presence.monitor(cairn, timeout).await }
     });
+    let backups = tokio::spawn(health::monitor(services.cairn.clone(), services.config.backup_check));
     let relay = tokio::spawn(feed::relay(services.cairn.clone(), services.feed.clone()));
     let stats = tokio::spawn(feed::publish_stats(services.clone()));
     let hub = services.feed.clone();
@@ -60,6 +61,7 @@ pub async fn serve(
         .unify();
     connections::run(listener, warp::service(routes), limits, shutdown).await;
     monitor.abort();
+    backups.abort();
     relay.abort();
     stats.abort();
 }

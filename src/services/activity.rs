@@ -44,6 +44,7 @@ pub fn describe(e: &RecordedEvent) -> String {
         "ClientConnected" => "connected".into(),
         "ClientDisconnected" => format!("disconnected ({})", s("reason")),
         "ClientTokenRotated" => "token rotated".into(),
+        "ClientBackupOverdue" => format!("backup overdue (due {})", s("due_at")),
         "ClientDeleted" => "deleted".into(),
         "FileStored" => format!("stored {} ({})", s("filename"), bytes(&data["size"])),
         "FileVerified" if data["ok"] == true => "file verified".into(),

@@ -277,6 +277,7 @@ fn row_id(table: &str, raw: &str) -> Result<Uuid, ServiceError> {
 struct ClientRowChange {
     name: Option<String>,
     ip_address: Option<String>,
+    backup_interval_seconds: Option<u64>,
 }
 
 /// A row edit, as the domain's event: a client's name and address are `ClientUpdated`; nothing else of any
@@ -295,13 +296,14 @@ pub async fn change_row(
             let change: ClientRowChange = serde_json::from_value(Value::Object(change)).map_err(|e| {
                 ServiceError::conflict(
                     "NO_EVENT_FITS",
-                    format!("only name and ip_address of a client can change ({e})"),
+                    format!("only name, ip_address and backup_interval_seconds of a client can change ({e})"),
                 )
             })?;
             let command = UpdateClient {
                 id,
                 name: change.name,
                 ip_address: change.ip_address,
+                backup_interval_seconds: change.backup_interval_seconds,
                 expected_version: None,
             };
             Ok(cairn.execute(command, metadata).await?.positions)

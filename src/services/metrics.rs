@@ -22,7 +22,7 @@ type Labels = Vec<(String, String)>;
 /// Everything `/metrics` shows, read now.
 pub async fn exposition(services: &Services) -> Result<String, ServiceError> {
     let status = super::status::figures(services).await?;
-    let (clients, transfers, verifications, lowest) = services
+    let (clients, overdue, transfers, verifications, lowest) = services
         .read(|conn| {
             let by = |sql: &str| -> rusqlite::Result<Vec<(String, i64)>> {
                 let mut stmt = conn.prepare_cached(sql)?;
@@ -30,11 +30,17 @@ pub async fn exposition(services: &Services) -> Result<String, ServiceError> {
                 rows.collect()
             };
             let clients = by("SELECT status, count(*) FROM clients GROUP BY status")?;
+            let overdue: i64 = conn.query_row(
+                "SELECT count(*) FROM clients WHERE backup_overdue_since IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?;
             let transfers = by("SELECT status, count(*) FROM transfers GROUP BY status")?;
             let totals = cairn_projections::stats::totals(conn)?;
             let lowest = cairn_projections::checkpoints::lowest(conn)?;
             Ok((
                 clients,
+                overdue,
                 transfers,
                 (totals.verifications_passed, totals.verifications_failed),
                 lowest,
@@ -63,6 +69,11 @@ pub async fn exposition(services: &Services) -> Result<String, ServiceError> {
     );
     let by_status = by_label("status", &["Registered", "Connected", "Offline"], clients);
     registry.register("clients", "Clients by status", by_status);
+    registry.register(
+        "clients_backup_overdue",
+        "Clients whose expected backup is overdue",
+        gauge(overdue),
+    );
     registry.register("files", "Files stored", gauge(status.total_files));
     registry.register_with_unit(
         "file_size",

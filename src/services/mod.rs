@@ -5,6 +5,7 @@
 //!
 //! - [`auth`]: who is calling: the admin token, or a client's own token.
 //! - [`presence`]: heartbeats kept in memory, connecting and disconnecting clients, the timeout monitor.
+//! - [`health`]: backup health: the overdue monitor, and what needs an operator's attention.
 //! - [`upload`]: one upload, streamed into the blob store and recorded as a transfer and a file.
 //! - [`verify`]: re-reading a file's blob and recording what was found.
 //! - [`status`]: the figures an operator watches (`/api/status`, and the live feed every second).
@@ -23,6 +24,7 @@ pub mod console;
 pub mod database;
 pub mod error;
 pub mod feed;
+pub mod health;
 pub mod history;
 pub mod logs;
 pub mod metrics;
@@ -50,6 +52,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// `/metrics` answers without a token.
     pub metrics_public: bool,
+    /// How often the backup monitor looks for overdue clients.
+    pub backup_check: Duration,
 }
 
 /// How many sockets the server holds and how long a silent one keeps its place (see `server::connections`).
@@ -106,6 +110,7 @@ impl ServerConfig {
             live,
             connections,
             metrics_public: false,
+            backup_check: Duration::from_secs(30),
         }
     }
 }

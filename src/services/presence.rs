@@ -192,6 +192,7 @@ impl Presence {
         let connected = super::read(cairn, |conn| {
             let filter = ClientFilter {
                 status: Some(ClientStatus::Connected),
+                overdue: None,
             };
             let mut ids = Vec::new();
             let mut page = 1;

@@ -17,6 +17,7 @@ mod clients;
 mod dashboard;
 mod database;
 mod files;
+mod health;
 mod logs;
 mod routes;
 mod status;

@@ -76,6 +76,27 @@ pub async fn spawn_app_full(
     .await
 }
 
+/// The configuration the tests' servers run with (the admin token [`ADMIN`], a 60 s heartbeat timeout).
+#[allow(dead_code)] // not every target that includes this file changes a server's configuration
+pub fn test_config() -> Config {
+    Config::new(
+        ADMIN.into(),
+        Duration::from_secs(60),
+        cairn::services::feed::LiveConfig::default(),
+        Default::default(),
+    )
+}
+
+/// A server with its own configuration, in a fresh data directory.
+#[allow(dead_code)]
+pub async fn spawn_app_config(config: Config) -> TestApp {
+    let options = Options {
+        durability: Durability::Normal,
+        ..Options::default()
+    };
+    spawn_app_configured(tempfile::tempdir().unwrap(), "127.0.0.1:0", options, config).await
+}
+
 /// A server over an existing data directory (seeded, or a stopped server's) on `listen`.
 pub async fn spawn_app_in(
     dir: tempfile::TempDir,
@@ -84,6 +105,12 @@ pub async fn spawn_app_in(
     heartbeat_timeout: Duration,
     live: cairn::services::feed::LiveConfig,
 ) -> TestApp {
+    let config = Config::new(ADMIN.into(), heartbeat_timeout, live, Default::default());
+    spawn_app_configured(dir, listen, options, config).await
+}
+
+/// A server with `config` over an existing data directory on `listen`.
+pub async fn spawn_app_configured(dir: tempfile::TempDir, listen: &str, options: Options, config: Config) -> TestApp {
     // A stopped server's handles go away asynchronously, its data-directory lock with them.
     let mut opened = None;
     for _ in 0..100 {
@@ -96,10 +123,7 @@ pub async fn spawn_app_in(
         }
     }
     let cairn = opened.unwrap_or_else(|| Cairn::open(dir.path(), options).unwrap());
-    let state = AppState::new(
-        cairn,
-        Config::new(ADMIN.into(), heartbeat_timeout, live, Default::default()),
-    );
+    let state = AppState::new(cairn, config);
     let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -55,6 +55,7 @@ function what(e) {
     case "ClientConnected": return "connected";
     case "ClientDisconnected": return `disconnected (${d.reason})`;
     case "ClientTokenRotated": return "token rotated";
+    case "ClientBackupOverdue": return `backup overdue (due ${d.due_at})`;
     case "ClientDeleted": return "deleted";
     case "FileStored": return `stored ${d.filename} (${bytes(d.size)})`;
     case "FileVerified": return d.ok ? "file verified" : `file verification failed: ${d.detail}`;

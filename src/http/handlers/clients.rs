@@ -19,6 +19,7 @@ pub async fn list(state: &Services, req: Request) -> Result<Response, ApiError> 
     let query = req.list_query()?;
     let filter = ClientFilter {
         status: req.query("status").map(str::parse).transpose()?,
+        overdue: req.query_bool("overdue")?,
     };
     let mut page = state
         .read(move |conn| Ok(clients::list(conn, &query, &filter)?))
@@ -93,19 +94,23 @@ pub async fn get(state: &Services, req: Request) -> Result<Response, ApiError> {
 struct ClientChange {
     name: Option<String>,
     ip_address: Option<String>,
+    backup_interval_seconds: Option<u64>,
     expected_version: Option<i64>,
 }
 
 pub async fn patch(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "client")?;
     let body: ClientChange = req.json().await?;
-    if body.name.is_none() && body.ip_address.is_none() {
-        return Err(ApiError::validation("send name and/or ip_address"));
+    if body.name.is_none() && body.ip_address.is_none() && body.backup_interval_seconds.is_none() {
+        return Err(ApiError::validation(
+            "send name, ip_address and/or backup_interval_seconds",
+        ));
     }
     let command = UpdateClient {
         id,
         name: body.name,
         ip_address: body.ip_address,
+        backup_interval_seconds: body.backup_interval_seconds,
         expected_version: body.expected_version,
     };
     state.cairn.execute(command, req.metadata()).await?;

@@ -53,6 +53,7 @@ pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Res
         Stats => audit::stats(state, req).await,
         System => status::system(state).await,
         Activity => status::activity(state, req).await,
+        Attention => status::attention(state).await,
         Db => db::info(state).await,
         DbHealth => db::health(state).await,
         DbTable => db::table(state, req).await,

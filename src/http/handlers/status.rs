@@ -24,6 +24,14 @@ pub async fn activity(state: &Services, req: Request) -> Result<Response, ApiErr
     Ok(ok(StatusCode::OK, activity::latest(&state.cairn, limit).await?, None))
 }
 
+pub async fn attention(state: &Services) -> Result<Response, ApiError> {
+    let now = chrono::Utc::now();
+    let attention = state
+        .read(move |conn| crate::services::health::attention(conn, now))
+        .await?;
+    Ok(ok(StatusCode::OK, attention, None))
+}
+
 /// `GET /metrics`: the OpenMetrics text Prometheus scrapes.
 pub async fn metrics(state: &Services) -> Result<Response, ApiError> {
     let text = crate::services::metrics::exposition(state).await?;

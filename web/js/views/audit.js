@@ -8,7 +8,7 @@ import { badge, busy, button, field, notice, toolbar } from "../ui.js";
 
 export const title = "Audit";
 
-const TYPES = ["ClientRegistered", "ClientUpdated", "ClientConnected", "ClientDisconnected", "ClientTokenRotated", "ClientDeleted",
+const TYPES = ["ClientRegistered", "ClientUpdated", "ClientConnected", "ClientDisconnected", "ClientTokenRotated", "ClientBackupOverdue", "ClientDeleted",
   "FileStored", "FileVerified", "FileDownloaded", "FileDeleted", "TransferStarted", "TransferCompleted", "TransferFailed",
   "LogRecorded", "LogsCleared", "ServerStarted", "ServerStopped", "DatabaseBackedUp", "DatabaseOptimized"];
 const PAGE = 100;
