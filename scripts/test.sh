@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check cairn has, as CI does: formatting, lints (warnings are errors), and every test of the
 # workspace (unit, integration, property, crash, CLI, browser, doc examples). Works on a fresh Debian machine
-# with a Rust toolchain: it installs Chromium and chromedriver for the browser tests when they are missing.
+# with a Rust toolchain: it installs Chromium and chromedriver for the browser tests, and aiosmtpd for the e-mail
+# alert tests, when they are missing.
 # Ends with one line totalling the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,18 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+# The alert tests send e-mail to a real SMTP server, aiosmtpd (Python): install it when missing, from PyPI or
+# else from Debian's packages.
+if ! python3 -c "import aiosmtpd" 2>/dev/null; then
+  echo "== installing aiosmtpd (for the e-mail alert tests)"
+  if ! python3 -m pip install -q aiosmtpd 2>/dev/null && ! python3 -m pip install -q --user aiosmtpd 2>/dev/null; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-aiosmtpd >/dev/null
+  fi
 fi
 
 echo "== cargo fmt --check"

@@ -46,6 +46,7 @@ impl Answer {
 impl Client {
     /// A client of the server at `base` (`http://host:port`), sending `token` as `Authorization: Bearer`.
     pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        crate::tls::install();
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))

@@ -36,6 +36,12 @@ pub enum CommandError {
         id: Uuid,
         status: cairn_projections::TransferStatus,
     },
+    /// 404 `ALERT_TARGET_NOT_FOUND`.
+    #[error("alert target {0} not found")]
+    AlertTargetNotFound(Uuid),
+    /// 404 `ALERT_RULE_NOT_FOUND`.
+    #[error("alert rule {0} not found")]
+    AlertRuleNotFound(Uuid),
     /// 409 `VERSION_CONFLICT`: the entity changed since the caller read it.
     #[error("{stream} is at version {actual}, expected {expected}")]
     VersionConflict {
@@ -73,6 +79,8 @@ impl CommandError {
             Self::FileNotFound(_) => "FILE_NOT_FOUND",
             Self::TransferNotFound(_) => "TRANSFER_NOT_FOUND",
             Self::TransferFinished { .. } => "TRANSFER_FINISHED",
+            Self::AlertTargetNotFound(_) => "ALERT_TARGET_NOT_FOUND",
+            Self::AlertRuleNotFound(_) => "ALERT_RULE_NOT_FOUND",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
             Self::TooLarge { .. } => "PAYLOAD_TOO_LARGE",

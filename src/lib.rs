@@ -19,6 +19,7 @@
 //! - [`server`]: `cairn serve`'s server, the one place that knows both adapters.
 //! - [`client`]: the API client of the demo fleet, the benchmarks, `cairn tail` and the tests.
 //! - [`telemetry`]: CPU, memory and disk samples (in memory, not events).
+//! - [`tls`]: the TLS provider of outgoing connections (the alerts' webhooks and SMTP).
 //! - [`demo`]: `cairn serve --demo`'s fleet of simulated clients, using the real API.
 //! - [`cli`]: the `cairn` command line; [`bench`]: the benchmarks of `BENCHMARKS.md`.
 
@@ -37,6 +38,7 @@ pub mod replay;
 pub mod server;
 pub mod services;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::{Cairn, Options};
 pub use error::CommandError;

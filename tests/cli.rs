@@ -464,3 +464,51 @@ fn sigterm(child: &std::process::Child) {
         .unwrap()
         .success());
 }
+
+#[test]
+fn serve_with_alert_webhook_routes_every_kind_to_it_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "alert-admin-token-0123456789";
+    let args = ["--token", token, "--alert-webhook", "http://127.0.0.1:9/hook"];
+    for _ in 0..2 {
+        let (mut child, _out, addr) = serve(dir.path(), &args);
+        let answer = raw_get(&addr, "/api/alerts", &format!("authorization: Bearer {token}\r\n"));
+        sigterm(&child);
+        assert!(child.wait().unwrap().success());
+        let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let setup = &body["data"];
+        assert_eq!(setup["targets"].as_array().unwrap().len(), 1, "{setup}");
+        assert_eq!(setup["targets"][0]["address"], "http://127.0.0.1:9/hook");
+        assert_eq!(setup["targets"][0]["kind"], "webhook");
+        assert_eq!(setup["rules"].as_array().unwrap().len(), 1, "{setup}");
+        assert_eq!(setup["rules"][0]["kinds"], setup["kinds"], "every kind");
+    }
+}
+
+#[test]
+fn serve_refuses_a_bad_alert_webhook_or_smtp_relay_before_it_listens() {
+    for args in [
+        &["--alert-webhook", "ftp://example.com/"][..],
+        &["--smtp", "pigeon://loft"][..],
+        &["--alert-email", "ops@example.com"][..],
+        &["--smtp", "smtp://127.0.0.1:25", "--smtp-from", "not an address"][..],
+        &["--disk-alert-percent", "0"][..],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            dir.path().to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let (code, out, err) = run(&all);
+        assert_ne!(code, 0, "{args:?}: {out}");
+        assert!(
+            !out.contains("cairn serving"),
+            "{args:?} must fail before serving: {out}"
+        );
+        assert!(!err.is_empty(), "{args:?} says why");
+    }
+}

@@ -378,8 +378,9 @@ fn the_chain_verifies_after_mixed_work_and_a_reopen() {
     drop(dir);
 }
 
-/// Takes migration 5's columns out again.
-const UNDO_BACKUP_HEALTH: &str = "ALTER TABLE clients DROP COLUMN last_backup_at;
+/// Takes migrations 5 and 6 out again: the alerts' tables, the backup health columns.
+const UNDO_BACKUP_HEALTH: &str = "DROP TABLE alert_deliveries; DROP TABLE alert_rules; DROP TABLE alert_targets;
+    ALTER TABLE clients DROP COLUMN last_backup_at;
     ALTER TABLE clients DROP COLUMN backup_interval_seconds; ALTER TABLE clients DROP COLUMN backup_overdue_since;";
 
 #[test]

@@ -254,6 +254,67 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
     call(&app, &mut c, "GET", "/api/activity?limit=10", none.clone()).await;
     call(&app, &mut c, "GET", "/api/attention", none.clone()).await;
 
+    // Alerts.
+    call(&app, &mut c, "GET", "/api/alerts", none.clone()).await;
+    let target = call(
+        &app,
+        &mut c,
+        "POST",
+        "/api/alerts/targets",
+        json!({ "name": "ops", "kind": "webhook", "address": "http://127.0.0.1:9/hook" }),
+    )
+    .await
+    .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(&app, &mut c, "POST", "/api/alerts/targets", json!({ "kind": "pager" })).await; // 400
+    let rule = call(
+        &app,
+        &mut c,
+        "POST",
+        "/api/alerts/rules",
+        json!({ "target_id": target, "kinds": ["transfer_failed"] }),
+    )
+    .await
+    .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        &app,
+        &mut c,
+        "POST",
+        &format!("/api/alerts/targets/{target}/test"),
+        none.clone(),
+    )
+    .await;
+    call(&app, &mut c, "GET", "/api/alerts/deliveries?per_page=5", none.clone()).await;
+    call(
+        &app,
+        &mut c,
+        "DELETE",
+        &format!("/api/alerts/rules/{rule}"),
+        none.clone(),
+    )
+    .await;
+    call(
+        &app,
+        &mut c,
+        "DELETE",
+        &format!("/api/alerts/rules/{rule}"),
+        none.clone(),
+    )
+    .await; // 404
+    call(
+        &app,
+        &mut c,
+        "DELETE",
+        &format!("/api/alerts/targets/{target}"),
+        none.clone(),
+    )
+    .await;
+
     // The database.
     call(&app, &mut c, "GET", "/api/db", none.clone()).await; // after a backup below, too
     call(&app, &mut c, "GET", "/api/db/health", none.clone()).await;

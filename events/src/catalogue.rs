@@ -199,6 +199,146 @@ pub struct DatabaseOptimized {
     pub bytes_after: u64,
 }
 
+/// The hash chain failed to verify: found by the server's periodic check (or at start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChainBroken {
+    /// The first position whose CRC or hash does not match.
+    pub first_bad: u64,
+    pub detail: String,
+}
+
+/// The data directory's disk crossed the alerting threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DiskNearlyFull {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+    /// The share of the disk in use that raises it.
+    pub threshold_percent: u8,
+}
+
+/// What an alert is about: the rules' vocabulary, each kind one or more events of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// `TransferFailed`.
+    TransferFailed,
+    /// `FileVerified` that found a mismatch or a missing blob.
+    VerificationFailed,
+    /// `ClientBackupOverdue`.
+    BackupOverdue,
+    /// `ClientDisconnected` for a heartbeat timeout.
+    ClientTimeout,
+    /// `ChainBroken`.
+    ChainBroken,
+    /// `DiskNearlyFull`.
+    DiskNearlyFull,
+    /// `AlertTestRequested`: only ever sent to the target it names, whatever the rules.
+    Test,
+}
+
+impl AlertKind {
+    /// Every kind a rule can route (a test goes to its target without one).
+    pub const ROUTED: &[AlertKind] = &[
+        AlertKind::TransferFailed,
+        AlertKind::VerificationFailed,
+        AlertKind::BackupOverdue,
+        AlertKind::ClientTimeout,
+        AlertKind::ChainBroken,
+        AlertKind::DiskNearlyFull,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::TransferFailed => "transfer_failed",
+            AlertKind::VerificationFailed => "verification_failed",
+            AlertKind::BackupOverdue => "backup_overdue",
+            AlertKind::ClientTimeout => "client_timeout",
+            AlertKind::ChainBroken => "chain_broken",
+            AlertKind::DiskNearlyFull => "disk_nearly_full",
+            AlertKind::Test => "test",
+        }
+    }
+
+    /// The event type that raises this kind.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            AlertKind::TransferFailed => "TransferFailed",
+            AlertKind::VerificationFailed => "FileVerified",
+            AlertKind::BackupOverdue => "ClientBackupOverdue",
+            AlertKind::ClientTimeout => "ClientDisconnected",
+            AlertKind::ChainBroken => "ChainBroken",
+            AlertKind::DiskNearlyFull => "DiskNearlyFull",
+            AlertKind::Test => "AlertTestRequested",
+        }
+    }
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertTargetKind {
+    /// A JSON `POST` to a URL (ntfy, Gotify, Slack-compatible receivers).
+    Webhook,
+    /// An e-mail through the server's SMTP relay.
+    Email,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertTargetAdded {
+    pub target_id: Uuid,
+    pub name: String,
+    pub kind: AlertTargetKind,
+    /// The webhook's URL, or the e-mail address.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertTargetRemoved {
+    pub target_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertRuleAdded {
+    pub rule_id: Uuid,
+    pub target_id: Uuid,
+    pub kinds: Vec<AlertKind>,
+    /// Only this client's alerts; every client's when absent (alerts about no client, such as a broken chain,
+    /// match only rules without one).
+    pub client_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertRuleRemoved {
+    pub rule_id: Uuid,
+}
+
+/// An admin asked for a test alert to one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertTestRequested {
+    pub target_id: Uuid,
+}
+
+/// An alert reached its target: the target's checkpoint moves to `position`, the event alerted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertDelivered {
+    pub target_id: Uuid,
+    pub position: u64,
+    pub kind: AlertKind,
+    pub attempts: u32,
+}
+
+/// An attempt to deliver an alert failed; unless `gave_up` (a permanent refusal), it will be tried again and
+/// the target's checkpoint stays where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertDeliveryFailed {
+    pub target_id: Uuid,
+    pub position: u64,
+    pub kind: AlertKind,
+    pub attempt: u32,
+    pub error: String,
+    pub gave_up: bool,
+}
+
 /// Why a stored payload could not be read back as a catalogue event.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -294,6 +434,14 @@ pub fn transfer_stream(id: Uuid) -> String {
     format!("transfer-{id}")
 }
 
+pub fn alert_target_stream(id: Uuid) -> String {
+    format!("alert-target-{id}")
+}
+
+pub fn alert_rule_stream(id: Uuid) -> String {
+    format!("alert-rule-{id}")
+}
+
 pub const LOG_STREAM: &str = "log";
 pub const SERVER_STREAM: &str = "server";
 
@@ -318,6 +466,15 @@ catalogue! {
     ServerStopped => |_| SERVER_STREAM.to_owned(),
     DatabaseBackedUp => |_| SERVER_STREAM.to_owned(),
     DatabaseOptimized => |_| SERVER_STREAM.to_owned(),
+    ChainBroken => |_| SERVER_STREAM.to_owned(),
+    DiskNearlyFull => |_| SERVER_STREAM.to_owned(),
+    AlertTargetAdded => |e| alert_target_stream(e.target_id),
+    AlertTargetRemoved => |e| alert_target_stream(e.target_id),
+    AlertRuleAdded => |e| alert_rule_stream(e.rule_id),
+    AlertRuleRemoved => |e| alert_rule_stream(e.rule_id),
+    AlertTestRequested => |e| alert_target_stream(e.target_id),
+    AlertDelivered => |e| alert_target_stream(e.target_id),
+    AlertDeliveryFailed => |e| alert_target_stream(e.target_id),
 }
 
 #[cfg(test)]

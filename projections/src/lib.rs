@@ -3,14 +3,15 @@
 //! Every table here can be dropped and rebuilt from `events`. A projection's `apply` reads only the event and
 //! the read tables (never the clock, the disk, the network or randomness), so replay is deterministic.
 //!
-//! - [`clients`], [`files`], [`transfers`], [`logs`], [`stats`]: one module per read table, with its `apply`
-//!   and its queries.
+//! - [`clients`], [`files`], [`transfers`], [`logs`], [`stats`], [`alerts`]: one module per read model, with
+//!   its `apply` and its queries.
 //! - [`status`]: the statuses of clients and transfers, as enums.
 //! - [`checkpoints`]: how far each projection has applied the log.
 //! - [`query`]: pagination, sorting and searching shared by every list.
 //! - [`rebuild`]: replaying the log into a fresh database, verifying the chain as it reads.
 //! - [`diff`]: comparing the read tables of two databases, row by row.
 
+pub mod alerts;
 pub mod checkpoints;
 pub mod clients;
 pub mod diff;
@@ -36,11 +37,14 @@ pub const READ_TABLES: &[&str] = &[
     "logs",
     "stats",
     "stats_totals",
+    "alert_targets",
+    "alert_rules",
+    "alert_deliveries",
     "projection_checkpoints",
 ];
 
 /// The projections, by the name their checkpoint carries.
-pub const PROJECTIONS: &[&str] = &["clients", "files", "transfers", "logs", "stats"];
+pub const PROJECTIONS: &[&str] = &["clients", "files", "transfers", "logs", "stats", "alerts"];
 
 /// A query's failure: bad input from the caller, or the database.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,7 @@ impl Projections {
         transfers::apply(conn, event, domain)?;
         logs::apply(conn, event, domain)?;
         stats::apply(conn, event, domain)?;
+        alerts::apply(conn, event, domain)?;
         Ok(())
     }
 }

@@ -174,6 +174,7 @@ fn client_lists_page_sort_search_and_filter() {
     );
     let connected = ClientFilter {
         status: Some(ClientStatus::Connected),
+        overdue: None,
     };
     assert_eq!(
         clients::list(&feed.conn, &ListQuery::default(), &connected)

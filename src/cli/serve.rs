@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn_events::catalogue::{ServerStarted, ServerStopped};
+use cairn_events::catalogue::{AlertTargetKind, ServerStarted, ServerStopped};
 use cairn_events::{DomainEvent, Durability, Metadata};
 
 use super::DataArg;
@@ -49,6 +49,22 @@ pub struct Args {
     /// Serve /metrics without a token (for a Prometheus on a trusted network)
     #[arg(long)]
     metrics_public: bool,
+    /// Send every alert to this webhook (a JSON POST; ntfy, Gotify and Slack-compatible receivers take it)
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+    /// Send every alert to this e-mail address (needs --smtp)
+    #[arg(long, value_name = "ADDRESS", requires = "smtp")]
+    alert_email: Option<String>,
+    /// The SMTP relay alert e-mail goes through: smtp://host:port (plain), smtp://host:587?tls=required
+    /// (STARTTLS), smtps://user:password@host (TLS)
+    #[arg(long, value_name = "URL")]
+    smtp: Option<String>,
+    /// The sender of alert e-mail
+    #[arg(long, value_name = "ADDRESS", default_value = "cairn <cairn@localhost>")]
+    smtp_from: String,
+    /// The share of the data directory's disk in use that raises a DiskNearlyFull alert
+    #[arg(long, value_name = "PERCENT", default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+    disk_alert_percent: u8,
 }
 
 /// The admin token: given, or read from `<data>/admin.token`, or generated there (mode 0600).
@@ -90,6 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     bound_allocator();
+    check_alert_flags(&args)?;
     let options = Options {
         durability: args.durability,
         max_upload: args.max_upload,
@@ -133,8 +150,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             header_timeout: Duration::from_secs(args.header_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
         };
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             metrics_public: args.metrics_public,
+            disk_alert_percent: args.disk_alert_percent,
             ..ServerConfig::new(
                 token.clone(),
                 Duration::from_secs(args.heartbeat_timeout),
@@ -142,7 +160,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 connections,
             )
         };
+        config.alerts.smtp = args.smtp.clone();
+        config.alerts.smtp_from = args.smtp_from.clone();
         let state = Services::new(cairn.clone(), config);
+        for (kind, address) in [
+            (AlertTargetKind::Webhook, &args.alert_webhook),
+            (AlertTargetKind::Email, &args.alert_email),
+        ] {
+            if let Some(address) = address {
+                let added = crate::services::alerts::ensure_target(&state, kind, address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot alert {address}: {e}"))?;
+                if let Some(t) = added {
+                    tracing::info!(target = %t.name, address = %t.address, "every alert goes to a new target");
+                }
+            }
+        }
         // Printing must not stop the server: a closed stdout is only logged.
         let mut out = std::io::stdout();
         let printed = writeln!(out, "cairn serving http://{addr} (data {})", args.data.data.display())
@@ -190,6 +223,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cairn.close();
     eprintln!("cairn stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses alert flags that could never work, before anything is recorded or listened on.
+fn check_alert_flags(args: &Args) -> anyhow::Result<()> {
+    if let Some(smtp) = &args.smtp {
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(smtp)
+            .with_context(|| format!("--smtp {smtp:?} is not an SMTP URL (smtp://host:port, smtps://host)"))?;
+    }
+    args.smtp_from
+        .parse::<lettre::message::Mailbox>()
+        .with_context(|| format!("--smtp-from {:?} is not an e-mail address", args.smtp_from))?;
+    if let Some(url) = &args.alert_webhook {
+        crate::commands::alert::webhook_url(url).map_err(|e| anyhow::anyhow!("--alert-webhook: {e}"))?;
+    }
+    if let Some(address) = &args.alert_email {
+        crate::commands::alert::email_address(address).map_err(|e| anyhow::anyhow!("--alert-email: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Caps glibc's malloc arenas at one per core. By default glibc gives every thread that allocates under

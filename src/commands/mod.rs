@@ -6,8 +6,10 @@
 //! the events (which applies the projections), places an uploaded blob, and schedules orphaned blobs for removal
 //! after the commit.
 //!
-//! One file per area: [`client`], [`file`], [`log`], [`transfer`], [`server`]; [`state`] reads the read tables.
+//! One file per area: [`client`], [`file`], [`log`], [`transfer`], [`server`], [`alert`]; [`state`] reads the
+//! read tables.
 
+pub mod alert;
 pub mod client;
 pub mod file;
 pub mod log;
@@ -26,7 +28,7 @@ use uuid::Uuid;
 use crate::blobs::{BlobStore, PendingBlob};
 use crate::error::CommandError;
 
-pub use state::{ClientState, FileState, State, TransferState};
+pub use state::{AlertTargetState, ClientState, FileState, State, TransferState};
 
 /// What a command decided: the events to append and everything to do with them.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! What commands read before deciding: the [`State`] trait, and [`SqlState`] over the writer's connection.
 
 use cairn_events::{StoreError, Unit};
-use cairn_projections::{clients, files, logs, transfers, ClientStatus, TransferStatus};
+use cairn_projections::{alerts, clients, files, logs, transfers, ClientStatus, TransferStatus};
 use uuid::Uuid;
 
 /// What a client's rules look at.
@@ -35,6 +35,15 @@ pub struct TransferState {
     pub status: TransferStatus,
 }
 
+/// What an alert target's rules look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertTargetState {
+    pub id: Uuid,
+    pub version: i64,
+    /// Its rules' ids.
+    pub rules: Vec<Uuid>,
+}
+
 /// The current state, as commands see it.
 pub trait State {
     fn client(&self, id: Uuid) -> Result<Option<ClientState>, StoreError>;
@@ -46,6 +55,9 @@ pub trait State {
     fn files_of_client(&self, id: Uuid) -> Result<Vec<FileState>, StoreError>;
     fn transfer(&self, id: Uuid) -> Result<Option<TransferState>, StoreError>;
     fn log_count(&self) -> Result<u64, StoreError>;
+    fn alert_target(&self, id: Uuid) -> Result<Option<AlertTargetState>, StoreError>;
+    /// An alert rule's target, if the rule exists.
+    fn alert_rule(&self, id: Uuid) -> Result<Option<Uuid>, StoreError>;
 }
 
 /// Reads the read tables on the writer's own connection, inside the batch's transaction.
@@ -123,5 +135,22 @@ impl State for SqlState<'_, '_> {
 
     fn log_count(&self) -> Result<u64, StoreError> {
         Ok(u64::try_from(logs::count(self.unit.conn())?).unwrap_or(0))
+    }
+
+    fn alert_target(&self, id: Uuid) -> Result<Option<AlertTargetState>, StoreError> {
+        let conn = self.unit.conn();
+        let Some(t) = alerts::target_by_id(conn, &id.to_string())? else {
+            return Ok(None);
+        };
+        let rules = alerts::rules_of(conn, &t.id)?.iter().map(|r| uuid(&r.id)).collect();
+        Ok(Some(AlertTargetState {
+            id,
+            version: t.version,
+            rules,
+        }))
+    }
+
+    fn alert_rule(&self, id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        Ok(alerts::rule_by_id(self.unit.conn(), &id.to_string())?.map(|r| uuid(&r.target_id)))
     }
 }

@@ -9,7 +9,7 @@ use cairn_projections::{ClientStatus, TransferStatus};
 use uuid::Uuid;
 
 use super::client::DEFAULT_BACKUP_INTERVAL;
-use super::{ClientState, Command, Decision, FileState, State, TransferState};
+use super::{AlertTargetState, ClientState, Command, Decision, FileState, State, TransferState};
 use crate::error::CommandError;
 
 #[derive(Default)]
@@ -19,6 +19,9 @@ pub struct MemoryState {
     transfers: HashMap<Uuid, TransferState>,
     versions: HashMap<String, i64>,
     logs: u64,
+    alert_targets: HashMap<Uuid, AlertTargetState>,
+    /// Each rule's target.
+    alert_rules: HashMap<Uuid, Uuid>,
 }
 
 impl MemoryState {
@@ -101,6 +104,39 @@ impl MemoryState {
             DomainEvent::TransferFailed(t) => self.transfer(t.transfer_id, TransferStatus::Failed),
             DomainEvent::LogRecorded(_) => self.logs += 1,
             DomainEvent::LogsCleared(_) => self.logs = 0,
+            DomainEvent::AlertTargetAdded(t) => {
+                self.alert_targets.insert(
+                    t.target_id,
+                    AlertTargetState {
+                        id: t.target_id,
+                        version,
+                        rules: Vec::new(),
+                    },
+                );
+            }
+            DomainEvent::AlertTargetRemoved(t) => {
+                self.alert_targets.remove(&t.target_id);
+            }
+            DomainEvent::AlertRuleAdded(r) => {
+                self.alert_rules.insert(r.rule_id, r.target_id);
+                if let Some(t) = self.alert_targets.get_mut(&r.target_id) {
+                    t.rules.push(r.rule_id);
+                }
+            }
+            DomainEvent::AlertRuleRemoved(r) => {
+                if let Some(target) = self.alert_rules.remove(&r.rule_id) {
+                    if let Some(t) = self.alert_targets.get_mut(&target) {
+                        t.rules.retain(|id| *id != r.rule_id);
+                    }
+                }
+            }
+            DomainEvent::AlertTestRequested(cairn_events::catalogue::AlertTestRequested { target_id })
+            | DomainEvent::AlertDelivered(cairn_events::catalogue::AlertDelivered { target_id, .. })
+            | DomainEvent::AlertDeliveryFailed(cairn_events::catalogue::AlertDeliveryFailed { target_id, .. }) => {
+                if let Some(t) = self.alert_targets.get_mut(target_id) {
+                    t.version = version;
+                }
+            }
             _ => {}
         }
     }
@@ -153,6 +189,12 @@ impl State for MemoryState {
     fn log_count(&self) -> Result<u64, StoreError> {
         Ok(self.logs)
     }
+    fn alert_target(&self, id: Uuid) -> Result<Option<AlertTargetState>, StoreError> {
+        Ok(self.alert_targets.get(&id).cloned())
+    }
+    fn alert_rule(&self, id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        Ok(self.alert_rules.get(&id).copied())
+    }
 }
 
 pub struct Given {
@@ -189,6 +231,17 @@ impl<T: std::fmt::Debug> When<T> {
         };
         let events: Vec<DomainEvent> = decision.events.iter().map(|(e, _)| e.clone()).collect();
         assert_eq!(events, expected);
+        decision
+    }
+
+    /// Asserts how many events were decided, for a decision whose events are checked field by field.
+    #[track_caller]
+    pub fn then_expect_count(self, count: usize) -> Decision<T> {
+        let decision = match self.result {
+            Ok(d) => d,
+            Err(e) => panic!("expected events, got the error {e:?}"),
+        };
+        assert_eq!(decision.events.len(), count, "{:?}", decision.events);
         decision
     }
 

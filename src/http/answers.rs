@@ -119,3 +119,15 @@ pub struct Verification {
     /// The file's size in bytes.
     pub size: i64,
 }
+
+/// What a removal took away.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Removed {
+    pub id: Uuid,
+}
+
+/// `POST /api/alerts/targets/{id}/test`: the position of the request, which the test alert is about.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TestRequested {
+    pub position: Position,
+}

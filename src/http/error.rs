@@ -46,9 +46,11 @@ impl From<cairn_projections::QueryError> for ApiError {
 fn command_status(e: &CommandError) -> StatusCode {
     match e {
         CommandError::Invalid { .. } | CommandError::ChecksumMismatch { .. } => StatusCode::BAD_REQUEST,
-        CommandError::ClientNotFound(_) | CommandError::FileNotFound(_) | CommandError::TransferNotFound(_) => {
-            StatusCode::NOT_FOUND
-        }
+        CommandError::ClientNotFound(_)
+        | CommandError::FileNotFound(_)
+        | CommandError::TransferNotFound(_)
+        | CommandError::AlertTargetNotFound(_)
+        | CommandError::AlertRuleNotFound(_) => StatusCode::NOT_FOUND,
         CommandError::ClientDeleted(_)
         | CommandError::NameTaken(_)
         | CommandError::ClientNotConnected(_)

@@ -8,11 +8,13 @@ use warp::http::Method;
 
 use super::answers::*;
 use crate::services::activity::Activity;
+use crate::services::alerts::AlertsSetup;
 use crate::services::console::QueryResult;
 use crate::services::database::{Backup, Health, Info, Optimized, TablePage};
 use crate::services::health::Attention;
 use crate::services::status::Status;
 use crate::telemetry::Sample;
+use cairn_projections::alerts::{Delivery, Rule, Target};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,13 @@ pub enum Endpoint {
     System,
     Activity,
     Attention,
+    Alerts,
+    AlertTargetCreate,
+    AlertTargetDelete,
+    AlertTargetTest,
+    AlertRuleCreate,
+    AlertRuleDelete,
+    AlertDeliveries,
     Db,
     DbHealth,
     DbTable,
@@ -167,6 +176,13 @@ routes! {
     OpenApi GET "/api/openapi.json" Public (raw [200] "application/json") "This document.";
     System GET "/api/system" Admin (json 200 Sample) "Telemetry: CPU, memory, the data directory's disk, the process's RSS.";
     Activity GET "/api/activity" Admin (json 200 Activity) "The latest events, described for people (limit).";
+    Alerts GET "/api/alerts" Admin (json 200 AlertsSetup) "Alert targets and rules, the kinds a rule can name, and whether e-mail can be sent.";
+    AlertTargetCreate POST "/api/alerts/targets" Admin (json 201 Target) "Adds a target: {name, kind: webhook|email, address}.";
+    AlertTargetDelete DELETE "/api/alerts/targets/{id}" Admin (json 200 Removed) "Removes a target and its rules.";
+    AlertTargetTest POST "/api/alerts/targets/{id}/test" Admin (json 202 TestRequested) "Sends a test alert to one target (delivered like any other).";
+    AlertRuleCreate POST "/api/alerts/rules" Admin (json 201 Rule) "Routes alert kinds to a target: {target_id, kinds, client_id?}.";
+    AlertRuleDelete DELETE "/api/alerts/rules/{id}" Admin (json 200 Removed) "Removes a rule.";
+    AlertDeliveries GET "/api/alerts/deliveries" Admin (json 200 Page<Delivery>) "Every delivery attempt, newest first, paginated (target_id).";
     Attention GET "/api/attention" Admin (json 200 Attention) "What needs attention: failed transfers and verifications of the last 24 h, overdue and offline clients.";
     Db GET "/api/db" Admin (json 200 Info) "The database: tables with rows and sizes, schema and SQLite versions, WAL size, last backup.";
     DbHealth GET "/api/db/health" Admin (json 200 Health) "integrity_check, foreign_key_check, the chain, projection checkpoints against the head, WAL size.";

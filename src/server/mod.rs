@@ -1,5 +1,6 @@
 //! `cairn serve`'s server: the composition of the two adapters over the services. It binds the socket, starts
-//! the services' background work (the presence monitor, the feed's relay and its stats), routes
+//! the services' background work (the presence, backup, chain and disk monitors, the alerts' dispatcher, the
+//! feed's relay and its stats), routes
 //! `/api/live` to the live adapter and everything else to the HTTP adapter (and the dashboard's files), and
 //! stops it all on shutdown. The only module that knows both adapters. [`connections`] holds the sockets within
 //! their bounds.
@@ -13,7 +14,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::http::error::ApiError;
-use crate::services::{feed, health, Services};
+use crate::services::{alerts, feed, health, Services};
 
 /// Binds the server's listening socket with `TCP_NODELAY`, which accepted connections inherit (on Linux): the
 /// live feed writes small frames, and Nagle's algorithm would hold each behind the peer's delayed ACK.
@@ -44,6 +45,12 @@ pub async fn serve(
         async move { presence.monitor(cairn, timeout).await }
     });
     let backups = tokio::spawn(health::monitor(services.cairn.clone(), services.config.backup_check));
+    let chain = tokio::spawn(health::chain_monitor(
+        services.cairn.clone(),
+        services.config.chain_check,
+    ));
+    let disk = tokio::spawn(health::disk_monitor(services.clone()));
+    let alerts = tokio::spawn(alerts::dispatch(services.clone()));
     let relay = tokio::spawn(feed::relay(services.cairn.clone(), services.feed.clone()));
     let stats = tokio::spawn(feed::publish_stats(services.clone()));
     let hub = services.feed.clone();
@@ -62,6 +69,9 @@ pub async fn serve(
     connections::run(listener, warp::service(routes), limits, shutdown).await;
     monitor.abort();
     backups.abort();
+    chain.abort();
+    disk.abort();
+    alerts.abort();
     relay.abort();
     stats.abort();
 }

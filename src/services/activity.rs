@@ -56,6 +56,21 @@ pub fn describe(e: &RecordedEvent) -> String {
         "TransferFailed" => format!("transfer failed: {}", s("error")),
         "LogRecorded" => format!("[{}] {}", s("level"), s("message")),
         "LogsCleared" => format!("{} log lines cleared", data["cleared"]),
+        "ChainBroken" => format!("the hash chain is broken at position {}", data["first_bad"]),
+        "DiskNearlyFull" => format!(
+            "disk nearly full: {} free of {} (alert at {}% used)",
+            bytes(&data["available_bytes"]),
+            bytes(&data["total_bytes"]),
+            data["threshold_percent"]
+        ),
+        "AlertTargetAdded" => format!("alert target {} added ({})", s("name"), s("kind")),
+        "AlertTargetRemoved" => "alert target removed".into(),
+        "AlertRuleAdded" => "alert rule added".into(),
+        "AlertRuleRemoved" => "alert rule removed".into(),
+        "AlertTestRequested" => "test alert requested".into(),
+        "AlertDelivered" => format!("alert delivered (event {})", data["position"]),
+        "AlertDeliveryFailed" if data["gave_up"] == true => format!("alert refused for good: {}", s("error")),
+        "AlertDeliveryFailed" => format!("alert delivery failed (attempt {}): {}", data["attempt"], s("error")),
         other => other.to_owned(),
     }
 }
@@ -78,7 +93,11 @@ pub fn bytes(n: &Value) -> String {
 
 /// The client an event concerns: its stream, the `client_id` in its data, or the client of the transfer or
 /// file it names (looked up in the read tables, which a deleted file has left).
-fn client_of(conn: &rusqlite::Connection, e: &RecordedEvent, data: &Value) -> rusqlite::Result<Option<String>> {
+pub(crate) fn client_of(
+    conn: &rusqlite::Connection,
+    e: &RecordedEvent,
+    data: &Value,
+) -> rusqlite::Result<Option<String>> {
     if let Some(id) = e.stream.strip_prefix("client-") {
         return Ok(Some(id.to_owned()));
     }

@@ -1,6 +1,7 @@
-//! Backup health: the monitor that records `ClientBackupOverdue` when a client's expected backup is late (as the
-//! presence monitor records timeouts, so the projections stay clock-free), and what needs an operator's
-//! attention: failed transfers and verifications of the last day, overdue and offline clients.
+//! The server's health, watched: the monitor that records `ClientBackupOverdue` when a client's expected backup
+//! is late (as the presence monitor records timeouts, so the projections stay clock-free), the periodic chain
+//! verification (`ChainBroken`), the disk watch (`DiskNearlyFull`), and what needs an operator's attention:
+//! failed transfers and verifications of the last day, overdue and offline clients.
 
 use std::time::Duration;
 
@@ -8,14 +9,16 @@ use cairn_events::Metadata;
 use cairn_projections::clients::{self, BackupClock};
 use cairn_projections::{ClientStatus, TransferStatus};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::ServiceError;
 use crate::commands::client::MarkBackupOverdue;
+use crate::commands::server::RecordServerEvent;
 use crate::error::CommandError;
 use crate::Cairn;
+use cairn_events::catalogue::{ChainBroken, DiskNearlyFull};
 
 /// How far back "needs attention" looks for failures.
 pub const ATTENTION_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -69,6 +72,129 @@ pub async fn monitor(cairn: Cairn, every: Duration) {
             tracing::warn!(error = %e, "could not check the clients' backups");
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Verifies the whole chain; records `ChainBroken` when it finds a break not recorded yet (the same break is
+/// recorded once, however often it is found). Answers the first bad position, if any.
+pub async fn check_chain(cairn: &Cairn) -> Result<Option<u64>, ServiceError> {
+    let (report, recorded) = super::read(cairn, |conn| {
+        let report = cairn_events::reader::verify_chain(conn, |_| {})?;
+        let recorded: Option<i64> = conn
+            .query_row(
+                "SELECT json_extract(data, '$.first_bad') FROM events WHERE type = 'ChainBroken'
+                 ORDER BY position DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok((report, recorded))
+    })
+    .await?;
+    let Some(bad) = report.first_bad else { return Ok(None) };
+    let first_bad = bad.position();
+    if recorded != Some(first_bad) {
+        tracing::error!(position = first_bad, error = %bad, "the log's hash chain is broken");
+        let event = ChainBroken {
+            first_bad: u64::try_from(first_bad).unwrap_or(0),
+            detail: bad.to_string(),
+        };
+        cairn
+            .execute(RecordServerEvent(event.into()), Metadata::system())
+            .await?;
+    }
+    Ok(u64::try_from(first_bad).ok())
+}
+
+/// Runs until aborted: verifies the chain at start, then every `every`.
+pub async fn chain_monitor(cairn: Cairn, every: Duration) {
+    loop {
+        if let Err(e) = check_chain(&cairn).await {
+            tracing::warn!(error = %e, "could not verify the hash chain");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// A file system's space as `df` counts it: the bytes this process can use (used plus available, without the
+/// blocks reserved for root) and the bytes available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub usable: u64,
+    pub available: u64,
+}
+
+/// The space of the file system holding `path` (`statvfs`).
+pub fn disk_space(path: &std::path::Path) -> Option<DiskSpace> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `path` is a NUL-terminated string and `stat` a zeroed struct statvfs writes into.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = stat.f_frsize as u64;
+    let used = (stat.f_blocks as u64).saturating_sub(stat.f_bfree as u64) * block;
+    let available = stat.f_bavail as u64 * block;
+    Some(DiskSpace {
+        usable: used + available,
+        available,
+    })
+}
+
+/// Whether the disk is past the threshold now, and the event that says so when it has just crossed it.
+pub fn disk_crossing(space: DiskSpace, threshold_percent: u8, was_full: bool) -> (bool, Option<DiskNearlyFull>) {
+    let DiskSpace {
+        usable: total,
+        available,
+    } = space;
+    if total == 0 {
+        return (was_full, None);
+    }
+    let used = 100.0 * (total.saturating_sub(available)) as f64 / total as f64;
+    // Two points of hysteresis, so a disk hovering at the threshold raises it once.
+    let full = if was_full {
+        used >= f64::from(threshold_percent) - 2.0
+    } else {
+        used >= f64::from(threshold_percent)
+    };
+    let event = (full && !was_full).then_some(DiskNearlyFull {
+        total_bytes: total,
+        available_bytes: available,
+        threshold_percent,
+    });
+    (full, event)
+}
+
+/// Runs until aborted: every `disk_check`, records `DiskNearlyFull` when the data directory's disk crosses
+/// `disk_alert_percent` in use (once per crossing; a restart while it is still full records it again).
+pub async fn disk_monitor(services: super::Services) {
+    let mut full = false;
+    loop {
+        let root = services.cairn.root().to_owned();
+        match tokio::task::spawn_blocking(move || disk_space(&root)).await {
+            Ok(Some(space)) => {
+                let (now, event) = disk_crossing(space, services.config.disk_alert_percent, full);
+                full = now;
+                if let Some(event) = event {
+                    tracing::warn!(
+                        available = event.available_bytes,
+                        "the data directory's disk is nearly full"
+                    );
+                    if let Err(e) = services
+                        .cairn
+                        .execute(RecordServerEvent(event.into()), Metadata::system())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not record that the disk is nearly full");
+                    }
+                }
+            }
+            Ok(None) => tracing::warn!("could not read the data directory's disk space"),
+            Err(e) => tracing::warn!(error = %e, "could not read the data directory's disk space"),
+        }
+        tokio::time::sleep(services.config.disk_check).await;
     }
 }
 
@@ -223,4 +349,67 @@ pub fn attention(conn: &Connection, now: DateTime<Utc>) -> Result<Attention, Ser
         overdue_clients,
         offline_clients,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space(used_percent: u64) -> DiskSpace {
+        DiskSpace {
+            usable: 1000,
+            available: 1000 - used_percent * 10,
+        }
+    }
+
+    #[test]
+    fn the_disk_alert_is_raised_once_per_crossing_with_two_points_of_hysteresis() {
+        let (full, event) = disk_crossing(space(89), 90, false);
+        assert!(!full && event.is_none());
+        let (full, event) = disk_crossing(space(90), 90, false);
+        assert!(full);
+        assert_eq!(
+            event,
+            Some(DiskNearlyFull {
+                total_bytes: 1000,
+                available_bytes: 100,
+                threshold_percent: 90
+            })
+        );
+        // Hovering just under the threshold: still full, nothing new.
+        assert_eq!(disk_crossing(space(89), 90, true), (true, None));
+        assert_eq!(disk_crossing(space(88), 90, true), (true, None));
+        // Clearly below: the next crossing raises it again.
+        assert_eq!(disk_crossing(space(87), 90, true), (false, None));
+        assert!(disk_crossing(space(95), 90, false).1.is_some());
+    }
+
+    #[test]
+    fn the_disk_space_of_a_real_directory_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = disk_space(dir.path()).unwrap();
+        assert!(s.usable > 0 && s.available <= s.usable, "{s:?}");
+        assert_eq!(disk_space(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn a_backup_is_due_its_interval_after_the_last_one_or_after_registration() {
+        let clock = |last: Option<&str>| BackupClock {
+            id: "x".into(),
+            created_at: "2026-12-01T00:00:00.000000Z".into(),
+            last_backup_at: last.map(str::to_owned),
+            interval_seconds: 3600,
+        };
+        assert_eq!(
+            due_at(&clock(None)).map(rfc3339).as_deref(),
+            Some("2026-12-01T01:00:00.000000Z")
+        );
+        assert_eq!(
+            due_at(&clock(Some("2026-12-01T10:30:00.000000Z")))
+                .map(rfc3339)
+                .as_deref(),
+            Some("2026-12-01T11:30:00.000000Z")
+        );
+        assert_eq!(due_at(&clock(Some("yesterday"))), None);
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`verify`]: re-reading a file's blob and recording what was found.
 //! - [`status`]: the figures an operator watches (`/api/status`, and the live feed every second).
 //! - [`activity`]: the latest events, described for people.
+//! - [`alerts`]: targets, rules, and the dispatcher that delivers alerts from the log at least once.
 //! - [`history`]: a client or a file as it was at a position of the log.
 //! - [`logs`]: recording a log line as its caller (a client logs as itself, never as the server).
 //! - [`console`]: the read-only SQL console.
@@ -19,6 +20,7 @@
 //! - [`feed`]: the live feed's relay: committed events encoded once, without gaps, plus stats and progress.
 
 pub mod activity;
+pub mod alerts;
 pub mod auth;
 pub mod console;
 pub mod database;
@@ -54,6 +56,12 @@ pub struct ServerConfig {
     pub metrics_public: bool,
     /// How often the backup monitor looks for overdue clients.
     pub backup_check: Duration,
+    /// How often the whole hash chain is verified (a break is recorded as `ChainBroken`).
+    pub chain_check: Duration,
+    /// How often the data directory's disk is looked at, and the share in use that raises `DiskNearlyFull`.
+    pub disk_check: Duration,
+    pub disk_alert_percent: u8,
+    pub alerts: alerts::AlertConfig,
 }
 
 /// How many sockets the server holds and how long a silent one keeps its place (see `server::connections`).
@@ -111,6 +119,10 @@ impl ServerConfig {
             connections,
             metrics_public: false,
             backup_check: Duration::from_secs(30),
+            chain_check: Duration::from_secs(6 * 60 * 60),
+            disk_check: Duration::from_secs(30),
+            disk_alert_percent: 90,
+            alerts: alerts::AlertConfig::default(),
         }
     }
 }

@@ -9,7 +9,13 @@
 mod common_api;
 /// What these tests share beyond `common_api`.
 mod helpers;
+#[path = "../common/smtp.rs"]
+mod smtp;
+/// A webhook receiver and an SMTP server, for the alerts.
+#[path = "../common/webhook.rs"]
+mod webhook;
 
+mod alerts;
 mod audit;
 mod auth;
 mod bad_input;

@@ -79,12 +79,22 @@ pub async fn spawn_app_full(
 /// The configuration the tests' servers run with (the admin token [`ADMIN`], a 60 s heartbeat timeout).
 #[allow(dead_code)] // not every target that includes this file changes a server's configuration
 pub fn test_config() -> Config {
-    Config::new(
+    configured(Config::new(
         ADMIN.into(),
         Duration::from_secs(60),
         cairn::services::feed::LiveConfig::default(),
         Default::default(),
-    )
+    ))
+}
+
+/// What every test server changes: no disk alert unless a test asks (the machine's disk is not the test's),
+/// and quick alert retries.
+fn configured(mut config: Config) -> Config {
+    config.disk_alert_percent = 100;
+    config.alerts.backoff = Duration::from_millis(200);
+    config.alerts.max_backoff = Duration::from_secs(1);
+    config.alerts.poll = Duration::from_millis(50);
+    config
 }
 
 /// A server with its own configuration, in a fresh data directory.
@@ -105,7 +115,7 @@ pub async fn spawn_app_in(
     heartbeat_timeout: Duration,
     live: cairn::services::feed::LiveConfig,
 ) -> TestApp {
-    let config = Config::new(ADMIN.into(), heartbeat_timeout, live, Default::default());
+    let config = configured(Config::new(ADMIN.into(), heartbeat_timeout, live, Default::default()));
     spawn_app_configured(dir, listen, options, config).await
 }
 

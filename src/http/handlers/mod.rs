@@ -1,6 +1,7 @@
 //! The handlers, one file per area: each parses what its endpoint takes, calls a service or sends a command,
 //! and answers with the envelope.
 
+mod alerts;
 mod audit;
 mod clients;
 mod db;
@@ -54,6 +55,13 @@ pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Res
         System => status::system(state).await,
         Activity => status::activity(state, req).await,
         Attention => status::attention(state).await,
+        Alerts => alerts::setup(state).await,
+        AlertTargetCreate => alerts::add_target(state, req).await,
+        AlertTargetDelete => alerts::remove_target(state, req).await,
+        AlertTargetTest => alerts::test(state, req).await,
+        AlertRuleCreate => alerts::add_rule(state, req).await,
+        AlertRuleDelete => alerts::remove_rule(state, req).await,
+        AlertDeliveries => alerts::deliveries(state, req).await,
         Db => db::info(state).await,
         DbHealth => db::health(state).await,
         DbTable => db::table(state, req).await,
