@@ -825,3 +825,36 @@ async fn a_heartbeat_moves_last_seen_on_the_feed_for_the_admin_and_the_client_on
     assert!(seen.is_none(), "bravo saw alpha's presence: {seen:?}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_subscriber_gets_the_servers_telemetry_history_and_a_client_does_not() {
+    let app = spawn_app().await;
+    let (_, token) = app.register("alpha").await;
+    // The server samples every second whether anyone listens: wait for two samples.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let mut admin = connect(&app, ADMIN).await;
+    let mut alpha = connect(&app, &token).await;
+    subscribe(&mut admin, json!({ "op": "subscribe" })).await;
+    subscribe(&mut alpha, json!({ "op": "subscribe" })).await;
+
+    let history = next_of(&mut admin, &["history"], Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let samples = history["telemetry"].as_array().unwrap();
+    assert!(samples.len() >= 2, "{history}");
+    assert!(samples.len() <= cairn::services::feed::TELEMETRY_HISTORY);
+    for s in samples {
+        assert!(
+            s["at"].is_string() && s["cpu_percent"].is_number() && s["memory_percent"].is_number(),
+            "{s}"
+        );
+    }
+    let times: Vec<&str> = samples.iter().map(|s| s["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "oldest first: {times:?}");
+    assert!(next_of(&mut alpha, &["history"], Duration::from_millis(800))
+        .await
+        .is_none());
+    app.stop().await;
+}

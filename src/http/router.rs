@@ -12,6 +12,7 @@ use crate::services::alerts::AlertsSetup;
 use crate::services::console::QueryResult;
 use crate::services::database::{Backup, Health, Info, Optimized, TablePage};
 use crate::services::health::Attention;
+use crate::services::history::StorageHistory;
 use crate::services::status::Status;
 use crate::telemetry::Sample;
 use cairn_projections::alerts::{Delivery, Rule, Target};
@@ -42,6 +43,7 @@ pub enum Endpoint {
     ClientHeartbeat,
     ClientDisconnect,
     ClientToken,
+    ClientStorage,
     FilesList,
     ClientFiles,
     Upload,
@@ -156,6 +158,7 @@ routes! {
     ClientHeartbeat POST "/api/clients/{id}/heartbeat" AdminOrClient (json 200 HeartbeatAnswer) "A client's heartbeat: connects it if it was not.";
     ClientDisconnect POST "/api/clients/{id}/disconnect" AdminOrClient (json 200 Client) "Marks a connected client offline.";
     ClientToken POST "/api/clients/{id}/token" Admin (json 200 TokenRotated) "Rotates a client's token; answers with the new one, shown once.";
+    ClientStorage GET "/api/clients/{id}/storage" Admin (json 200 StorageHistory) "A client's files and bytes stored after each of its changes, oldest first (at most 500 points).";
     FilesList GET "/api/files" Admin (json 200 Page<File>) "Files, paginated (page, per_page, sort, q, client, verified).";
     ClientFiles GET "/api/clients/{id}/files" AdminOrClient (json 200 Page<File>) "One client's files, paginated.";
     Upload POST "/api/clients/{id}/files" AdminOrClient (json 201 File) "Uploads a file: raw body; ?name=…&path=…; X-Content-SHA256 and X-Content-CRC32 optional.";

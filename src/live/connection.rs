@@ -295,6 +295,7 @@ pub async fn serve(state: Services, caller: Caller, slot: Slot, socket: WebSocke
                         let from = s.from.unwrap_or(head);
                         let ack = serde_json::json!({ "kind": "subscribed", "from": from, "head": head }).to_string();
                         if queue.send(Outgoing::Other(ack)).await.is_err() { break }
+                        if scope.sees_stats() && queue.send(Outgoing::Other(hub.history_message())).await.is_err() { break }
                         let Some(last) = catch_up(&state, &filter, from, None, &queue, &mut stopped).await else { break 'connection };
                         subscription = Some((filter, rx, Gapless::after(last)));
                     }

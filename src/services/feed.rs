@@ -127,7 +127,13 @@ pub struct Feed {
     /// Clients whose live connections must close now: their token was rotated, or they were disconnected or
     /// deleted.
     pub revoked: broadcast::Sender<Uuid>,
+    /// The last [`TELEMETRY_HISTORY`] telemetry samples (one per stats tick, kept whether anyone listens or
+    /// not), sent to an admin's connection as it subscribes, so charts do not start empty on every page load.
+    history: std::sync::Mutex<std::collections::VecDeque<serde_json::Value>>,
 }
+
+/// How many telemetry samples the feed keeps: five minutes at one a second.
+pub const TELEMETRY_HISTORY: usize = 300;
 
 /// An upload's progress as the feed sends it, with the client it belongs to (a client token sees only its own).
 #[derive(Debug)]
@@ -172,7 +178,29 @@ impl Feed {
             clients: AtomicUsize::new(0),
             closing: watch::channel(false).0,
             revoked: broadcast::channel(256).0,
+            history: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(TELEMETRY_HISTORY)),
         }
+    }
+
+    /// Keeps one telemetry sample (its time, CPU, memory and RSS), dropping the oldest past the ring's size.
+    pub fn remember(&self, sample: &crate::telemetry::Sample, at: &str) {
+        let point = serde_json::json!({
+            "at": at,
+            "cpu_percent": sample.cpu_percent,
+            "memory_percent": sample.memory_percent,
+            "process_rss_bytes": sample.process_rss_bytes,
+        });
+        let mut ring = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        if ring.len() == TELEMETRY_HISTORY {
+            ring.pop_front();
+        }
+        ring.push_back(point);
+    }
+
+    /// `{"kind":"history","telemetry":[…]}`: the samples kept, oldest first.
+    pub fn history_message(&self) -> String {
+        let ring = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        serde_json::json!({ "kind": "history", "telemetry": &*ring }).to_string()
     }
 
     /// Takes a place for one more connection of `client` (`None`: the admin), or refuses: past
@@ -400,13 +428,16 @@ pub async fn publish_stats(services: Services) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
+        let telemetry = services.telemetry.clone();
+        let root = services.cairn.root().to_owned();
+        let sample = tokio::task::spawn_blocking(move || telemetry.sample_light(&root)).await;
+        if let Ok(s) = &sample {
+            feed.remember(s, &cairn_events::writer::now_rfc3339());
+        }
         if feed.stats.receiver_count() == 0 {
             continue;
         }
         let figures = super::status::figures(&services).await;
-        let telemetry = services.telemetry.clone();
-        let root = services.cairn.root().to_owned();
-        let sample = tokio::task::spawn_blocking(move || telemetry.sample_light(&root)).await;
         match (figures, sample) {
             (Ok(f), Ok(s)) => {
                 let mut msg = serde_json::json!({ "kind": "stats", "telemetry": s, "connections": feed.connections() });

@@ -122,3 +122,65 @@ fn replay_into_memory(
     }
     Ok(memory)
 }
+
+/// One point of a client's storage over time: after the event at `position`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct StoragePoint {
+    pub position: i64,
+    pub at: String,
+    pub files: i64,
+    pub bytes: i64,
+}
+
+/// A client's stored files and bytes after each of its `FileStored` and `FileDeleted` events, oldest first; at
+/// most `max_points` (evenly thinned, the last always kept).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct StorageHistory {
+    pub client_id: String,
+    pub points: Vec<StoragePoint>,
+    /// How many changes there were before thinning.
+    pub changes: i64,
+}
+
+pub const MAX_STORAGE_POINTS: usize = 500;
+
+pub fn storage_history(conn: &rusqlite::Connection, client: &str) -> rusqlite::Result<StorageHistory> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT position, recorded_at, type, json_extract(data, '$.size') FROM events
+         WHERE type IN ('FileStored', 'FileDeleted') AND json_extract(data, '$.client_id') = ?1
+         ORDER BY position",
+    )?;
+    let mut rows = stmt.query([client])?;
+    let (mut files, mut bytes) = (0i64, 0i64);
+    let mut all = Vec::new();
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(2)?;
+        let size: i64 = r.get::<_, Option<i64>>(3)?.unwrap_or(0);
+        let sign = if kind == "FileStored" { 1 } else { -1 };
+        files += sign;
+        bytes += sign * size;
+        all.push(StoragePoint {
+            position: r.get(0)?,
+            at: r.get(1)?,
+            files,
+            bytes,
+        });
+    }
+    let changes = all.len() as i64;
+    let points = if all.len() <= MAX_STORAGE_POINTS {
+        all
+    } else {
+        let step = all.len().div_ceil(MAX_STORAGE_POINTS);
+        let last = all.len() - 1;
+        all.into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % step == 0 || *i == last)
+            .map(|(_, p)| p)
+            .collect()
+    };
+    Ok(StorageHistory {
+        client_id: client.to_owned(),
+        points,
+        changes,
+    })
+}

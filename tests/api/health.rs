@@ -240,3 +240,32 @@ async fn attention_lists_failed_transfers_and_verifications_overdue_and_offline_
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_storage_history_follows_each_stored_and_deleted_file() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let (b, b_token) = app.register("bravo").await;
+    let first = upload_id(&app, &a, &token, "one.txt", b"12345").await;
+    upload_id(&app, &a, &token, "two.txt", b"123").await;
+    upload_id(&app, &b, &b_token, "other.txt", b"1234567").await;
+    app.admin("DELETE", &format!("/api/files/{first}"), json!(null)).await;
+
+    let history = app.get(&format!("/api/clients/{a}/storage")).await.data();
+
+    let points: Vec<(i64, i64)> = history["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["files"].as_i64().unwrap(), p["bytes"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(points, [(1, 5), (2, 8), (1, 3)]);
+    assert_eq!(history["changes"], 3);
+    let unknown = uuid::Uuid::now_v7();
+    assert_error(
+        &app.get(&format!("/api/clients/{unknown}/storage")).await,
+        404,
+        "CLIENT_NOT_FOUND",
+    );
+    app.stop().await;
+}

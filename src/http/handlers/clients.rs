@@ -172,3 +172,13 @@ pub async fn rotate_token(state: &Services, req: Request) -> Result<Response, Ap
         Some("token rotated; the old one no longer works; the new one is shown once"),
     ))
 }
+
+pub async fn storage(state: &Services, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "client")?;
+    // The client must exist now (its history stays in the log after a deletion, but its page does not).
+    row(state, id).await?;
+    let history = state
+        .read(move |conn| Ok(history::storage_history(conn, &id.to_string())?))
+        .await?;
+    Ok(ok(StatusCode::OK, history, None))
+}

@@ -35,6 +35,7 @@ pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Res
         ClientHeartbeat => clients::heartbeat(state, req).await,
         ClientDisconnect => clients::disconnect(state, req).await,
         ClientToken => clients::rotate_token(state, req).await,
+        ClientStorage => clients::storage(state, req).await,
         FilesList => files::list(state, req).await,
         ClientFiles => files::of_client(state, req).await,
         Upload => files::upload(state, req).await,
