@@ -34,8 +34,38 @@ pub struct Activity {
     pub head: i64,
 }
 
-/// One line about an event, without its subject: [`latest`] puts the client's name before it.
+/// One line about an event, without its subject: [`latest`] puts the client's name before it. A 64-digit
+/// checksum in it reads as its first 12 digits (the event keeps it whole).
 pub fn describe(e: &RecordedEvent) -> String {
+    shorten_checksums(&describe_in_full(e))
+}
+
+/// Every run of exactly 64 hex digits cut to its first 12 and an ellipsis.
+fn shorten_checksums(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() == 64 {
+            out.push_str(&run[..12]);
+            out.push('…');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in line.chars() {
+        if c.is_ascii_hexdigit() && !c.is_ascii_uppercase() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+fn describe_in_full(e: &RecordedEvent) -> String {
     let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
     let s = |k: &str| data[k].as_str().unwrap_or("?").to_owned();
     match e.event_type.as_str() {
@@ -169,4 +199,20 @@ pub async fn latest(cairn: &Cairn, limit: i64) -> Result<Activity, ServiceError>
     })
     .await?;
     Ok(Activity { items, head })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten_checksums;
+
+    #[test]
+    fn a_checksum_in_a_line_reads_as_its_first_twelve_digits() {
+        let sha = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            shorten_checksums(&format!("declared SHA-256 {sha} does not match")),
+            "declared SHA-256 0123456789ab… does not match"
+        );
+        // Shorter runs, and words, stay as they are.
+        assert_eq!(shorten_checksums("file deadbeef added"), "file deadbeef added");
+    }
 }

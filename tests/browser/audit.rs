@@ -145,7 +145,8 @@ async fn the_audit_filters_narrow_the_list_by_type_and_by_actor() {
     b.eval(&by(&client)).await;
     b.wait_for(
         "only the client's events",
-        &format!("const actors = [...document.querySelectorAll('table[aria-label=\"Events\"] tbody tr td:nth-child(5)')].map(t => t.textContent); return actors.length === {by_client} && actors.every(a => a === '{client}')"),
+        // The actor by its name, its id in the cell's title.
+        &format!("const actors = [...document.querySelectorAll('table[aria-label=\"Events\"] tbody tr td:nth-child(5)')]; return actors.length === {by_client} && actors.every(a => a.textContent === 'client beta' && a.title === '{client}')"),
         SOON,
     )
     .await;

@@ -218,3 +218,47 @@ async fn a_clients_name_is_shown_as_text_never_as_markup() {
     b.assert_not_reloaded().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_client_is_marked_in_the_list_and_its_interval_is_set_on_its_page() {
+    let mut config = crate::helpers::test_config();
+    config.backup_check = std::time::Duration::from_millis(100);
+    let app = crate::helpers::spawn_app_config(config).await;
+    let (alpha, alpha_token) = app.register("alpha").await;
+    upload(&app, &alpha, &alpha_token, "a.txt", b"hello").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view("#/clients", CLIENTS_LOADED).await;
+
+    app.admin(
+        "PATCH",
+        &format!("/api/clients/{alpha}"),
+        json!({ "backup_interval_seconds": 1 }),
+    )
+    .await;
+
+    b.wait_for(
+        "the overdue badge in Last backup",
+        &cell_with("Clients", "last_backup_at", "overdue"),
+        LIVE + std::time::Duration::from_secs(2),
+    )
+    .await;
+    b.view(&format!("#/clients/{alpha}"), CLIENT_LOADED).await;
+    b.wait_for(
+        "the storage chart",
+        "return !!document.querySelector('svg.storage-chart')",
+        SOON,
+    )
+    .await;
+    b.choose("Expected backup interval in hours", "48").await;
+    b.click("Set").await;
+    b.wait_for(
+        "the new interval on the page",
+        "return document.querySelector('.interval').textContent.startsWith('2 days')",
+        LIVE,
+    )
+    .await;
+    let c = app.get(&format!("/api/clients/{alpha}")).await.data();
+    assert_eq!(c["backup_interval_seconds"], 48 * 3600);
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}

@@ -142,3 +142,54 @@ async fn deleting_a_file_asks_first_and_only_a_confirmation_deletes_it() {
     b.assert_not_reloaded().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_hold_still_under_the_pointer_and_n_new_shows_what_arrived() {
+    let (app, beta, token, _) = beta_with_a_report().await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view("#/files", &cell_with("Files", "filename", "report.pdf")).await;
+    b.eval("document.querySelector('table[aria-label=\"Files\"] tbody').dispatchEvent(new PointerEvent('pointerenter')); return true")
+        .await;
+
+    upload(&app, &beta, &token, "arrived.txt", b"new while pointing").await;
+
+    b.wait_for(
+        "the waiting button",
+        "const x = document.querySelector('button.held'); return !!x && !x.hidden && x.textContent.startsWith('1 new')",
+        LIVE,
+    )
+    .await;
+    assert_eq!(b.eval(&cell_with("Files", "filename", "arrived.txt")).await, false);
+    b.click("1 new · show").await;
+    b.wait_for("the new row", &cell_with("Files", "filename", "arrived.txt"), LIVE)
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_name_and_content_type_leave_the_row_buttons_inside_the_table() {
+    let app = spawn_app().await;
+    let (beta, token) = app.register("beta").await;
+    upload(
+        &app,
+        &beta,
+        &token,
+        "a-very-long-file-name-that-goes-on-and-on-for-quite-a-while.docx",
+        b"PK\x03\x04",
+    )
+    .await;
+    let b = Browser::open_signed_in(&app).await;
+    b.resize(1440, 900).await;
+    b.view("#/files", &cell_with("Files", "filename", "a-very-long")).await;
+
+    let inside = b
+        .eval("const wrap = document.querySelector('.table-wrap .scroll').getBoundingClientRect(); const del = [...document.querySelectorAll('table[aria-label=\"Files\"] button')].find(x => x.textContent === 'Delete').getBoundingClientRect(); return del.right <= wrap.right + 0.5 && document.querySelector('.table-wrap .scroll').scrollWidth <= document.querySelector('.table-wrap .scroll').clientWidth")
+        .await;
+
+    assert_eq!(
+        inside, true,
+        "the Delete button is cut off or the table scrolls sideways"
+    );
+    b.screenshot("files-long-names").await;
+    app.stop().await;
+}

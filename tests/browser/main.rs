@@ -7,7 +7,11 @@
 #[path = "../common/api.rs"]
 mod helpers;
 mod page;
+#[path = "../common/webhook.rs"]
+mod webhook;
 
+mod accessibility;
+mod alerts;
 mod analytics;
 // The longest test, by far: libtest starts tests in the order of their names, and this one's sorts near the front,
 // so that the others run beside it rather than after it.

@@ -266,6 +266,51 @@ impl Browser {
         text.as_str().expect("a text").to_owned()
     }
 
+    /// Resizes the window (a phone is 390 by 844).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|e| panic!("could not resize the window: {e}"));
+    }
+
+    /// Switches the page's theme (`light` or `dark`), as its button does.
+    pub async fn theme(&self, theme: &str) {
+        self.eval(&format!(
+            "document.documentElement.dataset.theme = {}; return true",
+            js_str(theme)
+        ))
+        .await;
+    }
+
+    /// Runs axe-core (vendored under `tests/browser/vendor/axe-core/`, MPL-2.0) over the page for WCAG 2 A and AA,
+    /// and answers its serious and critical violations as lines: rule, impact, and the first nodes' selectors.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        if self.eval("return typeof window.axe === 'object'").await != true {
+            let axe = include_str!("vendor/axe-core/axe.min.js");
+            self.client
+                .execute(&format!("{axe}\nreturn true;"), Vec::new())
+                .await
+                .unwrap_or_else(|e| panic!("axe-core did not load: {e}"));
+        }
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                   .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').split('\\n').slice(1, 2).join('')).join(' | ')} [${v.nodes.length} nodes]`)))
+                   .catch(e => done(['axe failed: ' + e]));",
+                Vec::new(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("axe-core did not run: {e}"));
+        found
+            .as_array()
+            .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
     /// Saves a PNG of the window under `target/tmp/screenshots/` and answers its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self

@@ -2,6 +2,7 @@
 
 import { api, ApiError, setToken, token } from "./api.js";
 import * as live from "./live.js";
+import * as alerts from "./views/alerts.js";
 import * as analytics from "./views/analytics.js";
 import * as audit from "./views/audit.js";
 import * as clients from "./views/clients.js";
@@ -11,7 +12,7 @@ import * as logs from "./views/logs.js";
 import * as overview from "./views/overview.js";
 
 // Each view has its own address: #/name, #/name/id (one client, one event, one table), #/name?filters.
-const VIEWS = { overview, clients, files, logs, analytics, database, audit };
+const VIEWS = { overview, clients, files, logs, analytics, alerts, database, audit };
 
 let unmount = null;
 let mounted = null; // the route being mounted, so that a slow one does not outlive a newer one
@@ -79,7 +80,29 @@ async function signIn() {
   });
 }
 
+// The theme: index.html set it before the first paint; the button switches it and the choice is kept.
+function themeButton() {
+  const button = document.getElementById("theme");
+  const show = () => {
+    const dark = document.documentElement.dataset.theme === "dark";
+    button.textContent = dark ? "light" : "dark";
+    button.setAttribute("aria-label", dark ? "Switch to the light theme" : "Switch to the dark theme");
+  };
+  button.onclick = () => {
+    const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem("cairn-theme", next);
+    show();
+  };
+  // Following the system's theme until one is chosen here.
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", (m) => {
+    if (!localStorage.getItem("cairn-theme")) { document.documentElement.dataset.theme = m.matches ? "dark" : "light"; show(); }
+  });
+  show();
+}
+
 async function start() {
+  themeButton();
   takeTokenFromUrl();
   if (!token()) await signIn();
   const indicator = document.getElementById("live");

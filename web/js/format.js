@@ -43,7 +43,8 @@ export function el(tag, attrs = {}, ...children) {
 
 // One line about an event, as the server's /api/activity describes it: the client's name first when known.
 export function describe(e, name) {
-  const line = what(e);
+  // A 64-digit checksum reads as its first 12 digits (the event keeps it whole).
+  const line = what(e).replace(/\b([0-9a-f]{12})[0-9a-f]{52}\b/g, "$1…");
   return name ? `${name}: ${line}` : line;
 }
 

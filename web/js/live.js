@@ -3,7 +3,8 @@
 
 import { token } from "./api.js";
 
-const listeners = { event: new Set(), stats: new Set(), progress: new Set(), presence: new Set(), state: new Set() };
+const listeners = { event: new Set(), stats: new Set(), progress: new Set(), presence: new Set(), history: new Set(), state: new Set() };
+let telemetry = [];     // the server's telemetry history, sent on subscribe, then each stats sample added
 let socket = null;
 let last = null;        // the last position received; null until the first subscription is acknowledged
 let attempts = 0;
@@ -24,6 +25,11 @@ function emit(kind, value) {
 function setState(next) {
   state = next;
   emit("state", next);
+}
+
+// The telemetry samples known so far, oldest first (the server's history, then the live samples).
+export function telemetryHistory() {
+  return telemetry;
 }
 
 export function lastPosition() {
@@ -49,7 +55,15 @@ export function connect() {
         last = msg.position;
         emit("event", msg);
         break;
+      case "history":
+        telemetry = msg.telemetry || [];
+        emit("history", telemetry);
+        break;
       case "stats":
+        if (msg.telemetry) {
+          telemetry.push({ at: new Date().toISOString(), cpu_percent: msg.telemetry.cpu_percent, memory_percent: msg.telemetry.memory_percent });
+          if (telemetry.length > 300) telemetry.shift();
+        }
         emit("stats", msg);
         break;
       case "progress":

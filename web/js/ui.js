@@ -17,14 +17,27 @@ export function pagedTable({ label, columns, load, perPage = 50, sort = null, em
   const prev = el("button", { type: "button", class: "ghost", text: "‹ Previous" });
   const next = el("button", { type: "button", class: "ghost", text: "Next ›" });
   const root = el("div", { class: "table-wrap" },
-    el("div", { class: "scroll" }, el("table", { "aria-label": label }, el("thead", {}, head), body)),
+    // Focusable, so that a keyboard can scroll it (axe: scrollable-region-focusable).
+    el("div", { class: "scroll", tabindex: "0", "aria-label": `${label}, scrollable` }, el("table", { "aria-label": label }, el("thead", {}, head), body)),
     el("div", { class: "pager" }, prev, info, next));
   prev.onclick = () => { page -= 1; reload(); };
   next.onclick = () => { page += 1; reload(); };
+  // While the pointer is over the rows, live changes wait (rows would move under it, next to Delete): a button
+  // says how many, and shows them; leaving the table shows them too.
+  let hovering = false;
+  let held = 0;
+  const pending = el("button", { type: "button", class: "held small", hidden: "" });
+  pending.onclick = () => { held = 0; pending.hidden = true; reload(); };
+  root.querySelector(".pager").insertBefore(pending, info);
+  body.addEventListener("pointerenter", () => { hovering = true; });
+  body.addEventListener("pointerleave", () => {
+    hovering = false;
+    if (held) { held = 0; pending.hidden = true; reload(); }
+  });
 
   function header() {
     head.replaceChildren(...columns.map((c) => {
-      if (!c.sort) return el("th", { text: c.label });
+      if (!c.sort) return c.label ? el("th", { text: c.label }) : el("th", {}, el("span", { class: "sr-only", text: "Actions" }));
       const dir = order === c.key ? "ascending" : order === `-${c.key}` ? "descending" : "none";
       const b = el("button", { type: "button", class: "sort", text: c.label + (dir === "ascending" ? " ▲" : dir === "descending" ? " ▼" : "") });
       b.onclick = () => {
@@ -71,10 +84,20 @@ export function pagedTable({ label, columns, load, perPage = 50, sort = null, em
     return running;
   }
 
+  // A reload asked for by a live change: held while the pointer is over the rows.
+  function changed(count = 1) {
+    if (!hovering) return reload();
+    held += count;
+    pending.hidden = false;
+    pending.textContent = `${held} new · show`;
+    return Promise.resolve();
+  }
+
   return {
     root,
     reload,
-    first() { page = 1; return reload(); },
+    changed,
+    first() { page = 1; held = 0; pending.hidden = true; return reload(); },
   };
 }
 

@@ -10,7 +10,9 @@ export const title = "Audit";
 
 const TYPES = ["ClientRegistered", "ClientUpdated", "ClientConnected", "ClientDisconnected", "ClientTokenRotated", "ClientBackupOverdue", "ClientDeleted",
   "FileStored", "FileVerified", "FileDownloaded", "FileDeleted", "TransferStarted", "TransferCompleted", "TransferFailed",
-  "LogRecorded", "LogsCleared", "ServerStarted", "ServerStopped", "DatabaseBackedUp", "DatabaseOptimized"];
+  "LogRecorded", "LogsCleared", "ServerStarted", "ServerStopped", "DatabaseBackedUp", "DatabaseOptimized",
+  "ChainBroken", "DiskNearlyFull", "AlertTargetAdded", "AlertTargetRemoved", "AlertRuleAdded", "AlertRuleRemoved",
+  "AlertTestRequested", "AlertDelivered", "AlertDeliveryFailed"];
 const PAGE = 100;
 
 export async function mount(root, position) {
@@ -33,10 +35,24 @@ export async function mount(root, position) {
     stream: stream.value.trim(), type: type.value, actor: actor.value.trim(),
     from: from.value ? new Date(from.value).toISOString() : "", to: to.value ? new Date(to.value).toISOString() : "",
   });
+  // Clients' names by id, for the stream and actor columns (learnt from the clients list and from the events).
+  const names = new Map();
+  const learn = (e) => {
+    const id = e.stream.startsWith("client-") ? e.stream.slice(7) : e.data?.client_id;
+    const name = e.data?.name || e.data?.client_name;
+    if (id && name) names.set(id, name);
+  };
+  const clientOf = (e) => (e.stream.startsWith("client-") ? e.stream.slice(7) : e.data?.client_id);
+  const streamLabel = (s) => (s.startsWith("client-") && names.has(s.slice(7)) ? `client ${names.get(s.slice(7))}` : s);
+  const actorLabel = (a = "") => (a.startsWith("client:") && names.has(a.slice(7)) ? `client ${names.get(a.slice(7))}` : a);
   const row = (e) => {
+    learn(e);
+    const summary = describe(e, names.get(clientOf(e)));
+    const actor = e.metadata?.actor || "";
     const tr = el("tr", { class: "clickable", "data-position": String(e.position) },
-      el("td", { text: String(e.position) }), el("td", { text: datetime(e.recorded_at) }), el("td", {}, el("code", { text: e.type })),
-      el("td", {}, el("a", { href: "#", class: "stream", title: `${e.stream} (show only this stream)`, text: e.stream })), el("td", { text: e.metadata?.actor || "" }), el("td", { text: describe(e, e.data?.name || e.data?.client_name) }));
+      el("td", { text: String(e.position) }), el("td", { text: datetime(e.recorded_at) }), el("td", { title: e.type }, el("code", { text: e.type })),
+      el("td", {}, el("a", { href: "#", class: "stream", title: `${e.stream} (show only this stream)`, text: streamLabel(e.stream) })),
+      el("td", { text: actorLabel(actor), title: actor }), el("td", { text: summary, title: summary }));
     tr.onclick = (ev) => {
       ev.preventDefault();
       if (ev.target.classList.contains("stream")) { stream.value = e.stream; apply(); return; }
@@ -97,7 +113,7 @@ export async function mount(root, position) {
       el("div", { class: "title-row" }, el("h2", { text: `#${e.position} ${e.type}` }), el("span", { class: "grow" }),
         button("Entity history", (b) => busy(b, () => entity(e.stream)), "ghost small"),
         ...(/^(client|file)-/.test(e.stream) ? [button("State as of this event", (b) => busy(b, () => asOf(e.stream, e.position)), "ghost small")] : [])),
-      el("pre", { class: "json", text: JSON.stringify(e, null, 2) }));
+      el("pre", { class: "json", tabindex: "0", text: JSON.stringify(e, null, 2) }));
   }
 
   async function entity(name) {
@@ -119,8 +135,8 @@ export async function mount(root, position) {
     const now = await api("GET", path + then.id).catch((e) => ({ note: `now: ${e.message}` }));
     detail.replaceChildren(el("h2", { text: `${kind} ${then.name || then.filename || id}` }),
       el("div", { class: "grid2" },
-        el("div", {}, el("h3", { text: `As of position ${at}` }), el("pre", { class: "json", text: JSON.stringify(then, null, 2) })),
-        el("div", {}, el("h3", { text: "Now" }), el("pre", { class: "json", text: JSON.stringify(now, null, 2) }))));
+        el("div", {}, el("h3", { text: `As of position ${at}` }), el("pre", { class: "json", tabindex: "0", text: JSON.stringify(then, null, 2) })),
+        el("div", {}, el("h3", { text: "Now" }), el("pre", { class: "json", tabindex: "0", text: JSON.stringify(now, null, 2) }))));
   }
 
   // The state of any client or file at any position, asked for directly.
@@ -147,13 +163,18 @@ export async function mount(root, position) {
     filters,
     el("div", { class: "audit" },
       el("section", { class: "panel" },
-        el("div", { class: "scroll tall" }, el("table", { "aria-label": "Events" },
+        el("div", { class: "scroll tall", tabindex: "0", "aria-label": "Events, scrollable" }, el("table", { "aria-label": "Events" },
+          el("colgroup", {}, ...["pos", "at", "type", "stream", "actor", "summary"].map((c) => el("col", { class: c }))),
           el("thead", {}, el("tr", {}, ...["Position", "Recorded", "Type", "Stream", "Actor", "Summary"].map((h) => el("th", { text: h })))), rows)),
         el("div", { class: "pager" }, status, more)),
       el("div", {}, detail, el("section", { class: "panel" }, asOfForm))),
   );
 
   const stop = live.on("event", onEvent);
+  try {
+    const fleet = await api("GET", "/api/clients?per_page=500");
+    for (const c of fleet.items) names.set(c.id, c.name);
+  } catch { /* names then come from the events alone */ }
   verify().catch((e) => chain.replaceChildren(el("p", { class: "error", text: e.message })));
   await apply();
   if (position) {

@@ -7,18 +7,35 @@ import { badge, busy, button, confirmAction, facts, field, notice, pagedTable, s
 
 export const title = "Clients";
 
-export async function mount(root, id) {
-  return id ? details(root, id) : list(root);
+export async function mount(root, id, params) {
+  return id ? details(root, id) : list(root, params);
+}
+
+// A client's last backup, with "overdue" when it is.
+function lastBackup(c) {
+  const when = datetime(c.last_backup_at) || "never";
+  return c.backup_overdue_since ? el("span", {}, badge("overdue", "warn"), " ", when) : when;
+}
+
+// An interval in seconds, as people say it.
+function every(seconds) {
+  if (seconds % 86400 === 0) return `${seconds / 86400} day${seconds === 86400 ? "" : "s"}`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
 }
 
 function statusBadge(status) {
   return badge(status, { Connected: "ok", Offline: "bad", Registered: "muted" }[status]);
 }
 
-async function list(root) {
+async function list(root, params) {
   const search = el("input", { type: "search", placeholder: "Name or host id", "aria-label": "Search clients" });
   const status = el("select", { "aria-label": "Status" },
     ...["", "Connected", "Offline", "Registered"].map((s) => el("option", { value: s, text: s || "Any status" })));
+  const backups = el("select", { "aria-label": "Backups" },
+    el("option", { value: "", text: "Any" }), el("option", { value: "true", text: "Overdue" }), el("option", { value: "false", text: "On time" }));
+  backups.value = params?.get("overdue") || "";
   const table = pagedTable({
     label: "Clients",
     sort: "name",
@@ -27,26 +44,27 @@ async function list(root) {
       { key: "client_id", label: "Host id", sort: true },
       { key: "status", label: "Status", sort: true, render: (c) => statusBadge(c.status) },
       { key: "last_seen", label: "Last seen", sort: true, render: (c) => datetime(c.last_seen) || "never" },
+      { key: "last_backup_at", label: "Last backup", sort: true, render: lastBackup },
       { key: "files_count", label: "Files", sort: true },
       { key: "total_size", label: "Size", sort: true, render: (c) => bytes(c.total_size) },
       { key: "ip_address", label: "Address" },
       { key: "created_at", label: "Registered", sort: true, render: (c) => datetime(c.created_at) },
     ],
-    load: (p) => api("GET", "/api/clients" + qs({ ...p, q: search.value.trim(), status: status.value })),
+    load: (p) => api("GET", "/api/clients" + qs({ ...p, q: search.value.trim(), status: status.value, overdue: backups.value })),
     onRow: (c) => { location.hash = `#/clients/${c.id}`; },
     empty: "No clients match.",
   });
   let typing = null;
   search.oninput = () => { clearTimeout(typing); typing = setTimeout(() => table.first(), 200); };
-  status.onchange = () => table.first();
+  status.onchange = backups.onchange = () => table.first();
 
   root.replaceChildren(
     el("h1", { text: "Clients" }),
-    toolbar(field("Search", search), field("Status", status), el("span", { class: "grow" }), button("Register a client", register)),
+    toolbar(field("Search", search), field("Status", status), field("Backups", backups), el("span", { class: "grow" }), button("Register a client", register)),
     el("section", { class: "panel" }, table.root),
   );
   // Listening before the first load: a change made meanwhile asks for one more (reloads coalesce).
-  const refresh = throttle(() => table.reload(), 500);
+  const refresh = throttle(() => table.changed(), 500);
   const stopEvents = live.on("event", (e) => {
     if (e.type.startsWith("Client") || e.type === "FileStored" || e.type === "FileDeleted") refresh();
   });
@@ -93,7 +111,8 @@ async function register() {
 
 async function details(root, id) {
   const summary = el("div");
-  const history = el("ul", { class: "feed", "aria-label": "Event history" });
+  const history = el("ul", { class: "feed", "aria-label": "Event history", tabindex: "0" });
+  const storage = el("div", { "aria-label": "Storage over time" }, el("p", { class: "muted", text: "Loading…" }));
   const files = pagedTable({
     label: "The client's files",
     sort: "-uploaded_at",
@@ -110,6 +129,7 @@ async function details(root, id) {
   root.replaceChildren(
     el("p", {}, el("a", { href: "#/clients", text: "‹ All clients" })),
     summary,
+    el("section", { class: "panel" }, el("h2", { text: "Storage over time" }), storage),
     el("div", { class: "grid2" },
       el("section", { class: "panel" }, el("h2", { text: "Files" }), files.root),
       el("section", { class: "panel" }, el("h2", { text: "Event history" }), history)),
@@ -137,17 +157,33 @@ async function details(root, id) {
       el("div", { class: "title-row" }, el("h1", { text: c.name }), statusBadge(c.status), el("span", { class: "grow" }), actions),
       el("section", { class: "panel" }, facts([
         ["Id", c.id], ["Host id", c.client_id], ["Address", c.ip_address], ["Last seen", datetime(c.last_seen) || "never"],
+        ["Last backup", lastBackup(c)], ["Expected every", intervalControl(c)],
         ["Files", c.files_count], ["Size", bytes(c.total_size)], ["Registered", datetime(c.created_at)], ["Version", c.version],
       ])),
     );
   };
+  // The expected backup interval, changed in place.
+  const intervalControl = (c) => {
+    const hours = el("input", { type: "number", min: "1", max: "8784", step: "1", value: String(Math.max(1, Math.round(c.backup_interval_seconds / 3600))), "aria-label": "Expected backup interval in hours", class: "hours" });
+    const save = button("Set", (b) => busy(b, async () => {
+      const h = Number(hours.value);
+      if (!Number.isInteger(h) || h < 1 || h > 8784) throw new Error("the interval is a whole number of hours, 1 to 8784");
+      await api("PATCH", `/api/clients/${id}`, { backup_interval_seconds: h * 3600 });
+      notice(`${c.name} is now expected to back up every ${every(h * 3600)}`);
+    }), "ghost small");
+    return el("span", { class: "interval" }, every(c.backup_interval_seconds), " · ", hours, " h ", save);
+  };
+  const drawStorage = async () => {
+    try { storage.replaceChildren(storageChart(await api("GET", `/api/clients/${id}/storage`))); } catch { /* deleted */ }
+  };
+  const refreshStorage = throttle(drawStorage, 2000);
   const entry = (e) => el("li", {}, el("time", { text: datetime(e.recorded_at) }),
     el("span", {}, describe(e), " ", el("a", { class: "type", href: `#/audit/${e.position}`, text: `#${e.position} ${e.type}` })));
 
   const refresh = throttle(async () => {
     try { show(await api("GET", `/api/clients/${id}`)); } catch { /* deleted: the event below says so */ }
   }, 300);
-  const refreshFiles = throttle(() => files.reload(), 500);
+  const refreshFiles = throttle(() => files.changed(), 500);
   let early = [];   // events that arrive while the page loads; null once loaded
   let newest = 0;   // the history's last position
   const onEvent = (e) => {
@@ -161,11 +197,12 @@ async function details(root, id) {
     }
     if (e.data && e.data.client_id === id && e.type.startsWith("File")) refreshFiles();
     if (e.type === "FileStored" && e.data.client_id === id) refresh();
+    if ((e.type === "FileStored" || e.type === "FileDeleted") && e.data.client_id === id) refreshStorage();
   };
   const stop = live.on("event", onEvent);
   try {
     show(await api("GET", `/api/clients/${id}`)); // first: an unknown id stops here, saying so
-    const [stream] = await Promise.all([api("GET", `/api/streams/client-${id}`), files.reload()]);
+    const [stream] = await Promise.all([api("GET", `/api/streams/client-${id}`), files.reload(), drawStorage()]);
     history.replaceChildren(...stream.events.slice().reverse().map(entry));
     newest = stream.events.length ? stream.events[stream.events.length - 1].position : 0;
   } catch (e) {
@@ -176,4 +213,35 @@ async function details(root, id) {
   early = null;
   waiting.forEach(onEvent);
   return stop;
+}
+
+// A client's bytes stored over time, as a step chart (SVG; the points come from its FileStored and FileDeleted).
+function storageChart(h) {
+  if (!h.points.length) return el("p", { class: "muted", text: "Nothing stored yet." });
+  const W = 600, H = 100;
+  const t0 = Date.parse(h.points[0].at), t1 = Math.max(Date.parse(h.points[h.points.length - 1].at), Date.now());
+  const top = Math.max(1, ...h.points.map((p) => p.bytes));
+  const x = (at) => (t1 === t0 ? W : ((Date.parse(at) - t0) / (t1 - t0)) * W);
+  const y = (b) => H - (b / top) * (H - 4);
+  const steps = [];
+  h.points.forEach((p, i) => {
+    if (i) steps.push(`${x(p.at).toFixed(1)},${y(h.points[i - 1].bytes).toFixed(1)}`);
+    steps.push(`${x(p.at).toFixed(1)},${y(p.bytes).toFixed(1)}`);
+  });
+  steps.push(`${W},${y(h.points[h.points.length - 1].bytes).toFixed(1)}`);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "storage-chart");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  const last = h.points[h.points.length - 1];
+  svg.setAttribute("aria-label", `Storage over time: now ${bytes(last.bytes)} in ${last.files} files, at most ${bytes(top)}`);
+  const area = document.createElementNS(ns, "polygon");
+  area.setAttribute("class", "area");
+  area.setAttribute("points", `0,${H} ${steps.join(" ")} ${W},${H}`);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", steps.join(" "));
+  svg.append(area, line);
+  return el("div", {}, svg, el("p", { class: "muted", text: `now ${bytes(last.bytes)} in ${last.files} files · at most ${bytes(top)} · ${h.changes} changes since ${datetime(h.points[0].at)}` }));
 }

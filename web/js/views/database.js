@@ -66,7 +66,7 @@ export async function mount(root, table) {
     }
     result.replaceChildren(
       el("p", { class: "muted", text: `${r.rows.length} rows in ${r.elapsed_ms} ms${r.truncated ? ` (stopped at the cap of ${r.row_cap})` : ""}` }),
-      el("div", { class: "scroll" }, el("table", { "aria-label": "Query result" },
+      el("div", { class: "scroll", tabindex: "0", "aria-label": "Query result, scrollable" }, el("table", { "aria-label": "Query result" },
         el("thead", {}, el("tr", {}, ...r.columns.map((c) => el("th", { text: c })))),
         el("tbody", {}, ...r.rows.map((row) => el("tr", {}, ...row.map((v) => el("td", { text: v === null ? "NULL" : String(v) }))))))));
   }

@@ -62,7 +62,7 @@ export async function mount(root, _id, params) {
     el("section", { class: "panel" }, table.root),
   );
   // Listening before the first load: a change made meanwhile asks for one more (reloads coalesce).
-  const refresh = throttle(() => table.reload(), 500);
+  const refresh = throttle(() => table.changed(), 500);
   const stop = live.on("event", (e) => {
     if (e.type.startsWith("File")) {
       if (e.type !== "FileVerified") results.delete(e.data.file_id);
