@@ -22,6 +22,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::{ServiceError, Services};
@@ -42,7 +43,7 @@ pub struct AlertConfig {
     pub max_backoff: Duration,
     /// How long one attempt may take.
     pub timeout: Duration,
-    /// How often an idle worker looks for new events.
+    /// How often an idle worker looks for new events besides being woken by each commit.
     pub poll: Duration,
 }
 
@@ -54,7 +55,7 @@ impl Default for AlertConfig {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             timeout: Duration::from_secs(10),
-            poll: Duration::from_millis(250),
+            poll: Duration::from_secs(1),
         }
     }
 }
@@ -437,6 +438,7 @@ pub async fn dispatch(services: Services) {
     };
     let mut workers = tokio::task::JoinSet::new();
     let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
+    let mut committed = services.cairn.store().writer().subscribe();
     loop {
         match super::read(&services.cairn, |conn| Ok(alerts::targets(conn)?)).await {
             Ok(targets) => {
@@ -459,7 +461,22 @@ pub async fn dispatch(services: Services) {
         }
         // Reap finished workers so the set does not grow.
         while workers.try_join_next().is_some() {}
-        tokio::time::sleep(services.config.alerts.poll * 2).await;
+        // Look again when a target is added or removed (or the broadcast lagged), or after a while anyway.
+        let changed = async {
+            loop {
+                match committed.recv().await {
+                    Ok(e) if e.event_type.starts_with("AlertTarget") => return,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    // The store is closing: only the timer is left.
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        tokio::select! {
+            () = changed => {}
+            () = tokio::time::sleep(services.config.alerts.poll * 5) => {}
+        }
     }
 }
 
@@ -509,6 +526,9 @@ fn next_alert(conn: &Connection, target: Uuid, after: i64) -> rusqlite::Result<O
 
 async fn worker(services: Services, senders: Arc<Senders>, target: Uuid) {
     let config = services.config.alerts.clone();
+    // Woken by every commit (so an alert leaves as soon as its event is in the log), and by the poll when the
+    // broadcast lagged or nothing was committed.
+    let mut committed = services.cairn.store().writer().subscribe();
     // How far this worker has read the log; the checkpoint in the log is the target's `delivered_through`.
     let mut read = 0;
     loop {
@@ -527,7 +547,21 @@ async fn worker(services: Services, senders: Arc<Senders>, target: Uuid) {
             }
         };
         let Some(alert) = alert else {
-            tokio::time::sleep(config.poll).await;
+            let commit = async {
+                if let Err(broadcast::error::RecvError::Closed) = committed.recv().await {
+                    // The store is closing: only the timer is left.
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = commit => {}
+                () = tokio::time::sleep(config.poll) => {}
+            }
+            // One read for everything committed meanwhile, not one per event.
+            while !matches!(
+                committed.try_recv(),
+                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+            ) {}
             continue;
         };
         if !deliver(&services.cairn, &senders, &config, &t, target, &alert).await {

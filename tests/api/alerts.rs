@@ -75,9 +75,14 @@ async fn a_failed_transfer_reaches_a_webhook_within_five_seconds_with_whose_it_i
     add_rule(&app, &target, json!(["transfer_failed"]), None).await;
     let (a, token) = app.register("alpha").await;
 
+    let sent = std::time::Instant::now();
     fail_a_transfer(&app, &a, &token).await;
 
     let got = hook.wait_for(1, SOON).await;
+    println!(
+        "a failed transfer's alert reached the webhook {:?} after the upload was sent",
+        sent.elapsed()
+    );
     let alert = &got[0].body;
     assert_eq!(got[0].path, "/hook");
     assert_eq!(alert["kind"], "transfer_failed");
