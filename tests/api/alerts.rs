@@ -41,16 +41,22 @@ async fn add_rule(app: &TestApp, target: &str, kinds: Value, client: Option<&str
 
 /// An upload whose declared checksum is wrong: a failed transfer.
 async fn fail_a_transfer(app: &TestApp, client: &str, token: &str) {
-    let r = app
-        .send(
-            "POST",
-            &format!("/api/clients/{client}/files?name=bad.txt"),
-            Some(token),
-            &[("x-content-sha256", &"0".repeat(64))],
-            Bytes::from_static(b"hello"),
-        )
-        .await;
-    assert_eq!(r.status, 400);
+    app.fail_an_upload(client, token, "bad.txt").await;
+}
+
+/// A webhook receiver, a target for it, and a rule sending it `kinds`; answers the receiver and the target's id.
+async fn hooked(app: &TestApp, kinds: Value) -> (Receiver, String) {
+    let hook = Receiver::start().await;
+    let target = add_target(app, "webhook", &hook.url()).await;
+    add_rule(app, &target, kinds, None).await;
+    (hook, target)
+}
+
+/// As [`hooked`], with the receiver down until the test resumes it.
+async fn hooked_down(app: &TestApp, kinds: Value) -> Receiver {
+    let (mut hook, _) = hooked(app, kinds).await;
+    hook.stop().await;
+    hook
 }
 
 fn position_of_the(app: &TestApp, event_type: &str) -> i64 {
@@ -70,9 +76,7 @@ async fn until_events(app: &TestApp, event_type: &str, count: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_transfer_reaches_a_webhook_within_five_seconds_with_whose_it_is() {
     let app = spawn_app().await;
-    let hook = Receiver::start().await;
-    let target = add_target(&app, "webhook", &hook.url()).await;
-    add_rule(&app, &target, json!(["transfer_failed"]), None).await;
+    let (hook, target) = hooked(&app, json!(["transfer_failed"])).await;
     let (a, token) = app.register("alpha").await;
 
     let sent = std::time::Instant::now();
@@ -128,10 +132,7 @@ async fn a_failed_transfer_reaches_a_webhook_within_five_seconds_with_whose_it_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_is_retried_while_the_receiver_is_down_and_delivered_once_it_is_back() {
     let app = spawn_app().await;
-    let mut hook = Receiver::start().await;
-    hook.stop().await;
-    let target = add_target(&app, "webhook", &hook.url()).await;
-    add_rule(&app, &target, json!(["transfer_failed"]), None).await;
+    let mut hook = hooked_down(&app, json!(["transfer_failed"])).await;
     let (a, token) = app.register("alpha").await;
 
     fail_a_transfer(&app, &a, &token).await;
@@ -174,10 +175,7 @@ async fn an_alert_is_retried_while_the_receiver_is_down_and_delivered_once_it_is
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_not_delivered_before_a_restart_is_delivered_after_it_once() {
     let app = spawn_app().await;
-    let mut hook = Receiver::start().await;
-    hook.stop().await;
-    let target = add_target(&app, "webhook", &hook.url()).await;
-    add_rule(&app, &target, json!(["transfer_failed"]), None).await;
+    let mut hook = hooked_down(&app, json!(["transfer_failed"])).await;
     let (a, token) = app.register("alpha").await;
     fail_a_transfer(&app, &a, &token).await;
     until_events(&app, "AlertDeliveryFailed", 1).await;
@@ -282,9 +280,7 @@ async fn an_overdue_backup_is_raised_and_alerted() {
     let mut config = test_config();
     config.backup_check = Duration::from_millis(100);
     let app = spawn_app_config(config).await;
-    let hook = Receiver::start().await;
-    let target = add_target(&app, "webhook", &hook.url()).await;
-    add_rule(&app, &target, json!(["backup_overdue", "client_timeout"]), None).await;
+    let (hook, _) = hooked(&app, json!(["backup_overdue", "client_timeout"])).await;
     let (a, _) = app.register("alpha").await;
 
     app.admin(
@@ -311,9 +307,7 @@ async fn a_silent_client_is_alerted_as_a_timeout() {
         Duration::from_millis(300),
     )
     .await;
-    let hook = Receiver::start().await;
-    let target = add_target(&app, "webhook", &hook.url()).await;
-    add_rule(&app, &target, json!(["client_timeout"]), None).await;
+    let (hook, _) = hooked(&app, json!(["client_timeout"])).await;
     let (a, token) = app.register("alpha").await;
 
     crate::helpers::heartbeat(&app, &a, &token).await;
@@ -443,9 +437,7 @@ async fn bad_targets_and_rules_are_refused_with_their_codes_and_record_nothing()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_target_removes_its_rules_and_stops_its_alerts() {
     let app = spawn_app().await;
-    let hook = Receiver::start().await;
-    let target = add_target(&app, "webhook", &hook.url()).await;
-    add_rule(&app, &target, json!(["transfer_failed"]), None).await;
+    let (hook, target) = hooked(&app, json!(["transfer_failed"])).await;
 
     let r = app
         .admin("DELETE", &format!("/api/alerts/targets/{target}"), json!(null))
@@ -479,9 +471,7 @@ async fn a_broken_chain_is_recorded_once_and_alerted() {
     let mut config = test_config();
     config.chain_check = Duration::from_millis(100);
     let app = spawn_app_config(config).await;
-    let hook = Receiver::start().await;
-    let target = add_target(&app, "webhook", &hook.url()).await;
-    add_rule(&app, &target, json!(["chain_broken"]), None).await;
+    let (hook, _) = hooked(&app, json!(["chain_broken"])).await;
     app.register("alpha").await;
     let conn = rusqlite::Connection::open(app.dir.path().join("cairn.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -504,9 +494,7 @@ async fn a_broken_chain_is_recorded_once_and_alerted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_past_the_threshold_is_recorded_once_and_alerted() {
     let app = spawn_app().await;
-    let hook = Receiver::start().await;
-    let target = add_target(&app, "webhook", &hook.url()).await;
-    add_rule(&app, &target, json!(["disk_nearly_full"]), None).await;
+    let (hook, _) = hooked(&app, json!(["disk_nearly_full"])).await;
     let dir = app.stop_keeping_data().await;
     let mut config = test_config();
     // Any disk in use at all is past 1%.

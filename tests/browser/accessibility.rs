@@ -17,23 +17,9 @@ async fn spawn_a_lived_in_server() -> (TestApp, String) {
     let (bravo, bravo_token) = app.register("build-server").await;
     app.register("laptop-ada").await;
     for (id, token) in [(&alpha, &alpha_token), (&bravo, &bravo_token)] {
-        app.send(
-            "POST",
-            &format!("/api/clients/{id}/heartbeat"),
-            Some(token),
-            &[],
-            bytes::Bytes::new(),
-        )
-        .await;
+        app.as_client(id, token, "heartbeat").await;
     }
-    app.send(
-        "POST",
-        &format!("/api/clients/{bravo}/disconnect"),
-        Some(&bravo_token),
-        &[],
-        bytes::Bytes::new(),
-    )
-    .await;
+    app.as_client(&bravo, &bravo_token, "disconnect").await;
     upload(&app, &alpha, &alpha_token, "quarterly-report.pdf", b"%PDF-1.7 figures").await;
     upload(
         &app,
@@ -44,14 +30,7 @@ async fn spawn_a_lived_in_server() -> (TestApp, String) {
     )
     .await;
     upload(&app, &bravo, &bravo_token, "build.log", b"ok\n").await;
-    app.send(
-        "POST",
-        &format!("/api/clients/{alpha}/files?name=broken.bin"),
-        Some(&alpha_token),
-        &[("x-content-sha256", &"0".repeat(64))],
-        bytes::Bytes::from_static(b"not what was declared"),
-    )
-    .await;
+    app.fail_an_upload(&alpha, &alpha_token, "broken.bin").await;
     for (level, message) in [
         ("info", "backup finished"),
         ("warning", "slow disk"),

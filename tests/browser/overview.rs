@@ -40,30 +40,9 @@ async fn needs_attention_lists_a_failed_transfer_and_an_offline_client_live_with
     b.view("#/overview", "return document.querySelector('.attention .all-clear')")
         .await;
 
-    app.send(
-        "POST",
-        &format!("/api/clients/{alpha}/files?name=broken.bin"),
-        Some(&alpha_token),
-        &[("x-content-sha256", &"0".repeat(64))],
-        bytes::Bytes::from_static(b"not what was declared"),
-    )
-    .await;
-    app.send(
-        "POST",
-        &format!("/api/clients/{alpha}/heartbeat"),
-        Some(&alpha_token),
-        &[],
-        bytes::Bytes::new(),
-    )
-    .await;
-    app.send(
-        "POST",
-        &format!("/api/clients/{alpha}/disconnect"),
-        Some(&alpha_token),
-        &[],
-        bytes::Bytes::new(),
-    )
-    .await;
+    app.fail_an_upload(&alpha, &alpha_token, "broken.bin").await;
+    app.as_client(&alpha, &alpha_token, "heartbeat").await;
+    app.as_client(&alpha, &alpha_token, "disconnect").await;
 
     b.wait_for(
         "the failure and the offline client in Needs attention",
@@ -122,14 +101,7 @@ async fn the_overview_shifts_its_layout_less_than_a_tenth_over_ten_seconds_of_li
     while started.elapsed() < std::time::Duration::from_secs(10) {
         if clients.len() < 6 {
             let (id, token) = app.register(&format!("host-{round}")).await;
-            app.send(
-                "POST",
-                &format!("/api/clients/{id}/heartbeat"),
-                Some(&token),
-                &[],
-                bytes::Bytes::new(),
-            )
-            .await;
+            app.as_client(&id, &token, "heartbeat").await;
             clients.push((id, token));
         }
         let (id, token) = &clients[round % clients.len()];
@@ -142,14 +114,7 @@ async fn the_overview_shifts_its_layout_less_than_a_tenth_over_ten_seconds_of_li
         )
         .await;
         if round % 4 == 0 {
-            app.send(
-                "POST",
-                &format!("/api/clients/{id}/files?name=bad-{round}.bin"),
-                Some(token),
-                &[("x-content-sha256", &"0".repeat(64))],
-                bytes::Bytes::from_static(b"mismatch"),
-            )
-            .await;
+            app.fail_an_upload(id, token, &format!("bad-{round}.bin")).await;
         }
         log_line(&app, "info", &format!("round {round}")).await;
         round += 1;

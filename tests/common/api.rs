@@ -254,6 +254,30 @@ impl TestApp {
         .await
     }
 
+    /// A client's own `POST` with no body: `heartbeat` or `disconnect`.
+    #[allow(dead_code)]
+    pub async fn as_client(&self, client: &str, token: &str, action: &str) -> Reply {
+        let path = format!("/api/clients/{client}/{action}");
+        self.send("POST", &path, Some(token), &[], Bytes::new()).await
+    }
+
+    /// An upload whose declared SHA-256 is not its content's: refused (400), a failed transfer in the log.
+    #[allow(dead_code)]
+    pub async fn fail_an_upload(&self, client: &str, token: &str, name: &str) {
+        let path = format!("/api/clients/{client}/files?name={}", urlencode(name));
+        let zeros = "0".repeat(64);
+        let r = self
+            .send(
+                "POST",
+                &path,
+                Some(token),
+                &[("x-content-sha256", &zeros)],
+                Bytes::from_static(b"not what was declared"),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         let conn = cairn_events::schema::open_read_only(&self.dir.path().join("cairn.db")).unwrap();
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
