@@ -35,3 +35,7 @@ CREATE TABLE alert_deliveries (
     at               TEXT    NOT NULL
 );
 CREATE INDEX alert_deliveries_by_target ON alert_deliveries (target_id, position);
+
+-- The alerts projection has applied every event the others have (none of them was an alert's).
+INSERT OR IGNORE INTO projection_checkpoints (name, position, updated_at)
+    SELECT 'alerts', position, updated_at FROM projection_checkpoints WHERE name = 'clients';

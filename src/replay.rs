@@ -87,10 +87,19 @@ pub fn replay(root: &Path, mode: &Mode, progress: impl FnMut(i64)) -> Result<Rep
     let started = Instant::now();
     let db = datadir::db_path(root);
     // Swapping writes the live tables: hold the lock so no server is writing meanwhile.
-    let _lock = match mode {
+    let mut lock = match mode {
         Mode::Swap => Some(DataDir::open(root)?),
         _ => None,
     };
+    // A database an older cairn left is migrated first (a copy beside it, as a server's start would), or its
+    // tables could not be compared with a rebuild, which has the latest schema. That writes: it needs the lock.
+    if schema::needs_migration(&db)? {
+        if lock.is_none() {
+            lock = Some(DataDir::open(root)?);
+        }
+        drop(schema::open_writable(&db, Durability::Full)?);
+    }
+    let _lock = lock;
     let live = schema::open_read_only(&db)?;
     let (scratch, copy_events, until) = match mode {
         Mode::Until { into, until } => {

@@ -380,6 +380,7 @@ fn the_chain_verifies_after_mixed_work_and_a_reopen() {
 
 /// Takes migrations 5 and 6 out again: the alerts' tables, the backup health columns.
 const UNDO_BACKUP_HEALTH: &str = "DROP TABLE alert_deliveries; DROP TABLE alert_rules; DROP TABLE alert_targets;
+    DELETE FROM projection_checkpoints WHERE name = 'alerts';
     ALTER TABLE clients DROP COLUMN last_backup_at;
     ALTER TABLE clients DROP COLUMN backup_interval_seconds; ALTER TABLE clients DROP COLUMN backup_overdue_since;";
 
@@ -415,6 +416,29 @@ fn migrating_to_backup_health_finds_each_clients_last_backup_in_the_log() {
     assert_eq!(alpha.backup_overdue_since, None);
     drop(conn);
     cairn.close();
+    drop(dir);
+}
+
+#[test]
+fn replay_verify_over_a_database_an_older_cairn_left_migrates_it_first_and_finds_it_equal() {
+    let t = spawn();
+    let a = t.register("alpha");
+    t.upload(a, "one", b"1").unwrap();
+    let root = t.dir.path().to_owned();
+    let common::TestData { dir, cairn } = t;
+    cairn.close();
+    rusqlite::Connection::open(root.join("cairn.db"))
+        .unwrap()
+        .execute_batch(&format!("{UNDO_BACKUP_HEALTH} PRAGMA user_version = 4;"))
+        .unwrap();
+
+    let report = cairn::replay::replay(&root, &cairn::replay::Mode::Verify, |_| {}).unwrap();
+
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert!(
+        cairn_events::schema::backup_path(&root.join("cairn.db"), 4).exists(),
+        "a copy was taken first"
+    );
     drop(dir);
 }
 

@@ -115,6 +115,13 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Whether the database at `path` was written by an older cairn and needs migrating before its read tables can
+/// be compared with a rebuild (which always has the latest schema).
+pub fn needs_migration(path: &Path) -> Result<bool, StoreError> {
+    let conn = open_read_only(path)?;
+    Ok(schema_version(&conn).map_err(|e| classify(path, e))? < latest_version())
+}
+
 fn schema_version(conn: &Connection) -> rusqlite::Result<usize> {
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     Ok(usize::try_from(v).unwrap_or(0))
