@@ -167,6 +167,10 @@ async fn a_slow_upload_shows_its_speed_and_time_left_on_its_bar() {
         )
         .await;
     println!("the bar said: {figures}");
+    let filled = b
+        .eval("const f = document.querySelector('.transfers .fill'); return f.getBoundingClientRect().width / f.parentElement.getBoundingClientRect().width")
+        .await;
+    assert!(filled.as_f64().unwrap() > 0.05, "the bar is filled: {filled}");
     assert_eq!(upload.await.unwrap(), 201);
     b.wait_for(
         "the bar to go",

@@ -169,13 +169,16 @@ export async function mount(root) {
     () => document.removeEventListener("visibilitychange", onHidden),
   ];
   try {
-    const [status, recent, running, concerns] = await Promise.all([
+    const [status, recent, running, concerns, fleet] = await Promise.all([
       api("GET", "/api/status"),
       api("GET", "/api/activity?limit=30"),
       // Uploads already under way when the page opened; progress messages move them on.
       api("GET", "/api/transfers?status=InProgress&per_page=100"),
       api("GET", "/api/attention"),
+      // Every client's name, so that a line about one registered before the page opened says whose it is.
+      api("GET", "/api/clients?per_page=500"),
     ]);
+    for (const c of fleet.items) names.set(c.id, c.name);
     lastStats = status;
     renderAttention(attention, concerns);
     for (const i of recent.items) if (i.client_id && i.client_name) names.set(i.client_id, i.client_name);
