@@ -254,6 +254,23 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
     call(&app, &mut c, "GET", "/api/activity?limit=10", none.clone()).await;
     call(&app, &mut c, "GET", "/api/attention", none.clone()).await;
     call(&app, &mut c, "GET", &format!("/api/clients/{a}/storage"), none.clone()).await;
+    call(&app, &mut c, "GET", &format!("/api/clients/{a}/archive"), none.clone()).await;
+    call(
+        &app,
+        &mut c,
+        "GET",
+        &format!("/api/clients/{a}/archive?format=zip"),
+        none.clone(),
+    )
+    .await;
+    call(
+        &app,
+        &mut c,
+        "GET",
+        &format!("/api/clients/{a}/archive?format=rar"),
+        none.clone(),
+    )
+    .await; // 400
 
     // Alerts.
     call(&app, &mut c, "GET", "/api/alerts", none.clone()).await;

@@ -199,6 +199,18 @@ pub struct DatabaseOptimized {
     pub bytes_after: u64,
 }
 
+/// A client's files as of a position were downloaded as one archive (by the actor of its metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ArchiveDownloaded {
+    pub client_id: Uuid,
+    /// The position the archive shows the client as of.
+    pub position: u64,
+    /// `tar` or `zip`.
+    pub format: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
 /// The hash chain failed to verify: found by the server's periodic check (or at start).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChainBroken {
@@ -443,6 +455,7 @@ pub fn alert_rule_stream(id: Uuid) -> String {
 }
 
 pub const LOG_STREAM: &str = "log";
+pub const ARCHIVE_STREAM: &str = "archives";
 pub const SERVER_STREAM: &str = "server";
 
 catalogue! {
@@ -466,6 +479,7 @@ catalogue! {
     ServerStopped => |_| SERVER_STREAM.to_owned(),
     DatabaseBackedUp => |_| SERVER_STREAM.to_owned(),
     DatabaseOptimized => |_| SERVER_STREAM.to_owned(),
+    ArchiveDownloaded => |_| ARCHIVE_STREAM.to_owned(),
     ChainBroken => |_| SERVER_STREAM.to_owned(),
     DiskNearlyFull => |_| SERVER_STREAM.to_owned(),
     AlertTargetAdded => |e| alert_target_stream(e.target_id),

@@ -396,3 +396,30 @@ mod tests {
         assert!(validate_mime("text/<script>").is_err());
     }
 }
+
+/// Records that a client's files as of a position were downloaded as one archive.
+#[derive(Debug, Clone)]
+pub struct RecordArchive {
+    pub client_id: Uuid,
+    pub position: i64,
+    pub format: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Command for RecordArchive {
+    type Output = ();
+
+    fn decide(self, _: &dyn State) -> Result<Decision<()>, CommandError> {
+        Ok(Decision::new(()).event(
+            cairn_events::catalogue::ArchiveDownloaded {
+                client_id: self.client_id,
+                position: u64::try_from(self.position).unwrap_or(0),
+                format: self.format,
+                files: self.files,
+                bytes: self.bytes,
+            },
+            ExpectedVersion::Any,
+        ))
+    }
+}

@@ -44,6 +44,7 @@ pub enum Endpoint {
     ClientDisconnect,
     ClientToken,
     ClientStorage,
+    ClientArchive,
     FilesList,
     ClientFiles,
     Upload,
@@ -159,6 +160,7 @@ routes! {
     ClientDisconnect POST "/api/clients/{id}/disconnect" AdminOrClient (json 200 Client) "Marks a connected client offline.";
     ClientToken POST "/api/clients/{id}/token" Admin (json 200 TokenRotated) "Rotates a client's token; answers with the new one, shown once.";
     ClientStorage GET "/api/clients/{id}/storage" Admin (json 200 StorageHistory) "A client's files and bytes stored after each of its changes, oldest first (at most 500 points).";
+    ClientArchive GET "/api/clients/{id}/archive" AdminOrClient (raw [200] "application/x-tar" "application/zip") "A client's files as they were at a position or time (at, default now), as a tar or a zip (format) with MANIFEST.json last.";
     FilesList GET "/api/files" Admin (json 200 Page<File>) "Files, paginated (page, per_page, sort, q, client, verified).";
     ClientFiles GET "/api/clients/{id}/files" AdminOrClient (json 200 Page<File>) "One client's files, paginated.";
     Upload POST "/api/clients/{id}/files" AdminOrClient (json 201 File) "Uploads a file: raw body; ?name=…&path=…; X-Content-SHA256 and X-Content-CRC32 optional.";

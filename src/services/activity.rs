@@ -86,6 +86,12 @@ fn describe_in_full(e: &RecordedEvent) -> String {
         "TransferFailed" => format!("transfer failed: {}", s("error")),
         "LogRecorded" => format!("[{}] {}", s("level"), s("message")),
         "LogsCleared" => format!("{} log lines cleared", data["cleared"]),
+        "ArchiveDownloaded" => format!(
+            "archive of {} files ({}) as of position {} downloaded",
+            data["files"],
+            bytes(&data["bytes"]),
+            data["position"]
+        ),
         "ChainBroken" => format!("the hash chain is broken at position {}", data["first_bad"]),
         "DiskNearlyFull" => format!(
             "disk nearly full: {} free of {} (alert at {}% used)",

@@ -11,6 +11,7 @@
 //! - [`status`]: the figures an operator watches (`/api/status`, and the live feed every second).
 //! - [`activity`]: the latest events, described for people.
 //! - [`alerts`]: targets, rules, and the dispatcher that delivers alerts from the log at least once.
+//! - [`archive`]: a client's files as of a position, streamed as a tar or a zip with a manifest.
 //! - [`history`]: a client or a file as it was at a position of the log.
 //! - [`logs`]: recording a log line as its caller (a client logs as itself, never as the server).
 //! - [`console`]: the read-only SQL console.
@@ -21,6 +22,7 @@
 
 pub mod activity;
 pub mod alerts;
+pub mod archive;
 pub mod auth;
 pub mod console;
 pub mod database;

@@ -16,6 +16,7 @@ mod smtp;
 mod webhook;
 
 mod alerts;
+mod archive;
 mod audit;
 mod auth;
 mod bad_input;

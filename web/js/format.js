@@ -67,6 +67,7 @@ function what(e) {
     case "TransferFailed": return `transfer failed: ${d.error}`;
     case "LogRecorded": return `[${d.level}] ${d.message}`;
     case "LogsCleared": return `${d.cleared} log lines cleared`;
+    case "ArchiveDownloaded": return `archive of ${d.files} files (${bytes(d.bytes)}) as of position ${d.position} downloaded`;
     default: return e.type;
   }
 }

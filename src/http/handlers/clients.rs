@@ -182,3 +182,34 @@ pub async fn storage(state: &Services, req: Request) -> Result<Response, ApiErro
         .await?;
     Ok(ok(StatusCode::OK, history, None))
 }
+
+/// `GET /api/clients/{id}/archive?at=POSITION|TIME&format=tar|zip`: the client's files as they were then, one
+/// archive streamed as it is made (the admin, or the client's own token).
+pub async fn archive(state: &Services, req: Request) -> Result<Response, ApiError> {
+    use crate::services::archive::{self, Format};
+    use warp::http::{header, HeaderValue};
+    use warp::Reply;
+    let id = req.id(0, NOT_FOUND, "client")?;
+    req.caller().require_client(id)?;
+    let at = req.query_parsed::<crate::replay::Until>("at")?;
+    let format = req.query_parsed::<Format>("format")?.unwrap_or(Format::Tar);
+    let made = archive::archive(&state.cairn, id, at, format, req.metadata()).await?;
+    let body = futures_util::stream::unfold(
+        made.body,
+        |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) },
+    );
+    let mut response = warp::reply::stream(body).into_response();
+    let headers = response.headers_mut();
+    let value = |s: &str| HeaderValue::from_str(s).map_err(ApiError::internal);
+    let name = format!(
+        "client-{id}-at-{}.{}",
+        made.position,
+        if format == Format::Zip { "zip" } else { "tar" }
+    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(header::CONTENT_DISPOSITION, value(&super::files::disposition(&name))?);
+    headers.insert("x-cairn-position", value(&made.position.to_string())?);
+    headers.insert("x-cairn-files", value(&made.files.to_string())?);
+    headers.insert("x-cairn-bytes", value(&made.bytes.to_string())?);
+    Ok(response)
+}

@@ -191,7 +191,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
 }
 
 /// A filename for `Content-Disposition`: ASCII fallback plus the UTF-8 form.
-fn disposition(filename: &str) -> String {
+pub(crate) fn disposition(filename: &str) -> String {
     let ascii: String = filename
         .chars()
         .map(|c| {

@@ -12,7 +12,7 @@ const TYPES = ["ClientRegistered", "ClientUpdated", "ClientConnected", "ClientDi
   "FileStored", "FileVerified", "FileDownloaded", "FileDeleted", "TransferStarted", "TransferCompleted", "TransferFailed",
   "LogRecorded", "LogsCleared", "ServerStarted", "ServerStopped", "DatabaseBackedUp", "DatabaseOptimized",
   "ChainBroken", "DiskNearlyFull", "AlertTargetAdded", "AlertTargetRemoved", "AlertRuleAdded", "AlertRuleRemoved",
-  "AlertTestRequested", "AlertDelivered", "AlertDeliveryFailed"];
+  "AlertTestRequested", "AlertDelivered", "AlertDeliveryFailed", "ArchiveDownloaded"];
 const PAGE = 100;
 
 export async function mount(root, position) {
