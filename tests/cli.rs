@@ -512,3 +512,123 @@ fn serve_refuses_a_bad_alert_webhook_or_smtp_relay_before_it_listens() {
         assert!(!err.is_empty(), "{args:?} says why");
     }
 }
+
+/// A request with a body over a fresh connection; answers the JSON `data` of the reply.
+fn raw_send(addr: &str, method: &str, path: &str, token: &str, body: &[u8]) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        socket,
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    socket.write_all(body).unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(json).unwrap_or_default()["data"].clone()
+}
+
+/// Every file under `dir` (hidden ones too), by its path relative to it.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                found.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn restore_brings_back_a_clients_files_now_and_as_of_an_earlier_moment_and_never_overwrites_unasked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let token = "restore-admin-token-0123456789";
+    let (mut child, _stdout, addr) = serve(dir.path(), &["--token", token]);
+    let made = raw_send(&addr, "POST", "/api/clients", token, br#"{"name":"alpha"}"#);
+    let (id, client_token) = (
+        made["client"]["id"].as_str().unwrap().to_owned(),
+        made["token"].as_str().unwrap().to_owned(),
+    );
+    let up = |name: &str, path: &str, content: &[u8]| {
+        raw_send(
+            &addr,
+            "POST",
+            &format!("/api/clients/{id}/files?name={name}&path={path}"),
+            &client_token,
+            content,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let old = up("plan.txt", "%2Fhome%2Fada%2Fplan.txt", b"the first plan");
+    up(
+        "photo.jpg",
+        "C%3A%5CPictures%5Cphoto.jpg",
+        &[0xff, 0xd8, 0xff, 0x00, 0x42],
+    );
+    let then = raw_send(&addr, "GET", "/api/status", token, b"")["head_position"]
+        .as_i64()
+        .unwrap();
+    up("later.txt", "", b"after the moment");
+    raw_send(&addr, "DELETE", &format!("/api/files/{old}"), token, b"");
+    let url = format!("http://{addr}");
+    let restore = |extra: &[&str], to: &std::path::Path, t: &str| {
+        let mut a = vec!["restore", "--url", &url, "--token", t, "--to", to.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+
+    let now = out.path().join("now");
+    let (code, stdout, stderr) = restore(&["--client", "alpha"], &now, token);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("restored 2 of 2 files"), "{stdout}");
+    let expected: std::collections::BTreeMap<String, Vec<u8>> = [
+        ("Pictures/photo.jpg".to_owned(), vec![0xff, 0xd8, 0xff, 0x00, 0x42]),
+        ("later.txt".to_owned(), b"after the moment".to_vec()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(tree(&now), expected);
+
+    // Again into the same place: refused, and nothing changed or left behind.
+    std::fs::write(now.join("later.txt"), b"edited since").unwrap();
+    let (code, _, stderr) = restore(&["--client", "alpha"], &now, token);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--overwrite"), "{stderr}");
+    assert_eq!(tree(&now)["later.txt"], b"edited since");
+    assert_eq!(tree(&now).len(), 2, "no temporary file left: {:?}", tree(&now).keys());
+    let (code, _, stderr) = restore(&["--client", "alpha", "--overwrite"], &now, token);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(tree(&now)["later.txt"], b"after the moment");
+
+    // As of the moment before the third upload, with the client's own token and its id: plan.txt was there, but
+    // its content went with its deletion, so it is reported, and the exit says so.
+    let before = out.path().join("before");
+    let at = then.to_string();
+    let (code, stdout, stderr) = restore(&["--client", &id, "--at", &at], &before, &client_token);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("home/ada/plan.txt: missing on the server"), "{stderr}");
+    assert_eq!(tree(&before).keys().collect::<Vec<_>>(), ["Pictures/photo.jpg"]);
+
+    // A client token cannot look a client up by name, nor a wrong token archive anything.
+    let (code, _, stderr) = restore(&["--client", "alpha"], &out.path().join("x"), &client_token);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("needs the client's id"), "{stderr}");
+    let (code, _, stderr) = restore(&["--client", &id], &out.path().join("y"), "wrong-token-0123456789");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("refused"), "{stderr}");
+
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}

@@ -4,6 +4,7 @@ mod backup;
 mod bench;
 mod events;
 mod replay;
+mod restore;
 mod serve;
 mod tail;
 mod verify;
@@ -45,6 +46,8 @@ enum Command {
     Events(events::Args),
     /// Follow the live feed of a running server, one line per event; reconnects and resumes without gaps
     Tail(tail::Args),
+    /// Restore a client's files as they were at a moment from a running server, checking every checksum
+    Restore(restore::Args),
     /// Write a consistent copy of the database, while a server runs (SQLite online backup)
     Backup(backup::Args),
     /// Run the benchmarks of BENCHMARKS.md
@@ -68,6 +71,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Events(a) => events::run(a),
         Command::Backup(a) => backup::run(a),
         Command::Tail(a) => tail::run(a),
+        Command::Restore(a) => restore::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

@@ -31,7 +31,7 @@ pub struct Args {
     json: bool,
 }
 
-fn token(given: Option<String>) -> anyhow::Result<String> {
+pub(super) fn token(given: Option<String>) -> anyhow::Result<String> {
     if let Some(t) = given.or_else(|| std::env::var("CAIRN_TOKEN").ok()) {
         return Ok(t);
     }
