@@ -612,14 +612,14 @@ fn restore_brings_back_a_clients_files_now_and_as_of_an_earlier_moment_and_never
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(tree(&now)["later.txt"], b"after the moment");
 
-    // As of the moment before the third upload, with the client's own token and its id: plan.txt was there, but
-    // its content went with its deletion, so it is reported, and the exit says so.
+    // As of the moment before the third upload, with the client's own token and its id: plan.txt was there, and
+    // its content is kept for restores since its deletion.
     let before = out.path().join("before");
     let at = then.to_string();
     let (code, stdout, stderr) = restore(&["--client", &id, "--at", &at], &before, &client_token);
-    assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(stderr.contains("home/ada/plan.txt: missing on the server"), "{stderr}");
-    assert_eq!(tree(&before).keys().collect::<Vec<_>>(), ["Pictures/photo.jpg"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(tree(&before)["home/ada/plan.txt"], b"the first plan");
+    assert_eq!(tree(&before).len(), 2);
 
     // A client token cannot look a client up by name, nor a wrong token archive anything.
     let (code, _, stderr) = restore(&["--client", "alpha"], &out.path().join("x"), &client_token);

@@ -134,6 +134,7 @@ fn a_client_lives_from_registration_to_deletion_and_its_blobs_go_with_it() {
             DeleteClient {
                 id: a,
                 expected_version: None,
+                retain: true,
             },
             admin(),
         )
@@ -141,7 +142,15 @@ fn a_client_lives_from_registration_to_deletion_and_its_blobs_go_with_it() {
     assert_eq!(deleted.output, 1);
     assert_eq!(t.count("SELECT count(*) FROM clients"), 0);
     assert_eq!(t.count("SELECT count(*) FROM files"), 0);
-    assert_eq!(t.blob_count(), 0, "the blob no file holds is removed");
+    assert_eq!(t.blob_count(), 1, "the content no file holds is kept for its retention");
+    assert_eq!(t.count("SELECT count(*) FROM retained_blobs"), 1);
+    let purge = cairn::commands::blobs::PurgeBlobs {
+        sha256s: vec![stored.sha256.clone()],
+        reason: "retention".into(),
+    };
+    assert_eq!(t.cairn.execute_blocking(purge, admin()).unwrap().output, stored.size);
+    assert_eq!(t.blob_count(), 0, "purged, the blob is removed");
+    assert_eq!(t.count("SELECT count(*) FROM retained_blobs"), 0);
     assert_eq!(
         t.count("SELECT count(*) FROM events WHERE type = 'FileDeleted'"),
         1,
@@ -167,6 +176,7 @@ fn identical_content_is_stored_once_and_its_blob_outlives_all_but_the_last_file(
             DeleteFile {
                 file_id: one.file_id,
                 expected_version: None,
+                retain: false,
             },
             admin(),
         )
@@ -177,11 +187,16 @@ fn identical_content_is_stored_once_and_its_blob_outlives_all_but_the_last_file(
             DeleteClient {
                 id: b,
                 expected_version: None,
+                retain: false,
             },
             admin(),
         )
         .unwrap();
-    assert_eq!(t.blob_count(), 0);
+    assert_eq!(
+        t.blob_count(),
+        0,
+        "without retention the last file takes its content with it"
+    );
 }
 
 #[test]
@@ -379,7 +394,9 @@ fn the_chain_verifies_after_mixed_work_and_a_reopen() {
 }
 
 /// Takes migrations 5 and 6 out again: the alerts' tables, the backup health columns.
-const UNDO_BACKUP_HEALTH: &str = "DROP TABLE alert_deliveries; DROP TABLE alert_rules; DROP TABLE alert_targets;
+const UNDO_BACKUP_HEALTH: &str =
+    "DROP TABLE retained_blobs; DELETE FROM projection_checkpoints WHERE name = 'retained';
+    DROP TABLE alert_deliveries; DROP TABLE alert_rules; DROP TABLE alert_targets;
     DELETE FROM projection_checkpoints WHERE name = 'alerts';
     ALTER TABLE clients DROP COLUMN last_backup_at;
     ALTER TABLE clients DROP COLUMN backup_interval_seconds; ALTER TABLE clients DROP COLUMN backup_overdue_since;";
@@ -439,6 +456,63 @@ fn replay_verify_over_a_database_an_older_cairn_left_migrates_it_first_and_finds
         cairn_events::schema::backup_path(&root.join("cairn.db"), 4).exists(),
         "a copy was taken first"
     );
+    drop(dir);
+}
+
+#[test]
+fn migrating_to_retained_content_fills_it_as_a_replay_would_and_the_first_purge_records_what_was_gone() {
+    let t = spawn();
+    let a = t.register("alpha");
+    let gone = t.upload(a, "gone.txt", b"removed by an older cairn").unwrap();
+    t.upload(a, "kept.txt", b"still held").unwrap();
+    let delete = DeleteFile {
+        file_id: gone.file_id,
+        expected_version: None,
+        retain: true,
+    };
+    t.cairn.execute_blocking(delete, admin()).unwrap();
+    // As a cairn from before retention left it: the blob removed at the deletion, no retained table.
+    std::fs::remove_file(t.cairn.blobs().path_of(&gone.sha256)).unwrap();
+    let root = t.dir.path().to_owned();
+    let common::TestData { dir, cairn } = t;
+    cairn.close();
+    rusqlite::Connection::open(root.join("cairn.db"))
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE retained_blobs; DELETE FROM projection_checkpoints WHERE name = 'retained';
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+
+    let report = cairn::replay::replay(&root, &cairn::replay::Mode::Verify, |_| {}).unwrap();
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    let cairn = cairn::Cairn::open(&root, Options::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let purged = runtime
+        .block_on(cairn::services::health::purge_retained(
+            &cairn,
+            chrono::Utc::now(),
+            std::time::Duration::from_secs(30 * 86_400),
+            true,
+        ))
+        .unwrap();
+
+    assert_eq!(purged, gone.size);
+    let conn = cairn.store().reader().unwrap();
+    let reason: String = conn
+        .query_row(
+            "SELECT json_extract(data, '$.reason') FROM events WHERE type = 'BlobsPurged'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(reason, "already gone");
+    assert_eq!(cairn_projections::retained::totals(&conn).unwrap(), (0, 0));
+    drop(conn);
+    cairn.close();
     drop(dir);
 }
 

@@ -24,6 +24,7 @@ enum Op {
     Rename(u8, u8),
     Rotate(u8),
     Overdue(u8),
+    Purge,
     Upload(u8, u8),
     Verify(u8),
     Download(u8),
@@ -42,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), any::<u8>()).prop_map(|(c, n)| Op::Rename(c, n)),
         1 => any::<u8>().prop_map(Op::Rotate),
         1 => any::<u8>().prop_map(Op::Overdue),
+        1 => Just(Op::Purge),
         4 => (any::<u8>(), any::<u8>()).prop_map(|(c, k)| Op::Upload(c, k)),
         1 => any::<u8>().prop_map(Op::Verify),
         1 => any::<u8>().prop_map(Op::Download),
@@ -140,6 +142,16 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
                     }
                 }
             }
+            Op::Purge => {
+                let retained = cairn_projections::retained::all(&c.store().reader().unwrap(), 100).unwrap();
+                let _ = c.execute_blocking(
+                    cairn::commands::blobs::PurgeBlobs {
+                        sha256s: retained.into_iter().map(|(s, _)| s).collect(),
+                        reason: "retention".into(),
+                    },
+                    admin(),
+                );
+            }
             Op::Upload(i, k) => {
                 if let Some(id) = pick(&clients, i) {
                     // Few distinct contents, so deduplication and shared blobs happen.
@@ -171,6 +183,7 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
                         DeleteFile {
                             file_id: f,
                             expected_version: None,
+                            retain: i % 2 == 0,
                         },
                         admin(),
                     );
@@ -182,6 +195,7 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
                         DeleteClient {
                             id,
                             expected_version: None,
+                            retain: i % 2 == 1,
                         },
                         admin(),
                     );

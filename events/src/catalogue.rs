@@ -211,6 +211,21 @@ pub struct ArchiveDownloaded {
     pub bytes: u64,
 }
 
+/// Content no file holds any more, removed from the blob store: past its retention, or at once when the server
+/// keeps no deleted content. After it, an archive of a moment when a file held this content lists it as missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlobsPurged {
+    pub blobs: Vec<PurgedBlob>,
+    /// `retention`, `not retained`, or `already gone` (content a cairn from before retention had removed).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PurgedBlob {
+    pub sha256: String,
+    pub size: u64,
+}
+
 /// The hash chain failed to verify: found by the server's periodic check (or at start).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChainBroken {
@@ -480,6 +495,7 @@ catalogue! {
     DatabaseBackedUp => |_| SERVER_STREAM.to_owned(),
     DatabaseOptimized => |_| SERVER_STREAM.to_owned(),
     ArchiveDownloaded => |_| ARCHIVE_STREAM.to_owned(),
+    BlobsPurged => |_| SERVER_STREAM.to_owned(),
     ChainBroken => |_| SERVER_STREAM.to_owned(),
     DiskNearlyFull => |_| SERVER_STREAM.to_owned(),
     AlertTargetAdded => |e| alert_target_stream(e.target_id),

@@ -62,6 +62,9 @@ pub struct Args {
     /// The sender of alert e-mail
     #[arg(long, value_name = "ADDRESS", default_value = "cairn <cairn@localhost>")]
     smtp_from: String,
+    /// How long the content of deleted files is kept for restores: 30d, 12h, 90m, 0 (gone with its last file)
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_retention)]
+    retain_deleted: Duration,
     /// The share of the data directory's disk in use that raises a DiskNearlyFull alert
     #[arg(long, value_name = "PERCENT", default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     disk_alert_percent: u8,
@@ -153,6 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut config = ServerConfig {
             metrics_public: args.metrics_public,
             disk_alert_percent: args.disk_alert_percent,
+            retain_deleted: args.retain_deleted,
             ..ServerConfig::new(
                 token.clone(),
                 Duration::from_secs(args.heartbeat_timeout),
@@ -223,6 +227,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cairn.close();
     eprintln!("cairn stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A retention: a number of days, or a number with `d`, `h`, `m` or `s`; at most ten years.
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = match text.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text.trim()[..i], c),
+        _ => (text.trim(), 'd'),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30d, 12h, 90m or 0"))?;
+    let seconds = match unit {
+        'd' => n.checked_mul(86_400),
+        'h' => n.checked_mul(3_600),
+        'm' => n.checked_mul(60),
+        's' => Some(n),
+        other => return Err(format!("{other:?} is not a unit: use d, h, m or s")),
+    }
+    .filter(|s| *s <= 3_650 * 86_400)
+    .ok_or_else(|| format!("{text:?} is longer than ten years"))?;
+    Ok(Duration::from_secs(seconds))
 }
 
 /// Refuses alert flags that could never work, before anything is recorded or listened on.

@@ -243,6 +243,8 @@ impl Command for RotateToken {
 pub struct DeleteClient {
     pub id: Uuid,
     pub expected_version: Option<i64>,
+    /// Keep its files' content for the retention period (see `release_deleted`).
+    pub retain: bool,
 }
 
 impl Command for DeleteClient {
@@ -261,8 +263,8 @@ impl Command for DeleteClient {
         }
         let files = state.files_of_client(self.id)?;
         let mut decision = Decision::new(files.len());
+        let deleted: Vec<(String, u64)> = files.iter().map(|f| (f.sha256.clone(), f.size)).collect();
         for f in files {
-            decision.release_blobs.push(f.sha256.clone());
             decision = decision.event(
                 FileDeleted {
                     file_id: f.id,
@@ -274,15 +276,14 @@ impl Command for DeleteClient {
                 ExpectedVersion::Exact(f.version),
             );
         }
-        decision.release_blobs.sort();
-        decision.release_blobs.dedup();
-        Ok(decision.event(
+        let decision = decision.event(
             ClientDeleted {
                 client_id: self.id,
                 name: client.name,
             },
             ExpectedVersion::Exact(client.version),
-        ))
+        );
+        super::release_deleted(state, decision, &deleted, self.retain)
     }
 }
 
@@ -290,6 +291,7 @@ impl Command for DeleteClient {
 mod tests {
     use super::*;
     use crate::commands::testing::{given, registered, stored};
+    use cairn_events::catalogue::{BlobsPurged, PurgedBlob};
 
     fn register(id: Uuid, name: &str) -> RegisterClient {
         RegisterClient {
@@ -527,7 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn deleting_a_client_deletes_each_of_its_files_first_and_releases_their_blobs() {
+    fn deleting_a_client_without_retention_deletes_each_of_its_files_then_purges_their_content() {
         let a = Uuid::now_v7();
         let (f1, f2) = (Uuid::now_v7(), Uuid::now_v7());
         let decision = given(vec![
@@ -538,6 +540,7 @@ mod tests {
         .when(DeleteClient {
             id: a,
             expected_version: None,
+            retain: false,
         })
         .then_expect(vec![
             FileDeleted {
@@ -561,12 +564,21 @@ mod tests {
                 name: "alpha".into(),
             }
             .into(),
+            BlobsPurged {
+                blobs: vec![PurgedBlob {
+                    sha256: "s1".into(),
+                    size: 3,
+                }],
+                reason: "not retained".into(),
+            }
+            .into(),
         ]);
         assert_eq!(decision.release_blobs, vec!["s1".to_owned()]);
         given(vec![registered(a, "alpha")])
             .when(DeleteClient {
                 id: a,
                 expected_version: Some(7),
+                retain: true,
             })
             .then_error(|e| matches!(e, CommandError::VersionConflict { actual: 1, .. }));
     }

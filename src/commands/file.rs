@@ -185,6 +185,8 @@ impl Command for RecordDownload {
 pub struct DeleteFile {
     pub file_id: Uuid,
     pub expected_version: Option<i64>,
+    /// Keep the content for the retention period if no other file holds it (see `release_deleted`).
+    pub retain: bool,
 }
 
 impl Command for DeleteFile {
@@ -193,7 +195,7 @@ impl Command for DeleteFile {
     fn decide(self, state: &dyn State) -> Result<Decision<()>, CommandError> {
         let file = live_file(state, self.file_id)?;
         let expected = ExpectedVersion::Exact(self.expected_version.unwrap_or(file.version));
-        let mut decision = Decision::new(()).event(
+        let decision = Decision::new(()).event(
             FileDeleted {
                 file_id: self.file_id,
                 client_id: file.client_id,
@@ -203,8 +205,7 @@ impl Command for DeleteFile {
             },
             expected,
         );
-        decision.release_blobs.push(file.sha256);
-        Ok(decision)
+        super::release_deleted(state, decision, &[(file.sha256, file.size)], self.retain)
     }
 }
 
@@ -370,12 +371,13 @@ mod tests {
     }
 
     #[test]
-    fn deleting_a_file_releases_its_blob() {
+    fn deleting_a_file_without_retention_releases_its_blob() {
         let (a, f) = (Uuid::now_v7(), Uuid::now_v7());
         let d = given(vec![registered(a, "alpha"), stored(f, a, "abc", 3)])
             .when(DeleteFile {
                 file_id: f,
                 expected_version: None,
+                retain: false,
             })
             .then_expect_any();
         assert_eq!(d.release_blobs, vec!["abc".to_owned()]);
@@ -383,6 +385,7 @@ mod tests {
             .when(DeleteFile {
                 file_id: f,
                 expected_version: None,
+                retain: true,
             })
             .then_error(|e| matches!(e, CommandError::FileNotFound(_)));
     }

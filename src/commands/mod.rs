@@ -10,6 +10,7 @@
 //! read tables.
 
 pub mod alert;
+pub mod blobs;
 pub mod client;
 pub mod file;
 pub mod log;
@@ -107,6 +108,44 @@ pub fn run<C: Command>(
         output: decision.output,
         positions,
     })
+}
+
+/// The deletions' content: with `retain`, content no file holds any more stays in the blob store (the projection
+/// keeps it as retained until a [`blobs::PurgeBlobs`]); without, it is purged in the same command, recorded by a
+/// `BlobsPurged`, and its blob removed after the commit.
+pub(crate) fn release_deleted<T>(
+    state: &dyn State,
+    mut decision: Decision<T>,
+    deleted: &[(String, u64)],
+    retain: bool,
+) -> Result<Decision<T>, CommandError> {
+    if retain {
+        return Ok(decision);
+    }
+    let mut blobs: Vec<cairn_events::catalogue::PurgedBlob> = Vec::new();
+    for (sha256, size) in deleted {
+        if blobs.iter().any(|b| &b.sha256 == sha256) {
+            continue;
+        }
+        let going = deleted.iter().filter(|(s, _)| s == sha256).count() as u64;
+        if state.holders(sha256)? <= going {
+            blobs.push(cairn_events::catalogue::PurgedBlob {
+                sha256: sha256.clone(),
+                size: *size,
+            });
+        }
+    }
+    if blobs.is_empty() {
+        return Ok(decision);
+    }
+    decision.release_blobs.extend(blobs.iter().map(|b| b.sha256.clone()));
+    Ok(decision.event(
+        cairn_events::catalogue::BlobsPurged {
+            blobs,
+            reason: "not retained".into(),
+        },
+        ExpectedVersion::Any,
+    ))
 }
 
 /// The state a client must be in for anything to happen to it: present, or the reason it is not.

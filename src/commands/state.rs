@@ -58,6 +58,10 @@ pub trait State {
     fn alert_target(&self, id: Uuid) -> Result<Option<AlertTargetState>, StoreError>;
     /// An alert rule's target, if the rule exists.
     fn alert_rule(&self, id: Uuid) -> Result<Option<Uuid>, StoreError>;
+    /// How many files hold this content.
+    fn holders(&self, sha256: &str) -> Result<u64, StoreError>;
+    /// The size of content no file holds that is kept for its retention, if it is.
+    fn retained(&self, sha256: &str) -> Result<Option<u64>, StoreError>;
 }
 
 /// Reads the read tables on the writer's own connection, inside the batch's transaction.
@@ -152,5 +156,18 @@ impl State for SqlState<'_, '_> {
 
     fn alert_rule(&self, id: Uuid) -> Result<Option<Uuid>, StoreError> {
         Ok(alerts::rule_by_id(self.unit.conn(), &id.to_string())?.map(|r| uuid(&r.target_id)))
+    }
+
+    fn holders(&self, sha256: &str) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .unit
+            .conn()
+            .prepare_cached("SELECT count(*) FROM files WHERE checksum = ?1")?
+            .query_row([sha256], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn retained(&self, sha256: &str) -> Result<Option<u64>, StoreError> {
+        Ok(cairn_projections::retained::size_of(self.unit.conn(), sha256)?)
     }
 }

@@ -22,6 +22,8 @@ pub struct MemoryState {
     alert_targets: HashMap<Uuid, AlertTargetState>,
     /// Each rule's target.
     alert_rules: HashMap<Uuid, Uuid>,
+    /// Content no file holds, kept: its size.
+    retained: HashMap<String, u64>,
 }
 
 impl MemoryState {
@@ -69,6 +71,7 @@ impl MemoryState {
                 self.clients.remove(&c.client_id);
             }
             DomainEvent::FileStored(f) => {
+                self.retained.remove(&f.sha256);
                 // The in-memory state keeps no clock: the stored file's id stands for the time of the backup.
                 if let Some(c) = self.clients.get_mut(&f.client_id) {
                     c.last_backup_at = Some(f.file_id.to_string());
@@ -90,6 +93,14 @@ impl MemoryState {
             DomainEvent::FileDownloaded(f) => self.file(f.file_id, version),
             DomainEvent::FileDeleted(f) => {
                 self.files.remove(&f.file_id);
+                if !self.files.values().any(|x| x.sha256 == f.sha256) {
+                    self.retained.insert(f.sha256.clone(), f.size);
+                }
+            }
+            DomainEvent::BlobsPurged(p) => {
+                for b in &p.blobs {
+                    self.retained.remove(&b.sha256);
+                }
             }
             DomainEvent::TransferStarted(t) => {
                 self.transfers.insert(
@@ -194,6 +205,12 @@ impl State for MemoryState {
     }
     fn alert_rule(&self, id: Uuid) -> Result<Option<Uuid>, StoreError> {
         Ok(self.alert_rules.get(&id).copied())
+    }
+    fn holders(&self, sha256: &str) -> Result<u64, StoreError> {
+        Ok(self.files.values().filter(|f| f.sha256 == sha256).count() as u64)
+    }
+    fn retained(&self, sha256: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.retained.get(sha256).copied())
     }
 }
 

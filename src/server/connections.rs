@@ -456,6 +456,22 @@ impl Guarded {
     }
 }
 
+impl Drop for Guarded {
+    /// Closing a socket whose receive buffer still holds bytes sends a reset instead of a FIN, and a reset makes the
+    /// peer's kernel drop an answer it has not read yet: an upload refused before its body was read then reads as
+    /// "connection closed before message completed". What is already buffered (up to 1 MiB) is discarded first.
+    fn drop(&mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        let mut drained = 0;
+        while drained < (1 << 20) {
+            match self.stream.try_read(&mut buf) {
+                Ok(n) if n > 0 => drained += n,
+                _ => break,
+            }
+        }
+    }
+}
+
 impl AsyncRead for Guarded {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_read(cx, buf)

@@ -50,6 +50,11 @@ pub async fn serve(
         services.config.chain_check,
     ));
     let disk = tokio::spawn(health::disk_monitor(services.clone()));
+    let retention = tokio::spawn(health::retention_monitor(
+        services.cairn.clone(),
+        services.config.retain_deleted,
+        services.config.retain_check,
+    ));
     let alerts = tokio::spawn(alerts::dispatch(services.clone()));
     let relay = tokio::spawn(feed::relay(services.cairn.clone(), services.feed.clone()));
     let stats = tokio::spawn(feed::publish_stats(services.clone()));
@@ -71,6 +76,7 @@ pub async fn serve(
     backups.abort();
     chain.abort();
     disk.abort();
+    retention.abort();
     alerts.abort();
     relay.abort();
     stats.abort();

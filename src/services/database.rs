@@ -319,18 +319,20 @@ pub async fn delete_row(
     presence: &Presence,
     table: Table,
     id: &str,
+    retain: bool,
     metadata: Metadata,
 ) -> Result<Vec<Position>, ServiceError> {
     match table.name() {
         "events" => Err(ServiceError::conflict("EVENTS_IMMUTABLE", "events are never deleted")),
         "clients" => {
             let id = row_id("clients", id)?;
-            Ok(presence.delete(cairn, id, None, metadata).await?.positions)
+            Ok(presence.delete(cairn, id, None, retain, metadata).await?.positions)
         }
         "files" => {
             let command = DeleteFile {
                 file_id: row_id("files", id)?,
                 expected_version: None,
+                retain,
             };
             Ok(cairn.execute(command, metadata).await?.positions)
         }

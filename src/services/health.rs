@@ -14,6 +14,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::ServiceError;
+use crate::commands::blobs::PurgeBlobs;
 use crate::commands::client::MarkBackupOverdue;
 use crate::commands::server::RecordServerEvent;
 use crate::error::CommandError;
@@ -195,6 +196,74 @@ pub async fn disk_monitor(services: super::Services) {
             Err(e) => tracing::warn!(error = %e, "could not read the data directory's disk space"),
         }
         tokio::time::sleep(services.config.disk_check).await;
+    }
+}
+
+/// The most contents one purge takes.
+const PURGE_BATCH: usize = 500;
+
+/// Purges the content retained since before `now - retain` (`BlobsPurged`, reason `retention`), and, with
+/// `check_present`, the content retained whose blob is not there at all (reason `already gone`: a cairn from
+/// before retention removed it at its deletion). Answers the bytes purged.
+pub async fn purge_retained(
+    cairn: &Cairn,
+    now: DateTime<Utc>,
+    retain: Duration,
+    check_present: bool,
+) -> Result<u64, ServiceError> {
+    let mut purged = 0;
+    if check_present {
+        let blobs = cairn.blobs().clone();
+        let gone = super::read(cairn, move |conn| {
+            Ok(cairn_projections::retained::all(conn, usize::MAX)?
+                .into_iter()
+                .filter(|(sha, _)| !blobs.path_of(sha).exists())
+                .map(|(sha, _)| sha)
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        for chunk in gone.chunks(PURGE_BATCH) {
+            let command = PurgeBlobs {
+                sha256s: chunk.to_vec(),
+                reason: "already gone".into(),
+            };
+            purged += cairn.execute(command, Metadata::system()).await?.output;
+        }
+    }
+    let before = rfc3339(now - retain);
+    loop {
+        let before = before.clone();
+        let due = super::read(cairn, move |conn| {
+            Ok(cairn_projections::retained::expired(conn, &before, PURGE_BATCH)?)
+        })
+        .await?;
+        if due.is_empty() {
+            return Ok(purged);
+        }
+        let full = due.len() == PURGE_BATCH;
+        let command = PurgeBlobs {
+            sha256s: due.into_iter().map(|(sha, _)| sha).collect(),
+            reason: "retention".into(),
+        };
+        purged += cairn.execute(command, Metadata::system()).await?.output;
+        if !full {
+            return Ok(purged);
+        }
+    }
+}
+
+/// Runs until aborted: every `every`, purges the content whose retention `retain` has ended (the first round also
+/// records content that was already gone).
+pub async fn retention_monitor(cairn: Cairn, retain: Duration, every: Duration) {
+    let mut first = true;
+    loop {
+        match purge_retained(&cairn, Utc::now(), retain, first).await {
+            Ok(0) => {}
+            Ok(bytes) => tracing::info!(bytes, "purged content past its retention"),
+            Err(e) => tracing::warn!(error = %e, "could not purge the retained content"),
+        }
+        first = false;
+        tokio::time::sleep(every).await;
     }
 }
 

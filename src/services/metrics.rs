@@ -87,6 +87,12 @@ pub async fn exposition(services: &Services) -> Result<String, ServiceError> {
         Unit::Bytes,
         gauge(status.stored_bytes),
     );
+    registry.register_with_unit(
+        "retained_size",
+        "Bytes of content no file holds, kept until its retention ends",
+        Unit::Bytes,
+        gauge(status.retained_bytes),
+    );
     let by_outcome = by_label("status", &["InProgress", "Completed", "Failed"], transfers);
     registry.register("transfers", "Transfers by status", by_outcome);
     let verified = Family::<Labels, Counter>::default();

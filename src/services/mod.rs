@@ -64,6 +64,16 @@ pub struct ServerConfig {
     pub disk_check: Duration,
     pub disk_alert_percent: u8,
     pub alerts: alerts::AlertConfig,
+    /// How long content no file holds is kept (zero: it goes with its last file), and how often the purge looks.
+    pub retain_deleted: Duration,
+    pub retain_check: Duration,
+}
+
+impl ServerConfig {
+    /// Whether deletions keep their content for a while.
+    pub fn retains(&self) -> bool {
+        !self.retain_deleted.is_zero()
+    }
 }
 
 /// How many sockets the server holds and how long a silent one keeps its place (see `server::connections`).
@@ -125,6 +135,8 @@ impl ServerConfig {
             disk_check: Duration::from_secs(30),
             disk_alert_percent: 90,
             alerts: alerts::AlertConfig::default(),
+            retain_deleted: Duration::from_secs(30 * 24 * 60 * 60),
+            retain_check: Duration::from_secs(60),
         }
     }
 }

@@ -153,9 +153,15 @@ impl Presence {
         cairn: &Cairn,
         id: Uuid,
         expected_version: Option<i64>,
+        retain: bool,
         metadata: Metadata,
     ) -> Result<Deleted, ServiceError> {
-        let done = cairn.execute(DeleteClient { id, expected_version }, metadata).await?;
+        let command = DeleteClient {
+            id,
+            expected_version,
+            retain,
+        };
+        let done = cairn.execute(command, metadata).await?;
         self.map().remove(&id);
         self.feed.revoke(id);
         Ok(Deleted {

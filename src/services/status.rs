@@ -16,8 +16,12 @@ pub struct Status {
     /// Bytes of all files as stored per file.
     pub storage_used_bytes: i64,
     pub storage_used_gb: f64,
-    /// Bytes on disk after deduplication.
+    /// Bytes on disk after deduplication, of the content files hold.
     pub stored_bytes: i64,
+    /// Content no file holds any more, kept until its retention ends (`--retain-deleted`): how many, and their
+    /// bytes (on disk besides `stored_bytes`).
+    pub retained_blobs: i64,
+    pub retained_bytes: i64,
     pub uptime_seconds: u64,
     pub events_total: i64,
     pub head_position: i64,
@@ -33,6 +37,7 @@ pub async fn figures(services: &Services) -> Result<Status, ServiceError> {
             let (total_clients, clients_connected) = clients::counts(conn)?;
             let (total_files, bytes, stored) = stats::storage_totals(conn)?;
             let (total_transfers, active_transfers) = transfers::counts(conn)?;
+            let (retained_blobs, retained_bytes) = cairn_projections::retained::totals(conn)?;
             Ok(Status {
                 running: true,
                 clients_connected,
@@ -43,6 +48,8 @@ pub async fn figures(services: &Services) -> Result<Status, ServiceError> {
                 storage_used_bytes: bytes,
                 storage_used_gb: (bytes as f64 / 1e9 * 1000.0).round() / 1000.0,
                 stored_bytes: stored,
+                retained_blobs,
+                retained_bytes,
                 uptime_seconds: uptime,
                 events_total: head,
                 head_position: head,

@@ -109,20 +109,19 @@ async fn an_archive_as_of_an_earlier_position_holds_the_files_of_then() {
     let (before, manifest) = untar(&r.body);
 
     assert_eq!(now.keys().collect::<Vec<_>>(), ["three.txt", "two.txt"]);
-    // one.txt was there then; its content went with its deletion (no retention yet), so the manifest lists it
-    // as missing and the archive does not stand in for it.
-    assert_eq!(before.keys().collect::<Vec<_>>(), ["two.txt"]);
-    assert_eq!(manifest["files"].as_array().unwrap().len(), 2);
+    // one.txt was there then, and its content is kept for restores since its deletion.
+    assert_eq!(before.keys().collect::<Vec<_>>(), ["one.txt", "two.txt"]);
+    assert_eq!(before["one.txt"], b"first");
+    assert!(
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "ok"),
+        "{manifest}"
+    );
     assert_eq!(manifest["position"], then);
     assert_eq!(r.headers.get("x-cairn-position").unwrap(), then.to_string().as_str());
-    // The deleted file's content went with it (no other file holds it): the manifest says so.
-    let one = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["filename"] == "one.txt")
-        .unwrap();
-    assert_eq!(one["status"], "missing", "{manifest}");
     assert_eq!(before["two.txt"], b"second");
     app.stop().await;
 }
@@ -240,5 +239,28 @@ async fn bad_archive_requests_are_refused_with_their_codes_and_record_nothing() 
     // Before the client was registered: it had nothing, and was not there.
     assert_error(&archive(&app, &a, "?at=0", ADMIN).await, 404, "CLIENT_NOT_FOUND");
     assert_eq!(events_of_type(&app, "ArchiveDownloaded"), 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_purged_since_is_listed_missing_in_an_archive_of_before() {
+    let mut config = crate::common_api::test_config();
+    config.retain_deleted = std::time::Duration::ZERO;
+    let app = crate::common_api::spawn_app_config(config).await;
+    let (a, token) = app.register("alpha").await;
+    let gone = upload_id(&app, &a, &token, "gone.txt", b"purged at deletion").await;
+    upload_id(&app, &a, &token, "kept.txt", b"still here").await;
+    let then = app.get("/api/status").await.data()["head_position"].as_i64().unwrap();
+    app.admin("DELETE", &format!("/api/files/{gone}"), json!(null)).await;
+
+    let (files, manifest) = untar(&archive(&app, &a, &format!("?at={then}"), ADMIN).await.body);
+
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["kept.txt"]);
+    let listed = manifest["files"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed.iter().find(|f| f["filename"] == "gone.txt").unwrap()["status"],
+        "missing"
+    );
     app.stop().await;
 }

@@ -298,15 +298,71 @@ async fn spawn_app_with_a_deleted_file() -> Sample {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_the_last_file_of_a_blob_removes_the_blob() {
+async fn deleting_the_last_file_of_a_content_keeps_it_retained_and_counted_apart() {
     let s = spawn_app_with_a_deleted_file().await;
 
     let sha = s.file["checksum"].as_str().unwrap();
     assert!(
-        !s.app.dir.path().join("blobs").join(&sha[..2]).join(sha).exists(),
-        "the blob went with its last file"
+        s.app.dir.path().join("blobs").join(&sha[..2]).join(sha).exists(),
+        "kept for restores until its retention ends"
     );
+    let status = s.app.get("/api/status").await.data();
+    assert_eq!(status["retained_blobs"], 1);
+    assert_eq!(status["retained_bytes"], s.file["size"]);
+    assert_eq!(status["stored_bytes"], 0);
     s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_retention_the_last_file_takes_its_content_with_it_and_the_log_says_so() {
+    let mut config = crate::common_api::test_config();
+    config.retain_deleted = std::time::Duration::ZERO;
+    let app = crate::common_api::spawn_app_config(config).await;
+    let (a, token) = app.register("alpha").await;
+    let id = crate::helpers::upload_id(&app, &a, &token, "x.txt", b"short-lived").await;
+    let sha = app.get(&format!("/api/files/{id}")).await.data()["checksum"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    app.admin("DELETE", &format!("/api/files/{id}"), json!(null)).await;
+
+    assert!(!app.dir.path().join("blobs").join(&sha[..2]).join(&sha).exists());
+    let purged: Value = serde_json::from_str(&crate::helpers::data_of_the_event(&app, "BlobsPurged")).unwrap();
+    assert_eq!(purged["reason"], "not retained");
+    assert_eq!(purged["blobs"][0]["sha256"], json!(sha));
+    assert_eq!(app.get("/api/status").await.data()["retained_bytes"], 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_content_is_purged_once_its_retention_ends_and_recorded() {
+    let mut config = crate::common_api::test_config();
+    config.retain_deleted = std::time::Duration::from_millis(500);
+    config.retain_check = std::time::Duration::from_millis(100);
+    let app = crate::common_api::spawn_app_config(config).await;
+    let (a, token) = app.register("alpha").await;
+    let id = crate::helpers::upload_id(&app, &a, &token, "x.txt", b"kept a while").await;
+    let sha = app.get(&format!("/api/files/{id}")).await.data()["checksum"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.admin("DELETE", &format!("/api/files/{id}"), json!(null)).await;
+    let blob = app.dir.path().join("blobs").join(&sha[..2]).join(&sha);
+    assert!(blob.exists(), "kept at first");
+
+    for _ in 0..100 {
+        if !blob.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    assert!(!blob.exists(), "purged after its retention");
+    let purged: Value = serde_json::from_str(&crate::helpers::data_of_the_event(&app, "BlobsPurged")).unwrap();
+    assert_eq!(purged["reason"], "retention");
+    assert_eq!(app.get("/api/status").await.data()["retained_blobs"], 0);
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -546,8 +546,10 @@ async fn six_rounds_of_200_subscribe_from_0_cycles_level_off_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_507_loses_nothing_acknowledged_and_writes_resume_once_space_is_freed() {
     let _one = SERIAL.lock().await;
+    // Deleted content kept for restores would keep the disk full: this server keeps none.
     let server = Server::start(Launch {
         disk: Some(24 << 20),
+        args: vec!["--retain-deleted".into(), "0".into()],
         ..Launch::default()
     });
     let (id, token) = register(&server, "filler").await;

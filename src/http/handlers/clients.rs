@@ -122,7 +122,7 @@ pub async fn delete(state: &Services, req: Request) -> Result<Response, ApiError
     let expected = req.query_i64("expected_version")?;
     let done = state
         .presence
-        .delete(&state.cairn, id, expected, req.metadata())
+        .delete(&state.cairn, id, expected, state.config.retains(), req.metadata())
         .await?;
     Ok(ok(
         StatusCode::OK,

@@ -45,7 +45,15 @@ pub async fn patch_row(state: &Services, req: Request) -> Result<Response, ApiEr
 
 pub async fn delete_row(state: &Services, req: Request) -> Result<Response, ApiError> {
     let (table, id) = (database::table(param(&req, 0))?, param(&req, 1));
-    let positions = database::delete_row(&state.cairn, &state.presence, table, id, req.metadata()).await?;
+    let positions = database::delete_row(
+        &state.cairn,
+        &state.presence,
+        table,
+        id,
+        state.config.retains(),
+        req.metadata(),
+    )
+    .await?;
     Ok(ok(StatusCode::OK, Positions { positions }, Some("recorded as events")))
 }
 

@@ -62,6 +62,7 @@ pub async fn delete(state: &Services, req: Request) -> Result<Response, ApiError
     let command = DeleteFile {
         file_id: id,
         expected_version: req.query_i64("expected_version")?,
+        retain: state.config.retains(),
     };
     state.cairn.execute(command, req.metadata()).await?;
     Ok(ok(StatusCode::OK, FileDeleted { id }, Some("file deleted")))
