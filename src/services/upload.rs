@@ -48,6 +48,29 @@ pub struct UploadProgress {
 const PROGRESS_BYTES: u64 = 256 * 1024;
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// A refused upload's body is read and dropped while it keeps coming (a pause of `DRAIN_PAUSE` ends it), up to
+/// `DRAIN_BYTES` and `DRAIN_TIME`, before the answer: a client still sending when the server closes gets its write
+/// refused and, with hyper, loses the answer with it. A client that sends no body is answered at once, and a large
+/// body is not waited for (the connection closes instead).
+const DRAIN_BYTES: usize = 1 << 20;
+const DRAIN_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(250);
+
+async fn drain<S, E>(body: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let started = Instant::now();
+    let mut read = 0;
+    while read <= DRAIN_BYTES && started.elapsed() < DRAIN_TIME {
+        match tokio::time::timeout(DRAIN_PAUSE, body.next()).await {
+            Ok(Some(Ok(chunk))) => read += chunk.len(),
+            _ => return,
+        }
+    }
+}
+
 /// Stores a file from a stream of chunks; see the module's documentation. `progress` hears how far it came.
 pub async fn upload<S, E>(
     cairn: &Cairn,
@@ -61,13 +84,24 @@ where
     E: std::fmt::Display,
 {
     // Everything the request says about the file is checked before its content is read.
-    let filename = validate::filename(&upload.filename)?;
-    if let Some(path) = &upload.original_path {
-        validate::original_path(path)?;
-    }
-    if let Some(mime) = upload.mime_type.as_deref().filter(|m| !m.trim().is_empty()) {
-        crate::commands::file::validate_mime(mime)?;
-    }
+    let checked = (|| {
+        let filename = validate::filename(&upload.filename)?;
+        if let Some(path) = &upload.original_path {
+            validate::original_path(path)?;
+        }
+        if let Some(mime) = upload.mime_type.as_deref().filter(|m| !m.trim().is_empty()) {
+            crate::commands::file::validate_mime(mime)?;
+        }
+        Ok::<_, CommandError>(filename)
+    })();
+    let mut body = body;
+    let filename = match checked {
+        Ok(filename) => filename,
+        Err(e) => {
+            drain(&mut body).await;
+            return Err(e.into());
+        }
+    };
     let limit = cairn.options().max_upload;
     if upload.expected_bytes.is_some_and(|n| n > limit) {
         return Err(CommandError::TooLarge { limit }.into());

@@ -264,3 +264,119 @@ async fn content_purged_since_is_listed_missing_in_an_archive_of_before() {
     );
     app.stop().await;
 }
+
+/// A small deterministic generator, so the workload is the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// A file as the workload's own model holds it.
+#[derive(Clone)]
+struct Held {
+    id: String,
+    name: String,
+    content: Vec<u8>,
+}
+
+/// What an archive of `files` (oldest first) must hold: each at its name, a later one at the same name suffixed
+/// with its id's first eight characters.
+fn expected(files: &[Held]) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for f in files {
+        let path = if out.contains_key(&f.name) {
+            format!("{}~{}", f.name, &f.id[..8])
+        } else {
+            f.name.clone()
+        };
+        out.insert(path, f.content.clone());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_at_many_positions_of_a_workload_hold_exactly_the_files_the_log_says_existed_byte_for_byte() {
+    let app = spawn_app().await;
+    let mut rng = Lcg(20_261_201);
+    // Each client: id, token, name, and the files it holds now, oldest first.
+    let mut clients: Vec<(String, String, Vec<Held>)> = Vec::new();
+    let mut snapshots: Vec<(i64, String, BTreeMap<String, Vec<u8>>)> = Vec::new();
+    let names = ["a.txt", "b.txt", "c.bin", "report.pdf"];
+    let contents: Vec<Vec<u8>> = (0..5).map(|i| format!("shared content {i}").into_bytes()).collect();
+    let mut registered = 0;
+    for step in 0..120 {
+        if clients.is_empty() || (rng.next(10) == 0 && clients.len() < 4) {
+            let (id, token) = app.register(&format!("host-{registered}")).await;
+            registered += 1;
+            clients.push((id, token, Vec::new()));
+            continue;
+        }
+        let c = rng.next(clients.len() as u64) as usize;
+        match rng.next(10) {
+            // Upload: a name from a few (re-uploads of the same name happen), content shared or its own.
+            0..=5 => {
+                let name = names[rng.next(names.len() as u64) as usize];
+                let content = if rng.next(2) == 0 {
+                    contents[rng.next(contents.len() as u64) as usize].clone()
+                } else {
+                    format!("own content of step {step}").into_bytes()
+                };
+                let (id, token, files) = &mut clients[c];
+                let file = upload_id(&app, id, token, name, &content).await;
+                files.push(Held {
+                    id: file,
+                    name: name.to_owned(),
+                    content,
+                });
+            }
+            // Delete one of its files.
+            6..=7 if !clients[c].2.is_empty() => {
+                let i = rng.next(clients[c].2.len() as u64) as usize;
+                let gone = clients[c].2.remove(i);
+                let r = app
+                    .admin("DELETE", &format!("/api/files/{}", gone.id), json!(null))
+                    .await;
+                assert_eq!(r.status, 200);
+            }
+            // Delete the whole client, now and then.
+            8 if rng.next(4) == 0 => {
+                let (id, _, _) = clients.remove(c);
+                assert_eq!(
+                    app.admin("DELETE", &format!("/api/clients/{id}"), json!(null))
+                        .await
+                        .status,
+                    200
+                );
+            }
+            _ => {}
+        }
+        if step % 10 == 9 {
+            let head = app.get("/api/status").await.data()["head_position"].as_i64().unwrap();
+            for (id, _, files) in &clients {
+                snapshots.push((head, id.clone(), expected(files)));
+            }
+        }
+    }
+    assert!(snapshots.len() >= 12, "the workload made {} snapshots", snapshots.len());
+
+    for (position, client, want) in &snapshots {
+        let r = archive(&app, client, &format!("?at={position}"), ADMIN).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let (got, manifest) = untar(&r.body);
+        assert_eq!(&got, want, "client {client} at position {position}");
+        assert_eq!(manifest["position"], *position);
+        assert!(manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "ok"));
+    }
+    app.stop().await;
+}
