@@ -259,6 +259,15 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
         &app,
         &mut c,
         "GET",
+        &format!("/api/clients/{a}/restore?at=1"),
+        none.clone(),
+    )
+    .await;
+    call(&app, &mut c, "GET", &format!("/api/clients/{a}/restore"), none.clone()).await;
+    call(
+        &app,
+        &mut c,
+        "GET",
         &format!("/api/clients/{a}/archive?format=zip"),
         none.clone(),
     )

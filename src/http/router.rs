@@ -9,6 +9,7 @@ use warp::http::Method;
 use super::answers::*;
 use crate::services::activity::Activity;
 use crate::services::alerts::AlertsSetup;
+use crate::services::archive::Preview;
 use crate::services::console::QueryResult;
 use crate::services::database::{Backup, Health, Info, Optimized, TablePage};
 use crate::services::health::Attention;
@@ -45,6 +46,7 @@ pub enum Endpoint {
     ClientToken,
     ClientStorage,
     ClientArchive,
+    ClientRestore,
     FilesList,
     ClientFiles,
     Upload,
@@ -161,6 +163,7 @@ routes! {
     ClientToken POST "/api/clients/{id}/token" Admin (json 200 TokenRotated) "Rotates a client's token; answers with the new one, shown once.";
     ClientStorage GET "/api/clients/{id}/storage" Admin (json 200 StorageHistory) "A client's files and bytes stored after each of its changes, oldest first (at most 500 points).";
     ClientArchive GET "/api/clients/{id}/archive" AdminOrClient (raw [200] "application/x-tar" "application/zip") "A client's files as they were at a position or time (at, default now), as a tar or a zip (format) with MANIFEST.json last.";
+    ClientRestore GET "/api/clients/{id}/restore" AdminOrClient (json 200 Preview) "What an archive of a moment (at) would hold: the files then, each against now (unchanged, changed, deleted), and those added since.";
     FilesList GET "/api/files" Admin (json 200 Page<File>) "Files, paginated (page, per_page, sort, q, client, verified).";
     ClientFiles GET "/api/clients/{id}/files" AdminOrClient (json 200 Page<File>) "One client's files, paginated.";
     Upload POST "/api/clients/{id}/files" AdminOrClient (json 201 File) "Uploads a file: raw body; ?name=…&path=…; X-Content-SHA256 and X-Content-CRC32 optional.";

@@ -140,6 +140,92 @@ pub fn files_at(conn: &Connection, client: &str, position: Position) -> rusqlite
     Ok(entries)
 }
 
+/// A restore's preview: the files as they were at the position, and how they differ from now, by path.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Preview {
+    pub client_id: String,
+    pub position: Position,
+    pub head: Position,
+    pub files: Vec<PreviewFile>,
+    /// Files there now that were not then.
+    pub added_since: Vec<PreviewFile>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct PreviewFile {
+    pub path: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Against now: `unchanged`, `changed` (other content at that path now) or `deleted` (no file there now); for
+    /// `added_since`, `added`.
+    pub since: String,
+    /// Whether its content is still in the blob store (kept while retained; gone once purged).
+    pub available: bool,
+}
+
+/// The client's files at `at` (default now), beside its files now.
+pub async fn preview(cairn: &Cairn, client: Uuid, at: Option<Until>) -> Result<Preview, ServiceError> {
+    let blobs = cairn.blobs().clone();
+    super::read(cairn, move |conn| {
+        let head = cairn_events::reader::head(conn)?;
+        let position = match &at {
+            None => head,
+            Some(until) => replay::resolve(conn, until)?,
+        };
+        let id = client.to_string();
+        let registered: Option<Position> = conn.query_row(
+            "SELECT min(position) FROM events WHERE stream = ?1",
+            [cairn_events::catalogue::client_stream(client)],
+            |r| r.get(0),
+        )?;
+        if registered.is_none_or(|p| p > position) {
+            return Err(ServiceError::not_found(
+                "CLIENT_NOT_FOUND",
+                format!("client {client} had not been registered at position {position}"),
+            ));
+        }
+        let then = files_at(conn, &id, position)?;
+        let now = files_at(conn, &id, head)?;
+        let now_by_path: std::collections::HashMap<&str, &Entry> = now.iter().map(|e| (e.path.as_str(), e)).collect();
+        let then_paths: HashSet<&str> = then.iter().map(|e| e.path.as_str()).collect();
+        let file = |e: &Entry, since: &str| PreviewFile {
+            path: e.path.clone(),
+            filename: e.filename.clone(),
+            size: e.size,
+            sha256: e.sha256.clone(),
+            since: since.to_owned(),
+            available: blobs.path_of(&e.sha256).exists(),
+        };
+        let files: Vec<PreviewFile> = then
+            .iter()
+            .map(|e| {
+                let since = match now_by_path.get(e.path.as_str()) {
+                    Some(n) if n.sha256 == e.sha256 => "unchanged",
+                    Some(_) => "changed",
+                    None => "deleted",
+                };
+                file(e, since)
+            })
+            .collect();
+        let added_since = now
+            .iter()
+            .filter(|e| !then_paths.contains(e.path.as_str()))
+            .map(|e| file(e, "added"))
+            .collect();
+        Ok(Preview {
+            client_id: id,
+            position,
+            head,
+            bytes: files.iter().map(|f| f.size).sum(),
+            files,
+            added_since,
+        })
+    })
+    .await
+}
+
 /// An archive about to stream: what it holds, and its bytes as they are made.
 pub struct Archive {
     pub position: Position,

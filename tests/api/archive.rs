@@ -380,3 +380,63 @@ async fn archives_at_many_positions_of_a_workload_hold_exactly_the_files_the_log
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_preview_lists_the_files_of_then_against_now() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let (b, _) = app.register("bravo").await;
+    let kept = upload_id(&app, &a, &token, "kept.txt", b"same").await;
+    let changed = upload_id(&app, &a, &token, "changed.txt", b"before").await;
+    let gone = upload_id(&app, &a, &token, "gone.txt", b"deleted later").await;
+    let then = app.get("/api/status").await.data()["head_position"].as_i64().unwrap();
+    app.admin("DELETE", &format!("/api/files/{changed}"), json!(null)).await;
+    upload_id(&app, &a, &token, "changed.txt", b"after").await;
+    app.admin("DELETE", &format!("/api/files/{gone}"), json!(null)).await;
+    upload_id(&app, &a, &token, "new.txt", b"added since").await;
+    let _ = kept;
+
+    let p = send_as(&app, "GET", &format!("/api/clients/{a}/restore?at={then}"), &token)
+        .await
+        .data();
+
+    let since: BTreeMap<String, String> = p["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["since"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, String> = [
+        ("kept.txt", "unchanged"),
+        ("changed.txt", "changed"),
+        ("gone.txt", "deleted"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    assert_eq!(since, want);
+    assert_eq!(p["added_since"][0]["path"], "new.txt");
+    assert_eq!(p["added_since"].as_array().unwrap().len(), 1);
+    assert!(
+        p["files"].as_array().unwrap().iter().all(|f| f["available"] == true),
+        "{p}"
+    );
+    assert_eq!(p["position"], then);
+    assert_eq!(p["bytes"], 4 + 6 + 13);
+    assert_error(
+        &send_as(&app, "GET", &format!("/api/clients/{b}/restore"), &token).await,
+        403,
+        "FORBIDDEN",
+    );
+    assert_eq!(
+        events_of_type(&app, "ArchiveDownloaded"),
+        0,
+        "a preview is not a download"
+    );
+    app.stop().await;
+}

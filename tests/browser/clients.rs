@@ -262,3 +262,37 @@ async fn an_overdue_client_is_marked_in_the_list_and_its_interval_is_set_on_its_
     b.assert_not_reloaded().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_page_shows_its_files_as_of_a_position_against_now_and_downloads_their_archive() {
+    let app = spawn_app().await;
+    let (alpha, token) = app.register("alpha").await;
+    let first = upload(&app, &alpha, &token, "draft.txt", b"the draft").await;
+    upload(&app, &alpha, &token, "notes.txt", b"notes").await;
+    let then = app.get("/api/status").await.data()["head_position"].as_i64().unwrap();
+    app.admin("DELETE", &format!("/api/files/{first}"), json!(null)).await;
+    upload(&app, &alpha, &token, "final.txt", b"the final text").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view(&format!("#/clients/{alpha}"), CLIENT_LOADED).await;
+    b.keep_downloads().await;
+
+    b.choose("Restore as of position", &then.to_string()).await;
+    b.click("Show the files then").await;
+    b.wait_for(
+        "the files then, against now",
+        "const t = document.querySelector('table[aria-label=\"Files then\"]'); return !!t && t.textContent.includes('draft.txt') && t.textContent.includes('deleted since') && t.textContent.includes('final.txt') && t.textContent.includes('added since')",
+        SOON,
+    )
+    .await;
+    b.click("Download tar").await;
+    let saved = b.saved().await;
+
+    assert!(
+        saved.contains("the draft") && saved.contains("notes") && !saved.contains("the final text"),
+        "the archive of then"
+    );
+    assert!(saved.contains("MANIFEST.json"));
+    b.screenshot("client-restore").await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}

@@ -18,7 +18,7 @@ export function pagedTable({ label, columns, load, perPage = 50, sort = null, em
   const next = el("button", { type: "button", class: "ghost", text: "Next ›" });
   const root = el("div", { class: "table-wrap" },
     // Focusable, so that a keyboard can scroll it (axe: scrollable-region-focusable).
-    el("div", { class: "scroll", tabindex: "0", "aria-label": `${label}, scrollable` }, el("table", { "aria-label": label }, el("thead", {}, head), body)),
+    el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": `${label}, scrollable` }, el("table", { "aria-label": label }, el("thead", {}, head), body)),
     el("div", { class: "pager" }, prev, info, next));
   prev.onclick = () => { page -= 1; reload(); };
   next.onclick = () => { page += 1; reload(); };

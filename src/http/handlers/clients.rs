@@ -213,3 +213,12 @@ pub async fn archive(state: &Services, req: Request) -> Result<Response, ApiErro
     headers.insert("x-cairn-bytes", value(&made.bytes.to_string())?);
     Ok(response)
 }
+
+/// `GET /api/clients/{id}/restore?at=`: what an archive of that moment would hold, beside now.
+pub async fn restore_preview(state: &Services, req: Request) -> Result<Response, ApiError> {
+    let id = req.id(0, NOT_FOUND, "client")?;
+    req.caller().require_client(id)?;
+    let at = req.query_parsed::<crate::replay::Until>("at")?;
+    let preview = crate::services::archive::preview(&state.cairn, id, at).await?;
+    Ok(ok(StatusCode::OK, preview, None))
+}

@@ -37,6 +37,7 @@ pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Res
         ClientToken => clients::rotate_token(state, req).await,
         ClientStorage => clients::storage(state, req).await,
         ClientArchive => clients::archive(state, req).await,
+        ClientRestore => clients::restore_preview(state, req).await,
         FilesList => files::list(state, req).await,
         ClientFiles => files::of_client(state, req).await,
         Upload => files::upload(state, req).await,

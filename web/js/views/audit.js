@@ -16,7 +16,7 @@ const TYPES = ["ClientRegistered", "ClientUpdated", "ClientConnected", "ClientDi
 const PAGE = 100;
 
 export async function mount(root, position) {
-  const chain = el("div", { "aria-label": "Chain status" }, el("p", { class: "muted", text: "Verifying the chain…" }));
+  const chain = el("div", { role: "region", "aria-label": "Chain status" }, el("p", { class: "muted", text: "Verifying the chain…" }));
   const stream = el("input", { type: "search", placeholder: "client-…, file-…, log, server", "aria-label": "Stream" });
   const type = el("select", { "aria-label": "Type" }, el("option", { value: "", text: "Any type" }), ...TYPES.map((t) => el("option", { value: t, text: t })));
   const actor = el("input", { type: "search", placeholder: "admin:admin, client:…, system", "aria-label": "Actor" });
@@ -163,7 +163,7 @@ export async function mount(root, position) {
     filters,
     el("div", { class: "audit" },
       el("section", { class: "panel" },
-        el("div", { class: "scroll tall", tabindex: "0", "aria-label": "Events, scrollable" }, el("table", { "aria-label": "Events" },
+        el("div", { class: "scroll tall", tabindex: "0", role: "region", "aria-label": "Events, scrollable" }, el("table", { "aria-label": "Events" },
           el("colgroup", {}, ...["pos", "at", "type", "stream", "actor", "summary"].map((c) => el("col", { class: c }))),
           el("thead", {}, el("tr", {}, ...["Position", "Recorded", "Type", "Stream", "Actor", "Summary"].map((h) => el("th", { text: h })))), rows)),
         el("div", { class: "pager" }, status, more)),

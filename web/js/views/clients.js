@@ -1,9 +1,9 @@
 // Clients: the fleet as a sortable, searchable table; one client's details, files and history.
 
-import { api, qs } from "../api.js";
+import { api, qs, raw } from "../api.js";
 import * as live from "../live.js";
 import { bytes, datetime, describe, el } from "../format.js";
-import { badge, busy, button, confirmAction, facts, field, notice, pagedTable, showSecret, throttle, toolbar } from "../ui.js";
+import { badge, busy, button, confirmAction, facts, field, notice, pagedTable, save, showSecret, throttle, toolbar } from "../ui.js";
 
 export const title = "Clients";
 
@@ -112,7 +112,7 @@ async function register() {
 async function details(root, id) {
   const summary = el("div");
   const history = el("ul", { class: "feed", "aria-label": "Event history", tabindex: "0" });
-  const storage = el("div", { "aria-label": "Storage over time" }, el("p", { class: "muted", text: "Loading…" }));
+  const storage = el("div", { role: "region", "aria-label": "Storage over time" }, el("p", { class: "muted", text: "Loading…" }));
   const files = pagedTable({
     label: "The client's files",
     sort: "-uploaded_at",
@@ -130,6 +130,7 @@ async function details(root, id) {
     el("p", {}, el("a", { href: "#/clients", text: "‹ All clients" })),
     summary,
     el("section", { class: "panel" }, el("h2", { text: "Storage over time" }), storage),
+    restorePanel(id),
     el("div", { class: "grid2" },
       el("section", { class: "panel" }, el("h2", { text: "Files" }), files.root),
       el("section", { class: "panel" }, el("h2", { text: "Event history" }), history)),
@@ -244,4 +245,36 @@ function storageChart(h) {
   line.setAttribute("points", steps.join(" "));
   svg.append(area, line);
   return el("div", {}, svg, el("p", { class: "muted", text: `now ${bytes(last.bytes)} in ${last.files} files · at most ${bytes(top)} · ${h.changes} changes since ${datetime(h.points[0].at)}` }));
+}
+
+// Restore: the client's files as they were at a moment (a time, or a position from Audit), each against now, and
+// the archive of them.
+function restorePanel(id) {
+  const when = el("input", { type: "datetime-local", "aria-label": "Restore as of" });
+  const position = el("input", { type: "number", min: "1", placeholder: "or a position", "aria-label": "Restore as of position", class: "hours" });
+  const result = el("div", { role: "region", "aria-label": "Files then", "aria-live": "polite" });
+  const at = () => (position.value ? position.value : when.value ? new Date(when.value).toISOString() : "");
+  const show = button("Show the files then", (b) => busy(b, async () => {
+    const p = await api("GET", `/api/clients/${id}/restore` + qs({ at: at() }));
+    const kinds = { unchanged: "ok", changed: "warn", deleted: "bad", added: "muted" };
+    const row = (f) => el("tr", {},
+      el("td", { "data-col": "path", title: f.path, text: f.path }), el("td", { text: bytes(f.size) }),
+      el("td", {}, badge(f.since === "unchanged" ? "unchanged" : `${f.since} since`, kinds[f.since])),
+      el("td", {}, f.available ? "yes" : badge("purged", "bad")));
+    const download = (format) => button(`Download ${format}`, (d) => busy(d, async () => {
+      save(await raw("GET", `/api/clients/${id}/archive` + qs({ at: String(p.position), format })), `client-${id}-at-${p.position}.${format}`);
+    }), format === "tar" ? "" : "ghost");
+    result.dataset.position = String(p.position);
+    result.replaceChildren(
+      el("p", {}, `${p.files.length} files (${bytes(p.bytes)}) as of position ${p.position}`,
+        p.added_since.length ? `; ${p.added_since.length} added since` : "", " "),
+      el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Files then, scrollable" }, el("table", { "aria-label": "Files then" },
+        el("thead", {}, el("tr", {}, ...["Path", "Size", "Since", "Content kept"].map((h) => el("th", { text: h })))),
+        el("tbody", {}, ...(p.files.length ? p.files.map(row) : [el("tr", {}, el("td", { colspan: "4", class: "empty", text: "No files then." }))]),
+          ...p.added_since.map(row)))),
+      el("div", { class: "actions" }, download("tar"), download("zip")));
+  }));
+  return el("section", { class: "panel" }, el("h2", { text: "Restore" }),
+    el("p", { class: "muted", text: "The files as they were at a moment; the archive holds them with a manifest of their checksums. From a shell: cairn restore --client ID --at POS --to DIR." }),
+    toolbar(field("As of", when), field("Position", position), show), result);
 }

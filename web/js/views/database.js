@@ -8,7 +8,7 @@ export const title = "Database";
 
 export async function mount(root, table) {
   const info = el("div");
-  const health = el("div", { "aria-label": "Health checks" }, el("p", { class: "muted", text: "Checking…" }));
+  const health = el("div", { role: "region", "aria-label": "Health checks" }, el("p", { class: "muted", text: "Checking…" }));
   const browser = el("section", { class: "panel", "aria-label": "Table browser" });
   const sql = el("textarea", { class: "sql", rows: "4", spellcheck: "false", "aria-label": "SQL" });
   sql.value = "SELECT status, count(*) AS clients, sum(total_size) AS bytes FROM clients GROUP BY status";
@@ -66,7 +66,7 @@ export async function mount(root, table) {
     }
     result.replaceChildren(
       el("p", { class: "muted", text: `${r.rows.length} rows in ${r.elapsed_ms} ms${r.truncated ? ` (stopped at the cap of ${r.row_cap})` : ""}` }),
-      el("div", { class: "scroll", tabindex: "0", "aria-label": "Query result, scrollable" }, el("table", { "aria-label": "Query result" },
+      el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Query result, scrollable" }, el("table", { "aria-label": "Query result" },
         el("thead", {}, el("tr", {}, ...r.columns.map((c) => el("th", { text: c })))),
         el("tbody", {}, ...r.rows.map((row) => el("tr", {}, ...row.map((v) => el("td", { text: v === null ? "NULL" : String(v) }))))))));
   }

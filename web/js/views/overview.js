@@ -19,8 +19,8 @@ export async function mount(root) {
   const cards = el("section", { class: "cards", "aria-label": "Figures" });
   const cpu = spark("CPU %"), mem = spark("Memory %");
   const activity = el("ul", { class: "feed", "aria-label": "Live activity", tabindex: "0" });
-  const transfers = el("div", { class: "transfers", "aria-label": "Transfers in progress", tabindex: "0" }, el("p", { class: "empty", text: "No transfers in progress." }));
-  const attention = el("div", { class: "attention", "aria-label": "Needs attention", tabindex: "0" }, el("p", { class: "muted", text: "Looking…" }));
+  const transfers = el("div", { class: "transfers", role: "region", "aria-label": "Transfers in progress", tabindex: "0" }, el("p", { class: "empty", text: "No transfers in progress." }));
+  const attention = el("div", { class: "attention", role: "region", "aria-label": "Needs attention", tabindex: "0" }, el("p", { class: "muted", text: "Looking…" }));
   root.replaceChildren(
     el("h1", { text: "Overview" }),
     cards,
