@@ -13,6 +13,7 @@
 //! - [`blobs`]: the content-addressed blob store, streamed and checksummed.
 //! - [`app`]: [`Cairn`], and the way commands reach the writer.
 //! - [`datadir`]: the data directory's layout and its lock.
+//! - [`snapshot`]: complete backups: the database, every blob it refers to, and a manifest, checked whole.
 //! - [`replay`]: rebuilding the read tables from the log, verifying them, and the state as of a moment.
 //! - [`services`]: the services both adapters call, and [`services::Services`], the state they share.
 //! - [`http`]: the HTTP API under `/api` and the dashboard's files; [`live`]: the WebSocket feed.
@@ -37,6 +38,7 @@ pub mod live;
 pub mod replay;
 pub mod server;
 pub mod services;
+pub mod snapshot;
 pub mod telemetry;
 pub mod tls;
 

@@ -143,19 +143,24 @@ fn events_prints_the_trail_filtered_and_as_json() {
 }
 
 #[test]
-fn backup_writes_a_consistent_copy_that_verifies_and_refuses_to_overwrite() {
+fn backup_writes_a_snapshot_that_checks_out_and_refuses_to_overwrite() {
     let dir = closed_data(4);
     let data = dir.path().to_str().unwrap();
     let dest = dir.path().join("copy");
-    std::fs::create_dir(&dest).unwrap();
-    let dest_db = dest.join("cairn.db");
-    let (code, out, err) = run(&["backup", dest_db.to_str().unwrap(), "--data", data]);
+    let (code, out, err) = run(&["backup", dest.to_str().unwrap(), "--data", data]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("backed up"));
+    assert!(out.contains("backed up") && out.contains("head 4"), "{out}");
+    assert!(dest.join("snapshot.json").exists() && dest.join("cairn.db").exists());
     let (code, out, _) = run(&["verify", "--data", dest.to_str().unwrap()]);
     assert_eq!((code, out.contains("4 events verified")), (0, true), "{out}");
-    let (code, _, err) = run(&["backup", dest_db.to_str().unwrap(), "--data", data]);
-    assert_eq!((code, err.contains("already exists")), (1, true));
+    let (code, out, err) = run(&["backup", "--verify", dest.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("chain intact") && out.contains("0 read-table differences"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["backup", dest.to_str().unwrap(), "--data", data]);
+    assert_eq!((code, err.contains("already exists")), (1, true), "{err}");
 }
 
 #[test]

@@ -1,41 +1,67 @@
-//! `cairn backup`: a consistent copy of the database through SQLite's online backup.
+//! `cairn backup`: a complete snapshot of a data directory (the database by SQLite's online backup, every blob it
+//! refers to, a manifest), safe while a server runs; `--verify` checks one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cairn_events::schema;
 
 use super::DataArg;
-use crate::datadir;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to write the copy (a new file)
+    /// The snapshot directory to write (new), or with --verify to check
     #[arg(value_name = "DEST")]
     dest: PathBuf,
+    /// Check the snapshot at DEST instead: the chain, every blob's SHA-256, and that its read tables replay equal
+    #[arg(long)]
+    verify: bool,
     #[command(flatten)]
     data: DataArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.dest.exists() {
-        anyhow::bail!("{} already exists; the backup writes a new file", args.dest.display());
+    if args.verify {
+        let c = crate::snapshot::verify(&args.dest).with_context(|| format!("cannot check {}", args.dest.display()))?;
+        println!(
+            "{}: {} events, chain {}, {} blobs checked ({} bad), {} read-table differences",
+            args.dest.display(),
+            c.events,
+            if c.chain_ok { "intact" } else { "BROKEN" },
+            c.blobs_checked,
+            c.bad_blobs.len(),
+            c.differences.len()
+        );
+        for b in &c.bad_blobs {
+            eprintln!("missing or damaged blob: {b}");
+        }
+        for d in c.differences.iter().take(20) {
+            eprintln!("differs from a replay: {d}");
+        }
+        return Ok(if c.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
-    let db = datadir::db_path(&args.data.data);
-    let conn = schema::open_read_only(&db).with_context(|| format!("cannot open {}", db.display()))?;
-    // Write beside the destination, then rename: a half-written copy never carries the final name.
-    let mut partial = args.dest.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let bytes = schema::backup_to(&conn, &partial)
-        .and_then(|b| std::fs::rename(&partial, &args.dest).map(|()| b).map_err(Into::into))
-        .inspect_err(|_| {
-            if let Err(e) = std::fs::remove_file(&partial) {
-                tracing::debug!(error = %e, "no partial backup to remove");
-            }
-        })
+    let s = crate::snapshot::take(&args.data.data, &args.dest)
         .with_context(|| format!("backup to {} failed", args.dest.display()))?;
-    println!("backed up {} to {} ({bytes} bytes)", db.display(), args.dest.display());
+    println!(
+        "backed up {} to {}: head {} ({} events), {} files, {} blobs ({} bytes; {} linked, {} copied), database {} bytes",
+        args.data.data.display(),
+        args.dest.display(),
+        s.head,
+        s.head,
+        s.files,
+        s.blobs,
+        s.blob_bytes,
+        s.linked,
+        s.copied,
+        s.database_bytes
+    );
+    if !s.missing.is_empty() {
+        eprintln!(
+            "{} blobs the database refers to were not in the source: {}",
+            s.missing.len(),
+            s.missing.join(", ")
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use cairn_events::catalogue::{DatabaseBackedUp, DatabaseOptimized};
-use cairn_events::{reader, schema, EventFilter, Metadata, Position};
+use cairn_events::{reader, EventFilter, Metadata, Position};
 use cairn_projections::{checkpoints, Page};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,9 @@ pub struct TablePage {
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Backup {
     pub path: PathBuf,
+    /// The database's and the blobs' bytes.
     pub bytes: u64,
+    pub snapshot: crate::snapshot::Snapshot,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -343,22 +345,21 @@ pub async fn delete_row(
 /// Writes an online backup into `<data>/backups/` (safe while the server writes), then records it.
 pub async fn backup(cairn: &Cairn, metadata: Metadata) -> Result<Backup, ServiceError> {
     let dir = cairn.root().join("backups");
-    let name = format!("cairn-{}.db", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+    let name = format!("cairn-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
     let path = dir.join(name);
-    let db = crate::datadir::db_path(cairn.root());
-    let dest = path.clone();
-    let bytes = super::blocking(move || {
-        std::fs::create_dir_all(&dir).map_err(ServiceError::internal)?;
-        let conn = schema::open_read_only(&db)?;
-        Ok(schema::backup_to(&conn, &dest)?)
+    let (root, dest) = (cairn.root().to_owned(), path.clone());
+    let snapshot = super::blocking(move || {
+        crate::datadir::private_dir(&dir).map_err(ServiceError::internal)?;
+        crate::snapshot::take(&root, &dest).map_err(ServiceError::internal)
     })
     .await?;
+    let bytes = snapshot.database_bytes + snapshot.blob_bytes;
     let event = DatabaseBackedUp {
         destination: path.display().to_string(),
         bytes,
     };
     cairn.execute(RecordServerEvent(event.into()), metadata).await?;
-    Ok(Backup { path, bytes })
+    Ok(Backup { path, bytes, snapshot })
 }
 
 /// `ANALYZE` and `PRAGMA optimize`, run by the writer (which owns the only read-write connection), then

@@ -515,3 +515,78 @@ async fn a_table_without_rowid_is_browsed_in_the_order_asked_too() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_while_uploads_run_holds_every_blob_it_names_checks_out_and_serves() {
+    let app = crate::common_api::spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    for i in 0..5 {
+        crate::helpers::upload_id(
+            &app,
+            &a,
+            &token,
+            &format!("before-{i}.bin"),
+            format!("content {i}").as_bytes(),
+        )
+        .await;
+    }
+    // Uploads keep coming while the snapshot is taken.
+    let uploading = {
+        let client = cairn::client::Client::at(app.addr, &token).unwrap();
+        let a = a.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let path = format!("/api/clients/{a}/files?name=during-{i}.bin");
+                let req = client
+                    .request(cairn::client::Method::POST, &path)
+                    .body(vec![i as u8; 40_000 + i * 100]);
+                let _ = client.send(req).await;
+            }
+        })
+    };
+    let snapshots = tempfile::tempdir().unwrap();
+    let root = app.dir.path().to_owned();
+    let dest = snapshots.path().to_owned();
+    let taken = tokio::task::spawn_blocking(move || cairn::snapshot::take(&root, &dest))
+        .await
+        .unwrap()
+        .unwrap();
+    uploading.await.unwrap();
+
+    assert!(taken.missing.is_empty(), "{taken:?}");
+    assert!(taken.blobs >= 5 && taken.linked == taken.blobs, "{taken:?}");
+    let dest = snapshots.path().to_owned();
+    let checked = tokio::task::spawn_blocking(move || cairn::snapshot::verify(&dest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(checked.ok(), "{checked:?}");
+    assert_eq!(checked.blobs_checked, taken.blobs);
+    app.stop().await;
+
+    // The snapshot is a data directory: a server runs on it as it is, and its files download.
+    let snap = crate::common_api::spawn_app_in(
+        snapshots,
+        "127.0.0.1:0",
+        cairn::Options {
+            durability: cairn_events::Durability::Normal,
+            ..cairn::Options::default()
+        },
+        std::time::Duration::from_secs(60),
+        cairn::services::feed::LiveConfig::default(),
+    )
+    .await;
+    let files = snap.get("/api/files?per_page=100").await.data();
+    assert_eq!(files["total"], taken.files);
+    let first = files["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == "before-0.bin")
+        .unwrap();
+    let content = snap
+        .get(&format!("/api/files/{}/content", first["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(content.body.as_ref(), b"content 0");
+    snap.stop().await;
+}

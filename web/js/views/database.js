@@ -18,7 +18,7 @@ export async function mount(root, table) {
     el("div", { class: "title-row" }, el("h1", { text: "Database" }), el("span", { class: "grow" }),
       button("Back up now", (b) => busy(b, async () => {
         const r = await api("POST", "/api/db/backup");
-        notice(`Backup written: ${r.path} (${bytes(r.bytes)})`);
+        notice(`Backup written: ${r.path} (${bytes(r.bytes)}: the database and ${r.snapshot.blobs} blobs)`);
         await showInfo();
       })),
       button("Optimize", (b) => busy(b, async () => {
