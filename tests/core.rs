@@ -641,3 +641,16 @@ fn the_data_directory_is_private_to_its_user_whatever_the_umask() {
     assert_eq!(mode(&root), 0o700, "an existing data directory is made private too");
     t.cairn.close();
 }
+
+#[test]
+#[cfg(unix)]
+fn a_copy_of_the_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = spawn();
+    t.register("alpha");
+    let dest = t.dir.path().join("copy.db");
+
+    cairn_events::schema::backup_to(&t.read(), &dest).unwrap();
+
+    assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o600);
+}

@@ -210,6 +210,18 @@ pub fn backup_path(path: &Path, from: usize) -> PathBuf {
 /// A consistent copy of the database through SQLite's online backup, page batch by page batch, so that a
 /// writer on another connection is not held up. Returns the size of the copy in bytes.
 pub fn backup_to(conn: &Connection, dest: &Path) -> Result<u64, StoreError> {
+    // A copy holds what the database does (the clients' token hashes among it): readable by its owner only,
+    // from before its first byte.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dest)?;
+    }
     let mut target = Connection::open(dest)?;
     {
         let backup = rusqlite::backup::Backup::new(conn, &mut target)?;
