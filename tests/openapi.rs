@@ -373,6 +373,17 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
     )
     .await; // 400
     call(&app, &mut c, "POST", "/api/db/backup", none.clone()).await;
+    let backups = call(&app, &mut c, "GET", "/api/db/backups", none.clone()).await.data();
+    let name = backups[0]["name"].as_str().unwrap().to_owned();
+    call(
+        &app,
+        &mut c,
+        "POST",
+        &format!("/api/db/backups/{name}/verify"),
+        none.clone(),
+    )
+    .await;
+    call(&app, &mut c, "POST", "/api/db/backups/none/verify", none.clone()).await; // 404
     call(&app, &mut c, "GET", "/api/db", none.clone()).await;
     call(&app, &mut c, "POST", "/api/db/optimize", none.clone()).await;
     call(&app, &mut c, "GET", "/api/live", none.clone()).await; // 400: not an upgrade

@@ -226,6 +226,21 @@ pub struct PurgedBlob {
     pub size: u64,
 }
 
+/// A snapshot in `<data>/backups/` was checked: its chain, every blob's SHA-256, and a replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DatabaseBackupVerified {
+    pub destination: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// A scheduled snapshot was removed, the schedule keeping only the newest ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DatabaseBackupRemoved {
+    pub destination: String,
+    pub reason: String,
+}
+
 /// The hash chain failed to verify: found by the server's periodic check (or at start).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChainBroken {
@@ -496,6 +511,8 @@ catalogue! {
     DatabaseOptimized => |_| SERVER_STREAM.to_owned(),
     ArchiveDownloaded => |_| ARCHIVE_STREAM.to_owned(),
     BlobsPurged => |_| SERVER_STREAM.to_owned(),
+    DatabaseBackupVerified => |_| SERVER_STREAM.to_owned(),
+    DatabaseBackupRemoved => |_| SERVER_STREAM.to_owned(),
     ChainBroken => |_| SERVER_STREAM.to_owned(),
     DiskNearlyFull => |_| SERVER_STREAM.to_owned(),
     AlertTargetAdded => |e| alert_target_stream(e.target_id),

@@ -65,6 +65,12 @@ pub struct Args {
     /// How long the content of deleted files is kept for restores: 30d, 12h, 90m, 0 (gone with its last file)
     #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_retention)]
     retain_deleted: Duration,
+    /// Take a complete snapshot into <data>/backups/ this often (6h, 1d, 30m; none by default)
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
+    backup_every: Option<Duration>,
+    /// How many scheduled snapshots to keep (the oldest past it are removed)
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    backup_keep: u64,
     /// The share of the data directory's disk in use that raises a DiskNearlyFull alert
     #[arg(long, value_name = "PERCENT", default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     disk_alert_percent: u8,
@@ -157,6 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             metrics_public: args.metrics_public,
             disk_alert_percent: args.disk_alert_percent,
             retain_deleted: args.retain_deleted,
+            backup_every: args.backup_every,
+            backup_keep: args.backup_keep as usize,
             ..ServerConfig::new(
                 token.clone(),
                 Duration::from_secs(args.heartbeat_timeout),
@@ -248,6 +256,15 @@ fn parse_retention(text: &str) -> Result<Duration, String> {
     .filter(|s| *s <= 3_650 * 86_400)
     .ok_or_else(|| format!("{text:?} is longer than ten years"))?;
     Ok(Duration::from_secs(seconds))
+}
+
+/// A backup schedule: as a retention, and at least a minute.
+fn parse_every(text: &str) -> Result<Duration, String> {
+    let every = parse_retention(text)?;
+    if every < Duration::from_secs(60) {
+        return Err(format!("{text:?} is too often: at least 1m"));
+    }
+    Ok(every)
 }
 
 /// Refuses alert flags that could never work, before anything is recorded or listened on.

@@ -11,7 +11,7 @@ use crate::services::activity::Activity;
 use crate::services::alerts::AlertsSetup;
 use crate::services::archive::Preview;
 use crate::services::console::QueryResult;
-use crate::services::database::{Backup, Health, Info, Optimized, TablePage};
+use crate::services::database::{Backup, BackupEntry, Health, Info, Optimized, TablePage, Verified};
 use crate::services::health::Attention;
 use crate::services::history::StorageHistory;
 use crate::services::status::Status;
@@ -82,6 +82,8 @@ pub enum Endpoint {
     DbRowDelete,
     DbQuery,
     DbBackup,
+    DbBackups,
+    DbBackupVerify,
     DbOptimize,
     Metrics,
     Live,
@@ -198,7 +200,9 @@ routes! {
     DbRowPatch PATCH "/api/db/tables/{name}/{id}" Admin (json 200 Positions) "Changes a row through the domain's event (409 where none fits; always on events).";
     DbRowDelete DELETE "/api/db/tables/{name}/{id}" Admin (json 200 Positions) "Deletes a row through the domain's event (409 where none fits; always on events).";
     DbQuery POST "/api/db/query" Admin (json 200 QueryResult) "Read-only SQL over the fixed tables: a read-only connection, an authorizer, a time limit, a row cap.";
-    DbBackup POST "/api/db/backup" Admin (json 201 Backup) "Writes an online backup into <data>/backups/.";
+    DbBackup POST "/api/db/backup" Admin (json 201 Backup) "Writes a complete snapshot (the database and every blob it refers to) into <data>/backups/.";
+    DbBackups GET "/api/db/backups" Admin (json 200 Vec<BackupEntry>) "The snapshots in <data>/backups/, newest first, with their size and last check.";
+    DbBackupVerify POST "/api/db/backups/{name}/verify" Admin (json 200 Verified) "Checks a snapshot: its chain, every blob's SHA-256, and a replay.";
     DbOptimize POST "/api/db/optimize" Admin (json 200 Optimized) "ANALYZE and PRAGMA optimize, by the writer.";
     Metrics GET "/metrics" Metrics (raw [200] "application/openmetrics-text") "The figures in the OpenMetrics text format, for Prometheus (admin token unless --metrics-public).";
     Live GET "/api/live" Public (upgrade) "The live feed, a WebSocket (token in Authorization or ?token=): send {\"op\":\"subscribe\",\"from\":P,\"streams\":[],\"types\":[]}.";

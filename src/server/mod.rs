@@ -56,6 +56,13 @@ pub async fn serve(
         services.config.retain_check,
     ));
     let alerts = tokio::spawn(alerts::dispatch(services.clone()));
+    let snapshots = services.config.backup_every.map(|every| {
+        tokio::spawn(crate::services::database::scheduled_backups(
+            services.cairn.clone(),
+            every,
+            services.config.backup_keep,
+        ))
+    });
     let relay = tokio::spawn(feed::relay(services.cairn.clone(), services.feed.clone()));
     let stats = tokio::spawn(feed::publish_stats(services.clone()));
     let hub = services.feed.clone();
@@ -78,6 +85,9 @@ pub async fn serve(
     disk.abort();
     retention.abort();
     alerts.abort();
+    if let Some(s) = snapshots {
+        s.abort();
+    }
     relay.abort();
     stats.abort();
 }

@@ -86,6 +86,14 @@ fn describe_in_full(e: &RecordedEvent) -> String {
         "TransferFailed" => format!("transfer failed: {}", s("error")),
         "LogRecorded" => format!("[{}] {}", s("level"), s("message")),
         "LogsCleared" => format!("{} log lines cleared", data["cleared"]),
+        "BlobsPurged" => format!(
+            "{} contents purged ({})",
+            data["blobs"].as_array().map_or(0, Vec::len),
+            s("reason")
+        ),
+        "DatabaseBackupVerified" if data["ok"] == true => format!("backup {} checks out", s("destination")),
+        "DatabaseBackupVerified" => format!("backup {} is damaged: {}", s("destination"), s("detail")),
+        "DatabaseBackupRemoved" => format!("backup {} removed ({})", s("destination"), s("reason")),
         "ArchiveDownloaded" => format!(
             "archive of {} files ({}) as of position {} downloaded",
             data["files"],

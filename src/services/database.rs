@@ -394,3 +394,136 @@ pub async fn optimize(cairn: &Cairn, metadata: Metadata) -> Result<Optimized, Se
         .await?;
     Ok(optimized)
 }
+
+/// A snapshot in `<data>/backups/`, as its manifest and its last check say.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct BackupEntry {
+    pub name: String,
+    pub path: PathBuf,
+    pub snapshot: crate::snapshot::Snapshot,
+    /// The database's and the blobs' bytes.
+    pub bytes: u64,
+    /// The last check's outcome (`None`: never checked).
+    pub verified: Option<Verified>,
+}
+
+/// What `verified.json` beside a snapshot's manifest says.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Verified {
+    pub at: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The snapshots in `<data>/backups/`, newest first.
+pub async fn backups(cairn: &Cairn) -> Result<Vec<BackupEntry>, ServiceError> {
+    let dir = cairn.root().join("backups");
+    super::blocking(move || {
+        let mut found = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(found);
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(text) = std::fs::read(path.join(crate::snapshot::MANIFEST)) else {
+                continue;
+            };
+            let Ok(snapshot) = serde_json::from_slice::<crate::snapshot::Snapshot>(&text) else {
+                continue;
+            };
+            let verified = std::fs::read(path.join("verified.json"))
+                .ok()
+                .and_then(|t| serde_json::from_slice::<Verified>(&t).ok());
+            found.push(BackupEntry {
+                name,
+                bytes: snapshot.database_bytes + snapshot.blob_bytes,
+                path,
+                snapshot,
+                verified,
+            });
+        }
+        found.sort_by(|a, b| b.snapshot.taken_at.cmp(&a.snapshot.taken_at));
+        Ok(found)
+    })
+    .await
+}
+
+/// Checks the snapshot `name` of `<data>/backups/`, keeps the outcome beside it and records it.
+pub async fn verify_backup(cairn: &Cairn, name: String, metadata: Metadata) -> Result<Verified, ServiceError> {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        && name != "."
+        && name != "..";
+    let path = cairn.root().join("backups").join(&name);
+    if !plain || !path.join(crate::snapshot::MANIFEST).exists() {
+        return Err(ServiceError::not_found(
+            "BACKUP_NOT_FOUND",
+            format!("no backup is named {name:?}"),
+        ));
+    }
+    let at = path.clone();
+    let verified = super::blocking(move || {
+        let checked = crate::snapshot::verify(&at).map_err(ServiceError::internal)?;
+        let detail = format!(
+            "{} events, chain {}, {} blobs checked ({} bad), {} read-table differences",
+            checked.events,
+            if checked.chain_ok { "intact" } else { "broken" },
+            checked.blobs_checked,
+            checked.bad_blobs.len(),
+            checked.differences.len()
+        );
+        let verified = Verified {
+            at: cairn_events::writer::now_rfc3339(),
+            ok: checked.ok(),
+            detail,
+        };
+        let text = serde_json::to_vec_pretty(&verified).map_err(ServiceError::internal)?;
+        std::fs::write(at.join("verified.json"), text).map_err(ServiceError::internal)?;
+        Ok(verified)
+    })
+    .await?;
+    let event = cairn_events::catalogue::DatabaseBackupVerified {
+        destination: path.display().to_string(),
+        ok: verified.ok,
+        detail: verified.detail.clone(),
+    };
+    cairn.execute(RecordServerEvent(event.into()), metadata).await?;
+    Ok(verified)
+}
+
+/// Runs until aborted: every `every`, a snapshot into `<data>/backups/`, then the oldest past the newest `keep`
+/// removed (each recorded).
+pub async fn scheduled_backups(cairn: Cairn, every: std::time::Duration, keep: usize) {
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = backup(&cairn, Metadata::system()).await {
+            tracing::warn!(error = %e, "the scheduled backup failed");
+            continue;
+        }
+        match backups(&cairn).await {
+            Ok(all) => {
+                for old in all.into_iter().skip(keep.max(1)) {
+                    let path = old.path.clone();
+                    let removed =
+                        super::blocking(move || std::fs::remove_dir_all(&path).map_err(ServiceError::internal)).await;
+                    match removed {
+                        Ok(()) => {
+                            let event = cairn_events::catalogue::DatabaseBackupRemoved {
+                                destination: old.path.display().to_string(),
+                                reason: format!("the schedule keeps the newest {keep}"),
+                            };
+                            if let Err(e) = cairn.execute(RecordServerEvent(event.into()), Metadata::system()).await {
+                                tracing::warn!(error = %e, "could not record a removed backup");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, backup = %old.name, "could not remove an old backup"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list the backups"),
+        }
+    }
+}

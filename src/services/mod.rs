@@ -67,6 +67,9 @@ pub struct ServerConfig {
     /// How long content no file holds is kept (zero: it goes with its last file), and how often the purge looks.
     pub retain_deleted: Duration,
     pub retain_check: Duration,
+    /// Scheduled snapshots into `<data>/backups/`: how often (none by default), and how many are kept.
+    pub backup_every: Option<Duration>,
+    pub backup_keep: usize,
 }
 
 impl ServerConfig {
@@ -137,6 +140,8 @@ impl ServerConfig {
             alerts: alerts::AlertConfig::default(),
             retain_deleted: Duration::from_secs(30 * 24 * 60 * 60),
             retain_check: Duration::from_secs(60),
+            backup_every: None,
+            backup_keep: 7,
         }
     }
 }

@@ -590,3 +590,58 @@ async fn a_snapshot_taken_while_uploads_run_holds_every_blob_it_names_checks_out
     assert_eq!(content.body.as_ref(), b"content 0");
     snap.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_keep_the_newest_and_each_can_be_verified() {
+    let mut config = crate::common_api::test_config();
+    config.backup_every = Some(std::time::Duration::from_millis(300));
+    config.backup_keep = 2;
+    let app = crate::common_api::spawn_app_config(config).await;
+    let (a, token) = app.register("alpha").await;
+    crate::helpers::upload_id(&app, &a, &token, "x.txt", b"backed up").await;
+
+    let mut removed = 0;
+    for _ in 0..100 {
+        removed = crate::helpers::events_of_type(&app, "DatabaseBackupRemoved");
+        if removed >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(removed >= 2, "old snapshots are removed");
+    let listed = app.get("/api/db/backups").await.data();
+    let list = listed.as_array().unwrap();
+    assert!(
+        list.len() <= 3,
+        "the newest 2 are kept (a third may be being written): {listed}"
+    );
+    assert!(list[0]["snapshot"]["taken_at"].as_str() >= list[1]["snapshot"]["taken_at"].as_str());
+    assert_eq!(list[0]["verified"], Value::Null);
+    let name = list[0]["name"].as_str().unwrap().to_owned();
+
+    let v = app
+        .admin("POST", &format!("/api/db/backups/{name}/verify"), json!(null))
+        .await;
+
+    assert_eq!(v.status, 200, "{}", String::from_utf8_lossy(&v.body));
+    assert_eq!(v.data()["ok"], true, "{}", v.data());
+    let again = app.get("/api/db/backups").await.data();
+    let entry = again
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name.as_str())
+        .unwrap();
+    assert_eq!(entry["verified"]["ok"], true);
+    assert!(crate::helpers::events_of_type(&app, "DatabaseBackupVerified") == 1);
+    // (A bare ".." never reaches the route: the URL is normalised first.)
+    for bad in ["nothing-here", "%2E%2E%2Fcairn.db", "cairn-x%2F..%2F.."] {
+        assert_error(
+            &app.admin("POST", &format!("/api/db/backups/{bad}/verify"), json!(null))
+                .await,
+            404,
+            "BACKUP_NOT_FOUND",
+        );
+    }
+    app.stop().await;
+}

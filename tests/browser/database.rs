@@ -71,13 +71,26 @@ async fn a_sql_error_says_what_is_wrong() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backing_up_says_where_the_backup_was_written() {
+async fn backing_up_says_where_the_backup_was_written_and_lists_it_to_be_verified() {
     let app = spawn_app().await;
     let b = open_database(&app).await;
 
     b.click("Back up now").await;
     b.wait_for("the backup's notice", &notice_with("Backup written"), SOON)
         .await;
+    b.wait_for(
+        "the backup in the list, not checked yet",
+        "return !!document.querySelector('table[aria-label=\"Backups\"] tr[data-backup]') && document.querySelector('table[aria-label=\"Backups\"]').textContent.includes('not checked')",
+        SOON,
+    )
+    .await;
+    b.click_in_row("Backups", "not checked", "Verify").await;
+    b.wait_for(
+        "the check's outcome",
+        "return document.querySelector('table[aria-label=\"Backups\"] td[data-col=\"verified\"]').textContent === 'checks out'",
+        SOON,
+    )
+    .await;
     b.screenshot("database").await;
     b.assert_not_reloaded().await;
     app.stop().await;

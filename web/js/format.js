@@ -67,6 +67,9 @@ function what(e) {
     case "TransferFailed": return `transfer failed: ${d.error}`;
     case "LogRecorded": return `[${d.level}] ${d.message}`;
     case "LogsCleared": return `${d.cleared} log lines cleared`;
+    case "BlobsPurged": return `${(d.blobs || []).length} contents purged (${d.reason})`;
+    case "DatabaseBackupVerified": return d.ok ? `backup ${d.destination} checks out` : `backup ${d.destination} is damaged: ${d.detail}`;
+    case "DatabaseBackupRemoved": return `backup ${d.destination} removed (${d.reason})`;
     case "ArchiveDownloaded": return `archive of ${d.files} files (${bytes(d.bytes)}) as of position ${d.position} downloaded`;
     default: return e.type;
   }

@@ -73,6 +73,24 @@ pub async fn backup(state: &Services, req: Request) -> Result<Response, ApiError
     Ok(ok(StatusCode::CREATED, backup, Some("backup written")))
 }
 
+pub async fn backups(state: &Services) -> Result<Response, ApiError> {
+    Ok(ok(StatusCode::OK, database::backups(&state.cairn).await?, None))
+}
+
+pub async fn verify_backup(state: &Services, req: Request) -> Result<Response, ApiError> {
+    let name = req.params.first().cloned().unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(&name)
+        .decode_utf8_lossy()
+        .into_owned();
+    let verified = database::verify_backup(&state.cairn, name, req.metadata()).await?;
+    let message = if verified.ok {
+        "the backup checks out"
+    } else {
+        "the backup is damaged"
+    };
+    Ok(ok(StatusCode::OK, verified, Some(message)))
+}
+
 pub async fn optimize(state: &Services, req: Request) -> Result<Response, ApiError> {
     let optimized = database::optimize(&state.cairn, req.metadata()).await?;
     Ok(ok(StatusCode::OK, optimized, Some("optimized")))

@@ -72,6 +72,8 @@ pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Res
         DbRowDelete => db::delete_row(state, req).await,
         DbQuery => db::query(state, req).await,
         DbBackup => db::backup(state, req).await,
+        DbBackups => db::backups(state).await,
+        DbBackupVerify => db::verify_backup(state, req).await,
         DbOptimize => db::optimize(state, req).await,
         Live => Err(ApiError::bad(
             "WEBSOCKET_REQUIRED",

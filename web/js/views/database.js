@@ -13,13 +13,14 @@ export async function mount(root, table) {
   const sql = el("textarea", { class: "sql", rows: "4", spellcheck: "false", "aria-label": "SQL" });
   sql.value = "SELECT status, count(*) AS clients, sum(total_size) AS bytes FROM clients GROUP BY status";
   const result = el("div", { class: "sql-result" });
+  const snapshots = el("tbody");
 
   root.replaceChildren(
     el("div", { class: "title-row" }, el("h1", { text: "Database" }), el("span", { class: "grow" }),
       button("Back up now", (b) => busy(b, async () => {
         const r = await api("POST", "/api/db/backup");
         notice(`Backup written: ${r.path} (${bytes(r.bytes)}: the database and ${r.snapshot.blobs} blobs)`);
-        await showInfo();
+        await Promise.all([showInfo(), showBackups()]);
       })),
       button("Optimize", (b) => busy(b, async () => {
         await api("POST", "/api/db/optimize");
@@ -27,6 +28,10 @@ export async function mount(root, table) {
         await showInfo();
       }), "ghost")),
     info,
+    el("section", { class: "panel" }, el("h2", { text: "Backups" }),
+      el("p", { class: "muted", text: "Each is a data directory of its own: the database and every blob it refers to. cairn serve --data runs on one as it is." }),
+      el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Backups, scrollable" }, el("table", { "aria-label": "Backups" },
+        el("thead", {}, el("tr", {}, ...["Taken", "Head", "Files", "Blobs", "Size", "Checked", "Actions"].map((h) => el("th", { text: h })))), snapshots))),
     el("div", { class: "grid2" },
       el("section", { class: "panel" }, el("div", { class: "title-row" }, el("h2", { text: "Health" }), el("span", { class: "grow" }),
         button("Check again", (b) => busy(b, checkHealth), "ghost small")), health),
@@ -51,6 +56,19 @@ export async function mount(root, table) {
     return db;
   }
 
+  async function showBackups() {
+    const all = await api("GET", "/api/db/backups");
+    snapshots.replaceChildren(...(all.length ? all.map((b) => el("tr", { "data-backup": b.name },
+      el("td", { title: b.path, text: datetime(b.snapshot.taken_at) }), el("td", { text: String(b.snapshot.head) }),
+      el("td", { text: String(b.snapshot.files) }), el("td", { text: String(b.snapshot.blobs) }), el("td", { text: bytes(b.bytes) }),
+      el("td", { "data-col": "verified" }, b.verified ? badge(b.verified.ok ? "checks out" : "damaged", b.verified.ok ? "ok" : "bad") : badge("not checked", "muted")),
+      el("td", { "data-col": "actions" }, button("Verify", (v) => busy(v, async () => {
+        const r = await api("POST", `/api/db/backups/${encodeURIComponent(b.name)}/verify`);
+        notice(`${b.name}: ${r.detail}`, r.ok ? "ok" : "error");
+        await showBackups();
+      }), "ghost small")))) : [el("tr", {}, el("td", { colspan: "7", class: "empty", text: "No backups yet: Back up now, or start the server with --backup-every 6h." }))]));
+  }
+
   async function checkHealth() {
     const h = await api("GET", "/api/db/health");
     health.replaceChildren(
@@ -73,6 +91,7 @@ export async function mount(root, table) {
   sql.onkeydown = (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); run(); } };
 
   const db = await showInfo();
+  showBackups().catch((e) => snapshots.replaceChildren(el("tr", {}, el("td", { colspan: "7", class: "error", text: e.message }))));
   checkHealth().catch((e) => health.replaceChildren(el("p", { class: "error", text: e.message })));
   const name = db.tables.some((t) => t.name === table) ? table : "clients";
   const first = await api("GET", `/api/db/tables/${name}?per_page=1`);
