@@ -34,6 +34,31 @@ pub struct DataArg {
     pub data: PathBuf,
 }
 
+/// A running server and the token to call it with (`tail`, `restore`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArg {
+    /// The server
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The admin token, or a client's own (default: $CAIRN_TOKEN, or ./cairn-data/admin.token)
+    #[arg(long, value_name = "T")]
+    pub token: Option<String>,
+}
+
+impl ServerArg {
+    /// The token: given, or $CAIRN_TOKEN, or the admin token of ./cairn-data beside the caller.
+    pub fn token(&self) -> anyhow::Result<String> {
+        use anyhow::Context;
+        if let Some(t) = self.token.clone().or_else(|| std::env::var("CAIRN_TOKEN").ok()) {
+            return Ok(t);
+        }
+        let path = std::path::Path::new("./cairn-data/admin.token");
+        let t = std::fs::read_to_string(path)
+            .with_context(|| "no token: pass --token, set CAIRN_TOKEN, or run beside ./cairn-data/admin.token")?;
+        Ok(t.trim().to_owned())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: the HTTP API over the data directory, until SIGINT or SIGTERM

@@ -16,12 +16,8 @@ use crate::services::archive::{Manifest, MANIFEST};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The server
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// The admin token, or the client's own (default: $CAIRN_TOKEN, or ./cairn-data/admin.token)
-    #[arg(long, value_name = "T")]
-    token: Option<String>,
+    #[command(flatten)]
+    server: super::ServerArg,
     /// The client, by name (with the admin token) or id
     #[arg(long, value_name = "NAME|ID")]
     client: String,
@@ -45,12 +41,12 @@ struct Pending {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::tls::install();
-    let token = super::tail::token(args.token.clone())?;
-    let base = args.url.trim_end_matches('/').to_owned();
+    let token = args.server.token()?;
+    let base = args.server.url.trim_end_matches('/').to_owned();
     anyhow::ensure!(
         base.starts_with("http://") || base.starts_with("https://"),
         "--url must be http://HOST:PORT or https://…, not {:?}",
-        args.url
+        args.server.url
     );
     std::fs::create_dir_all(&args.to).with_context(|| format!("cannot create {}", args.to.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -4,19 +4,14 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The server
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// The admin or a client token (default: $CAIRN_TOKEN, or ./cairn-data/admin.token)
-    #[arg(long, value_name = "T")]
-    token: Option<String>,
+    #[command(flatten)]
+    server: super::ServerArg,
     /// Start after this position (0: the whole history; default: from now on)
     #[arg(long, value_name = "POS")]
     from: Option<i64>,
@@ -29,16 +24,6 @@ pub struct Args {
     /// Print each event as the feed's JSON
     #[arg(long)]
     json: bool,
-}
-
-pub(super) fn token(given: Option<String>) -> anyhow::Result<String> {
-    if let Some(t) = given.or_else(|| std::env::var("CAIRN_TOKEN").ok()) {
-        return Ok(t);
-    }
-    let path = std::path::Path::new("./cairn-data/admin.token");
-    let t = std::fs::read_to_string(path)
-        .with_context(|| "no token: pass --token, set CAIRN_TOKEN, or run beside ./cairn-data/admin.token")?;
-    Ok(t.trim().to_owned())
 }
 
 fn live_url(url: &str) -> anyhow::Result<String> {
@@ -61,8 +46,8 @@ enum Ended {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let token = token(args.token.clone())?;
-    let url = live_url(&args.url)?;
+    let token = args.server.token()?;
+    let url = live_url(&args.server.url)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut last = args.from;
