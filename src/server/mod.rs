@@ -1,6 +1,6 @@
 //! `cairn serve`'s server: the composition of the two adapters over the services. It binds the socket, starts
-//! the services' background work (the presence, backup, chain and disk monitors, the alerts' dispatcher, the
-//! feed's relay and its stats), routes
+//! the services' background work (the presence, backup-health, chain, disk and retention monitors, scheduled
+//! snapshots, the alerts' dispatcher, the feed's relay and its stats), routes
 //! `/api/live` to the live adapter and everything else to the HTTP adapter (and the dashboard's files), and
 //! stops it all on shutdown. The only module that knows both adapters. [`connections`] holds the sockets within
 //! their bounds.
