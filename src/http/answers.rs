@@ -131,3 +131,25 @@ pub struct Removed {
 pub struct TestRequested {
     pub position: Position,
 }
+
+/// A filename for `Content-Disposition`: ASCII fallback plus the UTF-8 form.
+pub fn disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // Letters, digits and -._~ stay (a subset of RFC 8187's attr-char); everything else is percent-encoded.
+    const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(filename, ENCODED);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}

@@ -207,7 +207,10 @@ pub async fn archive(state: &Services, req: Request) -> Result<Response, ApiErro
         if format == Format::Zip { "zip" } else { "tar" }
     );
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    headers.insert(header::CONTENT_DISPOSITION, value(&super::files::disposition(&name))?);
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        value(&crate::http::answers::disposition(&name))?,
+    );
     headers.insert("x-cairn-position", value(&made.position.to_string())?);
     headers.insert("x-cairn-files", value(&made.files.to_string())?);
     headers.insert("x-cairn-bytes", value(&made.bytes.to_string())?);

@@ -191,28 +191,6 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
     Ok(Some((start, end)))
 }
 
-/// A filename for `Content-Disposition`: ASCII fallback plus the UTF-8 form.
-pub(crate) fn disposition(filename: &str) -> String {
-    let ascii: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    // Letters, digits and -._~ stay (a subset of RFC 8187's attr-char); everything else is percent-encoded.
-    const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let encoded = percent_encoding::utf8_percent_encode(filename, ENCODED);
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
-}
-
 pub async fn content(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "file")?;
     let file = row(state, id).await?;
@@ -241,7 +219,10 @@ pub async fn content(state: &Services, req: Request) -> Result<Response, ApiErro
     headers.insert(header::CONTENT_TYPE, value(&file.mime_type)?);
     headers.insert(header::CONTENT_LENGTH, value(&len.to_string())?);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::CONTENT_DISPOSITION, value(&disposition(&file.filename))?);
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        value(&crate::http::answers::disposition(&file.filename))?,
+    );
     headers.insert("x-content-sha256", value(&file.checksum)?);
     // The content type is the client's word: never let a browser sniff it into something it would run.
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -271,7 +252,7 @@ mod tests {
             );
         }
         assert_eq!(
-            disposition("ré\"port.pdf"),
+            crate::http::answers::disposition("ré\"port.pdf"),
             "attachment; filename=\"r__port.pdf\"; filename*=UTF-8''r%C3%A9%22port.pdf"
         );
     }
