@@ -356,3 +356,134 @@ fn until_a_time_takes_the_last_event_recorded_by_then() {
     assert!("-3".parse::<Until>().is_err());
     assert!("not a time".parse::<Until>().is_err());
 }
+
+/// A file the archive workload's model holds: its id, name and content.
+type HeldFile = (Uuid, String, Vec<u8>);
+
+/// One step of the archive workload: indices pick among the clients and files that exist when it runs.
+#[derive(Debug, Clone)]
+enum ArchiveOp {
+    Register,
+    Upload(u8, u8, u8),
+    DeleteFile(u8, u8),
+    DeleteClient(u8),
+    Look,
+}
+
+fn archive_op() -> impl Strategy<Value = ArchiveOp> {
+    prop_oneof![
+        1 => Just(ArchiveOp::Register),
+        5 => (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(c, n, k)| ArchiveOp::Upload(c, n, k)),
+        2 => (any::<u8>(), any::<u8>()).prop_map(|(c, f)| ArchiveOp::DeleteFile(c, f)),
+        1 => any::<u8>().prop_map(ArchiveOp::DeleteClient),
+        2 => Just(ArchiveOp::Look),
+    ]
+}
+
+/// A client's archive as of `position`: its files by path (the manifest apart) and every file's status.
+fn archive_of(t: &TestData, client: Uuid, position: i64) -> (std::collections::BTreeMap<String, Vec<u8>>, Vec<String>) {
+    use std::io::Read;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bytes = runtime.block_on(async {
+        let mut made = cairn::services::archive::archive(
+            &t.cairn,
+            client,
+            Some(Until::Position(position)),
+            cairn::services::archive::Format::Tar,
+            admin(),
+        )
+        .await
+        .unwrap();
+        let mut all = Vec::new();
+        while let Some(chunk) = made.body.recv().await {
+            all.extend_from_slice(&chunk.unwrap());
+        }
+        all
+    });
+    let mut files = std::collections::BTreeMap::new();
+    let mut statuses = Vec::new();
+    for entry in tar::Archive::new(bytes.as_slice()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        if path == "MANIFEST.json" {
+            let manifest: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            statuses = manifest["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["status"].as_str().unwrap().to_owned())
+                .collect();
+        } else {
+            files.insert(path, data);
+        }
+    }
+    (files, statuses)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, max_shrink_iters: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn archives_as_of_positions_of_a_random_workload_hold_exactly_the_files_of_then(ops in proptest::collection::vec(archive_op(), 1..50)) {
+        let t = spawn();
+        // Each live client and its files (id, name, content), oldest first; and what archives must show.
+        let mut clients: Vec<(Uuid, Vec<HeldFile>)> = Vec::new();
+        let mut looks: Vec<(i64, Uuid, std::collections::BTreeMap<String, Vec<u8>>)> = Vec::new();
+        let mut n = 0;
+        for op in &ops {
+            match *op {
+                ArchiveOp::Register => {
+                    n += 1;
+                    clients.push((t.register(&format!("c{n}")), Vec::new()));
+                }
+                ArchiveOp::Upload(c, name, k) if !clients.is_empty() => {
+                    let i = usize::from(c) % clients.len();
+                    // Few names (re-uploads of a name) and few contents (shared blobs).
+                    let name = format!("f{}.txt", name % 3);
+                    let content = format!("content {}", k % 4).into_bytes();
+                    if let Ok(s) = t.upload(clients[i].0, &name, &content) {
+                        clients[i].1.push((s.file_id, name, content));
+                    }
+                }
+                ArchiveOp::DeleteFile(c, f) if !clients.is_empty() => {
+                    let i = usize::from(c) % clients.len();
+                    if !clients[i].1.is_empty() {
+                        let j = usize::from(f) % clients[i].1.len();
+                        let (id, _, _) = clients[i].1.remove(j);
+                        t.cairn.execute_blocking(DeleteFile { file_id: id, expected_version: None, retain: true }, admin()).unwrap();
+                    }
+                }
+                ArchiveOp::DeleteClient(c) if !clients.is_empty() => {
+                    let (id, _) = clients.remove(usize::from(c) % clients.len());
+                    t.cairn.execute_blocking(DeleteClient { id, expected_version: None, retain: true }, admin()).unwrap();
+                }
+                ArchiveOp::Look => {
+                    let head = t.cairn.store().head();
+                    for (id, files) in &clients {
+                        let mut want = std::collections::BTreeMap::new();
+                        for (file, name, content) in files {
+                            let path = if want.contains_key(name) {
+                                format!("{name}~{}", &file.to_string()[..8])
+                            } else {
+                                name.clone()
+                            };
+                            want.insert(path, content.clone());
+                        }
+                        looks.push((head, *id, want));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (position, client, want) in &looks {
+            let (got, statuses) = archive_of(&t, *client, *position);
+            prop_assert_eq!(&got, want, "client {} at position {}", client, position);
+            prop_assert!(statuses.iter().all(|s| s == "ok"), "{:?}", statuses);
+        }
+    }
+}
