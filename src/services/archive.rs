@@ -140,6 +140,31 @@ pub fn files_at(conn: &Connection, client: &str, position: Position) -> rusqlite
     Ok(entries)
 }
 
+/// The position `at` names (the head without it), which must be at or after the client's registration: a client
+/// that did not exist then had no files, and one that never existed is not found.
+fn moment(conn: &Connection, client: Uuid, at: Option<&Until>) -> Result<Position, ServiceError> {
+    let position = match at {
+        None => cairn_events::reader::head(conn)?,
+        Some(until) => replay::resolve(conn, until)?,
+    };
+    let registered: Option<Position> = conn.query_row(
+        "SELECT min(position) FROM events WHERE stream = ?1",
+        [cairn_events::catalogue::client_stream(client)],
+        |r| r.get(0),
+    )?;
+    match registered {
+        Some(p) if p <= position => Ok(position),
+        Some(_) => Err(ServiceError::not_found(
+            "CLIENT_NOT_FOUND",
+            format!("client {client} was not registered yet at position {position}"),
+        )),
+        None => Err(ServiceError::not_found(
+            "CLIENT_NOT_FOUND",
+            format!("client {client} not found"),
+        )),
+    }
+}
+
 /// A restore's preview: the files as they were at the position, and how they differ from now, by path.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Preview {
@@ -170,22 +195,8 @@ pub async fn preview(cairn: &Cairn, client: Uuid, at: Option<Until>) -> Result<P
     let blobs = cairn.blobs().clone();
     super::read(cairn, move |conn| {
         let head = cairn_events::reader::head(conn)?;
-        let position = match &at {
-            None => head,
-            Some(until) => replay::resolve(conn, until)?,
-        };
+        let position = moment(conn, client, at.as_ref())?;
         let id = client.to_string();
-        let registered: Option<Position> = conn.query_row(
-            "SELECT min(position) FROM events WHERE stream = ?1",
-            [cairn_events::catalogue::client_stream(client)],
-            |r| r.get(0),
-        )?;
-        if registered.is_none_or(|p| p > position) {
-            return Err(ServiceError::not_found(
-                "CLIENT_NOT_FOUND",
-                format!("client {client} had not been registered at position {position}"),
-            ));
-        }
         let then = files_at(conn, &id, position)?;
         let now = files_at(conn, &id, head)?;
         let now_by_path: std::collections::HashMap<&str, &Entry> = now.iter().map(|e| (e.path.as_str(), e)).collect();
@@ -243,26 +254,8 @@ pub async fn archive(
     metadata: Metadata,
 ) -> Result<Archive, ServiceError> {
     let (position, files) = super::read(cairn, move |conn| {
-        let position = match &at {
-            None => cairn_events::reader::head(conn)?,
-            Some(until) => replay::resolve(conn, until)?,
-        };
-        let registered: Option<Position> = conn.query_row(
-            "SELECT min(position) FROM events WHERE stream = ?1",
-            [cairn_events::catalogue::client_stream(client)],
-            |r| r.get(0),
-        )?;
-        match registered {
-            Some(p) if p <= position => Ok((position, files_at(conn, &client.to_string(), position)?)),
-            Some(_) => Err(ServiceError::not_found(
-                "CLIENT_NOT_FOUND",
-                format!("client {client} was not registered yet at position {position}"),
-            )),
-            None => Err(ServiceError::not_found(
-                "CLIENT_NOT_FOUND",
-                format!("client {client} not found"),
-            )),
-        }
+        let position = moment(conn, client, at.as_ref())?;
+        Ok((position, files_at(conn, &client.to_string(), position)?))
     })
     .await?;
     if format == Format::Zip {
