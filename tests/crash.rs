@@ -60,6 +60,8 @@ fn serve(dir: &Path) -> (std::process::Child, std::net::SocketAddr) {
             "127.0.0.1:0",
             "--durability",
             "full",
+            "--disk-alert-percent",
+            "100",
             "--token",
             ADMIN,
             "--data",
