@@ -646,3 +646,119 @@ fn restore_brings_back_a_clients_files_now_and_as_of_an_earlier_moment_and_never
     sigterm(&child);
     assert!(child.wait().unwrap().success());
 }
+
+/// The resident memory of process `pid` in KiB (`VmRSS`), or `None` once it has gone.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Chunk `n` (1 MiB) of generated file `file`: one pseudo-random block, stamped with the file and chunk so no
+/// two chunks of the test's files are alike (blobs are content-addressed; equal files would share one).
+fn chunk(block: &[u8], file: u64, n: u64) -> Vec<u8> {
+    let mut c = block.to_vec();
+    c[..8].copy_from_slice(&file.to_le_bytes());
+    c[8..16].copy_from_slice(&n.to_le_bytes());
+    c
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_two_gib_archive_streams_through_the_server_and_restore_in_flat_memory() {
+    use std::io::{Read, Write};
+    const MIB: u64 = 1 << 20;
+    const FILES: u64 = 4;
+    const CHUNKS: u64 = 512; // 4 files of 512 MiB: 2 GiB
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let token = "big-archive-admin-token-0123456789";
+    let (mut child, _stdout, addr) = serve(dir.path(), &["--token", token]);
+    let made = raw_send(&addr, "POST", "/api/clients", token, br#"{"name":"big"}"#);
+    let id = made["client"]["id"].as_str().unwrap().to_owned();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let block: Vec<u8> = (0..MIB)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    for file in 0..FILES {
+        let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            socket,
+            "POST /api/clients/{id}/files?name=part-{file}.bin HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            CHUNKS * MIB
+        )
+        .unwrap();
+        for n in 0..CHUNKS {
+            socket.write_all(&chunk(&block, file, n)).unwrap();
+        }
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    }
+    let before = rss_kib(child.id()).unwrap();
+
+    // The archive through `cairn restore`, both processes' memory sampled every 20 ms while it runs.
+    let to = out.path().join("restored");
+    let mut restore = cairn_bin()
+        .args([
+            "restore",
+            "--url",
+            &format!("http://{addr}"),
+            "--token",
+            token,
+            "--client",
+            "big",
+            "--to",
+        ])
+        .arg(&to)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut server_peak, mut restore_peak, mut samples) = (before, 0, 0);
+    let status = loop {
+        if let Some(status) = restore.try_wait().unwrap() {
+            break status;
+        }
+        server_peak = server_peak.max(rss_kib(child.id()).unwrap_or(0));
+        restore_peak = restore_peak.max(rss_kib(restore.id()).unwrap_or(0));
+        samples += 1;
+        assert!(samples < 30_000, "the restore did not end within ten minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut said = String::new();
+    restore.stdout.take().unwrap().read_to_string(&mut said).unwrap();
+    restore.stderr.take().unwrap().read_to_string(&mut said).unwrap();
+    assert!(status.success(), "{said}");
+    assert!(said.contains(&format!("restored {FILES} of {FILES} files")), "{said}");
+    println!(
+        "2 GiB archive: server RSS {} MiB before, {} MiB at most while streaming; restore at most {} MiB ({samples} samples)",
+        before / 1024,
+        server_peak / 1024,
+        restore_peak / 1024
+    );
+    assert!(samples >= 10, "sampled while it ran: {samples}");
+    assert!(
+        server_peak < before + 64 * 1024,
+        "the server grew from {before} to {server_peak} KiB"
+    );
+    assert!(restore_peak < 128 * 1024, "cairn restore reached {restore_peak} KiB");
+
+    // What came back is what went in, chunk by chunk.
+    for file in 0..FILES {
+        let mut f = std::fs::File::open(to.join(format!("part-{file}.bin"))).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), CHUNKS * MIB);
+        let mut got = vec![0; MIB as usize];
+        for n in 0..CHUNKS {
+            f.read_exact(&mut got).unwrap();
+            assert!(got == chunk(&block, file, n), "part-{file}.bin differs in its MiB {n}");
+        }
+    }
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}
