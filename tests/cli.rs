@@ -761,4 +761,10 @@ fn a_two_gib_archive_streams_through_the_server_and_restore_in_flat_memory() {
     }
     sigterm(&child);
     assert!(child.wait().unwrap().success());
+    let (_, events, _) = run(&["events", "--data", dir.path().to_str().unwrap()]);
+    assert!(
+        !events.contains("ChainBroken"),
+        "the chain checked during the uploads holds: {events}"
+    );
+    assert!(events.contains("ArchiveDownloaded"), "{events}");
 }

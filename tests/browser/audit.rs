@@ -173,3 +173,29 @@ async fn an_unknown_event_says_so() {
     b.assert_not_reloaded().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_of_a_client_opens_the_restore_of_that_moment() {
+    let app = spawn_app().await;
+    let (alpha, token) = app.register("alpha").await;
+    let draft = upload(&app, &alpha, &token, "draft.txt", b"the draft").await;
+    let stored = app.get("/api/events?type=FileStored").await.data();
+    let then = stored["events"][0]["position"].as_i64().unwrap();
+    app.admin("DELETE", &format!("/api/files/{draft}"), serde_json::json!(null))
+        .await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view(
+        &format!("#/audit/{then}"),
+        "return document.querySelector('.detail h2, #view h2') && [...document.querySelectorAll('button')].some(b => b.textContent === 'Restore as of this event')",
+    )
+    .await;
+    b.click("Restore as of this event").await;
+    b.wait_for(
+        "the client's page, its files as of that event",
+        &format!("return location.hash === '#/clients/{alpha}?restore={then}' && document.querySelector('input[aria-label=\"Restore as of position\"]').value === '{then}' && (() => {{ const t = document.querySelector('table[aria-label=\"Files then\"]'); return !!t && t.textContent.includes('draft.txt') && t.textContent.includes('deleted since'); }})()"),
+        SOON,
+    )
+    .await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}

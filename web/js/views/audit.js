@@ -112,7 +112,8 @@ export async function mount(root, position) {
     detail.replaceChildren(
       el("div", { class: "title-row" }, el("h2", { text: `#${e.position} ${e.type}` }), el("span", { class: "grow" }),
         button("Entity history", (b) => busy(b, () => entity(e.stream)), "ghost small"),
-        ...(/^(client|file)-/.test(e.stream) ? [button("State as of this event", (b) => busy(b, () => asOf(e.stream, e.position)), "ghost small")] : [])),
+        ...(/^(client|file)-/.test(e.stream) ? [button("State as of this event", (b) => busy(b, () => asOf(e.stream, e.position)), "ghost small")] : []),
+        ...(clientOf(e) ? [button("Restore as of this event", () => { location.hash = `#/clients/${clientOf(e)}?restore=${e.position}`; }, "ghost small")] : [])),
       el("pre", { class: "json", tabindex: "0", text: JSON.stringify(e, null, 2) }));
   }
 

@@ -8,7 +8,7 @@ import { badge, busy, button, confirmAction, facts, field, notice, pagedTable, s
 export const title = "Clients";
 
 export async function mount(root, id, params) {
-  return id ? details(root, id) : list(root, params);
+  return id ? details(root, id, params) : list(root, params);
 }
 
 // A client's last backup, with "overdue" when it is.
@@ -109,7 +109,7 @@ async function register() {
   d.showModal();
 }
 
-async function details(root, id) {
+async function details(root, id, params) {
   const summary = el("div");
   const history = el("ul", { class: "feed", "aria-label": "Event history", tabindex: "0" });
   const storage = el("div", { role: "region", "aria-label": "Storage over time" }, el("p", { class: "muted", text: "Loading…" }));
@@ -130,7 +130,7 @@ async function details(root, id) {
     el("p", {}, el("a", { href: "#/clients", text: "‹ All clients" })),
     summary,
     el("section", { class: "panel" }, el("h2", { text: "Storage over time" }), storage),
-    restorePanel(id),
+    restorePanel(id, params.get("restore")),
     el("div", { class: "grid2" },
       el("section", { class: "panel" }, el("h2", { text: "Files" }), files.root),
       el("section", { class: "panel" }, el("h2", { text: "Event history" }), history)),
@@ -248,8 +248,8 @@ function storageChart(h) {
 }
 
 // Restore: the client's files as they were at a moment (a time, or a position from Audit), each against now, and
-// the archive of them.
-function restorePanel(id) {
+// the archive of them. Opened from an Audit event (`?restore=POSITION`), it shows that moment at once.
+function restorePanel(id, from) {
   const when = el("input", { type: "datetime-local", "aria-label": "Restore as of" });
   const position = el("input", { type: "number", min: "1", placeholder: "or a position", "aria-label": "Restore as of position", class: "hours" });
   const result = el("div", { role: "region", "aria-label": "Files then", "aria-live": "polite" });
@@ -274,7 +274,12 @@ function restorePanel(id) {
           ...p.added_since.map(row)))),
       el("div", { class: "actions" }, download("tar"), download("zip")));
   }));
-  return el("section", { class: "panel" }, el("h2", { text: "Restore" }),
+  const panel = el("section", { class: "panel", id: "restore" }, el("h2", { text: "Restore" }),
     el("p", { class: "muted", text: "The files as they were at a moment; the archive holds them with a manifest of their checksums. From a shell: cairn restore --client ID --at POS --to DIR." }),
     toolbar(field("As of", when), field("Position", position), show), result);
+  if (/^\d+$/.test(from || "")) {
+    position.value = from;
+    queueMicrotask(() => { show.click(); panel.scrollIntoView({ block: "start" }); });
+  }
+  return panel;
 }
