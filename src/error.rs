@@ -36,6 +36,15 @@ pub enum CommandError {
         id: Uuid,
         status: cairn_projections::TransferStatus,
     },
+    /// 404 `RUN_NOT_FOUND`: no such backup run of this client.
+    #[error("backup run {0} not found")]
+    RunNotFound(Uuid),
+    /// 409 `RUN_FINISHED`: a run finishes once, and nothing joins it after.
+    #[error("backup run {id} already finished {outcome}")]
+    RunFinished { id: Uuid, outcome: String },
+    /// 404 `CONTENT_UNKNOWN`: this client never stored the content, or it is no longer kept; upload it.
+    #[error("content {0} is not known for this client; upload it")]
+    ContentUnknown(String),
     /// 404 `ALERT_TARGET_NOT_FOUND`.
     #[error("alert target {0} not found")]
     AlertTargetNotFound(Uuid),
@@ -79,6 +88,9 @@ impl CommandError {
             Self::FileNotFound(_) => "FILE_NOT_FOUND",
             Self::TransferNotFound(_) => "TRANSFER_NOT_FOUND",
             Self::TransferFinished { .. } => "TRANSFER_FINISHED",
+            Self::RunNotFound(_) => "RUN_NOT_FOUND",
+            Self::RunFinished { .. } => "RUN_FINISHED",
+            Self::ContentUnknown(_) => "CONTENT_UNKNOWN",
             Self::AlertTargetNotFound(_) => "ALERT_TARGET_NOT_FOUND",
             Self::AlertRuleNotFound(_) => "ALERT_RULE_NOT_FOUND",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",

@@ -177,6 +177,8 @@ fn identical_content_is_stored_once_and_its_blob_outlives_all_but_the_last_file(
                 file_id: one.file_id,
                 expected_version: None,
                 retain: false,
+                run_id: None,
+                owner: None,
             },
             admin(),
         )
@@ -393,7 +395,14 @@ fn the_chain_verifies_after_mixed_work_and_a_reopen() {
     drop(dir);
 }
 
-/// Takes migrations 5 and 6 out again: the alerts' tables, the backup health columns.
+/// Takes migration 8 out again: the runs, the files' and transfers' new columns, the clients' contents.
+const UNDO_RUNS: &str =
+    "DROP TABLE runs; DROP TABLE client_contents; DELETE FROM projection_checkpoints WHERE name = 'runs';
+    ALTER TABLE files DROP COLUMN mtime; ALTER TABLE files DROP COLUMN mode; ALTER TABLE files DROP COLUMN run_id;
+    ALTER TABLE transfers DROP COLUMN run_id; ALTER TABLE clients DROP COLUMN last_run_at;";
+
+/// Takes migrations 5 to 7 out again (after [`UNDO_RUNS`]): the retained contents, the alerts' tables, the
+/// backup health columns.
 const UNDO_BACKUP_HEALTH: &str =
     "DROP TABLE retained_blobs; DELETE FROM projection_checkpoints WHERE name = 'retained';
     DROP TABLE alert_deliveries; DROP TABLE alert_rules; DROP TABLE alert_targets;
@@ -418,7 +427,7 @@ fn migrating_to_backup_health_finds_each_clients_last_backup_in_the_log() {
             |r| r.get(0),
         )
         .unwrap();
-    db.execute_batch(&format!("{UNDO_BACKUP_HEALTH} PRAGMA user_version = 4;"))
+    db.execute_batch(&format!("{UNDO_RUNS} {UNDO_BACKUP_HEALTH} PRAGMA user_version = 4;"))
         .unwrap();
     drop(db);
 
@@ -446,7 +455,7 @@ fn replay_verify_over_a_database_an_older_cairn_left_migrates_it_first_and_finds
     cairn.close();
     rusqlite::Connection::open(root.join("cairn.db"))
         .unwrap()
-        .execute_batch(&format!("{UNDO_BACKUP_HEALTH} PRAGMA user_version = 4;"))
+        .execute_batch(&format!("{UNDO_RUNS} {UNDO_BACKUP_HEALTH} PRAGMA user_version = 4;"))
         .unwrap();
 
     let report = cairn::replay::replay(&root, &cairn::replay::Mode::Verify, |_| {}).unwrap();
@@ -469,6 +478,8 @@ fn migrating_to_retained_content_fills_it_as_a_replay_would_and_the_first_purge_
         file_id: gone.file_id,
         expected_version: None,
         retain: true,
+        run_id: None,
+        owner: None,
     };
     t.cairn.execute_blocking(delete, admin()).unwrap();
     // As a cairn from before retention left it: the blob removed at the deletion, no retained table.
@@ -478,10 +489,10 @@ fn migrating_to_retained_content_fills_it_as_a_replay_would_and_the_first_purge_
     cairn.close();
     rusqlite::Connection::open(root.join("cairn.db"))
         .unwrap()
-        .execute_batch(
-            "DROP TABLE retained_blobs; DELETE FROM projection_checkpoints WHERE name = 'retained';
-             PRAGMA user_version = 6;",
-        )
+        .execute_batch(&format!(
+            "{UNDO_RUNS} DROP TABLE retained_blobs; DELETE FROM projection_checkpoints WHERE name = 'retained';
+             PRAGMA user_version = 6;"
+        ))
         .unwrap();
 
     let report = cairn::replay::replay(&root, &cairn::replay::Mode::Verify, |_| {}).unwrap();
@@ -530,7 +541,7 @@ fn migrating_to_storage_totals_computes_them_for_files_already_stored() {
     rusqlite::Connection::open(root.join("cairn.db"))
         .unwrap()
         .execute_batch(&format!(
-            "{UNDO_BACKUP_HEALTH} ALTER TABLE stats_totals DROP COLUMN files;
+            "{UNDO_RUNS} {UNDO_BACKUP_HEALTH} ALTER TABLE stats_totals DROP COLUMN files;
              ALTER TABLE stats_totals DROP COLUMN file_bytes; ALTER TABLE stats_totals DROP COLUMN stored_bytes;
              PRAGMA user_version = 3;"
         ))
@@ -561,6 +572,7 @@ fn transfers_a_crash_left_under_way_are_failed_at_the_next_start_once() {
         filename: "big.iso".into(),
         direction: Direction::Upload,
         expected_bytes: Some(1 << 30),
+        run_id: None,
     };
     t.cairn.execute_blocking(start, admin()).unwrap();
     // The process goes away with the upload under way; the next start finds it.
@@ -653,4 +665,35 @@ fn a_copy_of_the_database_is_readable_by_its_owner_only() {
     cairn_events::schema::backup_to(&t.read(), &dest).unwrap();
 
     assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn migrating_to_backup_runs_knows_each_clients_contents_as_a_replay_would() {
+    let t = spawn();
+    let (a, b) = (t.register("alpha"), t.register("bravo"));
+    t.upload(a, "one", b"same").unwrap();
+    t.upload(b, "two", b"other").unwrap();
+    let root = t.dir.path().to_owned();
+    let common::TestData { dir, cairn } = t;
+    cairn.close();
+    rusqlite::Connection::open(root.join("cairn.db"))
+        .unwrap()
+        .execute_batch(&format!("{UNDO_RUNS} PRAGMA user_version = 7;"))
+        .unwrap();
+
+    let report = cairn::replay::replay(&root, &cairn::replay::Mode::Verify, |_| {}).unwrap();
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    let cairn = cairn::Cairn::open(&root, Options::default()).unwrap();
+    let conn = cairn.store().reader().unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"same"));
+    assert!(cairn_projections::runs::client_content(&conn, &a.to_string(), &sha)
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        cairn_projections::runs::client_content(&conn, &b.to_string(), &sha).unwrap(),
+        None
+    );
+    drop(conn);
+    cairn.close();
+    drop(dir);
 }

@@ -186,6 +186,37 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
     c.check("POST", &path, &bad); // 400 CHECKSUM_MISMATCH
     call(&app, &mut c, "GET", "/api/files", none.clone()).await;
     call(&app, &mut c, "GET", &format!("/api/clients/{a}/files"), none.clone()).await;
+    // A backup run: started, a file recorded from known content (and one refused), listed, finished twice.
+    let run = call(
+        &app,
+        &mut c,
+        "POST",
+        &format!("/api/clients/{a}/runs"),
+        json!({ "folders": ["/home/ada"], "agent_version": "0.1.0", "host": "ada-laptop" }),
+    )
+    .await
+    .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sha = up.data()["checksum"].as_str().unwrap().to_owned();
+    let size = up.data()["size"].as_u64().unwrap();
+    let known = format!("/api/clients/{a}/files/known?run={run}");
+    call(
+        &app,
+        &mut c,
+        "POST",
+        &known,
+        json!({ "name": "again.txt", "sha256": sha, "size": size }),
+    )
+    .await;
+    let unknown = json!({ "name": "new.txt", "sha256": "ab".repeat(32), "size": 1 });
+    call(&app, &mut c, "POST", &known, unknown).await; // 404 CONTENT_UNKNOWN
+    call(&app, &mut c, "GET", &format!("/api/clients/{a}/runs"), none.clone()).await;
+    let finish = format!("/api/clients/{a}/runs/{run}/finish");
+    let end = json!({ "outcome": "ok", "scanned": 1, "new": 1, "bytes_skipped": size });
+    call(&app, &mut c, "POST", &finish, end.clone()).await;
+    call(&app, &mut c, "POST", &finish, end).await; // 409 RUN_FINISHED
     call(&app, &mut c, "GET", &format!("/api/files/{f}"), none.clone()).await;
     call(&app, &mut c, "GET", &format!("/api/files/{f}?at=1"), none.clone()).await; // 404: not yet
     call(&app, &mut c, "GET", &format!("/api/clients/{a}?at=1"), none.clone()).await;

@@ -184,6 +184,8 @@ fn run(t: &TestData, ops: &[Op], snapshots: &std::path::Path) -> Vec<(i64, std::
                             file_id: f,
                             expected_version: None,
                             retain: i % 2 == 0,
+                            run_id: None,
+                            owner: None,
                         },
                         admin(),
                     );
@@ -455,7 +457,7 @@ proptest! {
                     if !clients[i].1.is_empty() {
                         let j = usize::from(f) % clients[i].1.len();
                         let (id, _, _) = clients[i].1.remove(j);
-                        t.cairn.execute_blocking(DeleteFile { file_id: id, expected_version: None, retain: true }, admin()).unwrap();
+                        t.cairn.execute_blocking(DeleteFile { file_id: id, expected_version: None, retain: true , run_id: None, owner: None}, admin()).unwrap();
                     }
                 }
                 ArchiveOp::DeleteClient(c) if !clients.is_empty() => {

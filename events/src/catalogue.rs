@@ -94,6 +94,16 @@ pub struct FileStored {
     pub mime_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_id: Option<Uuid>,
+    /// Schema 2: the file's modification time on the client (RFC 3339, to the nanosecond), when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<String>,
+    /// Schema 2: the file's mode on the client (`st_mode`: its type, regular or symbolic link, and permission
+    /// bits), when it said. A symbolic link's content is its target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Schema 2: the backup run it was stored in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
 }
 
 /// The outcome of re-reading a file's blob: `ok`, or the mismatch found.
@@ -124,8 +134,12 @@ pub struct FileDeleted {
     pub client_id: Uuid,
     pub sha256: String,
     pub size: u64,
-    /// `admin`, or `client deleted` when the client's deletion took its files.
+    /// `admin`, `client` (the client itself, with its own token), or `client deleted` when the client's
+    /// deletion took its files.
     pub reason: String,
+    /// Schema 2: the backup run that found the file gone, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -143,6 +157,9 @@ pub struct TransferStarted {
     pub filename: String,
     pub direction: Direction,
     pub expected_bytes: Option<u64>,
+    /// Schema 2: the backup run this upload belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -197,6 +214,48 @@ pub struct DatabaseBackedUp {
 pub struct DatabaseOptimized {
     pub bytes_before: u64,
     pub bytes_after: u64,
+}
+
+/// A backup agent began a run: one pass over its folders. Uploads, known-content records and deletions of the
+/// run name it; [`BackupRunFinished`] ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupRunStarted {
+    pub run_id: Uuid,
+    pub client_id: Uuid,
+    /// The folders it backs up, as the agent names them.
+    pub folders: Vec<String>,
+    pub agent_version: String,
+    /// The machine's host name, as the agent reports it.
+    pub host: String,
+}
+
+/// What a run's files came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RunCounts {
+    pub scanned: u64,
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub failed: u64,
+    /// Content bytes uploaded.
+    pub bytes_sent: u64,
+    /// Bytes of files recorded without sending them (unchanged, or content this client had stored before).
+    pub bytes_skipped: u64,
+}
+
+/// A backup run ended: `ok` (every file backed up), `partial` (some failed, or it was interrupted) or `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupRunFinished {
+    pub run_id: Uuid,
+    pub client_id: Uuid,
+    pub outcome: String,
+    #[serde(flatten)]
+    pub counts: RunCounts,
+    /// From its start to this event, by the server's clock.
+    pub duration_ms: u64,
+    /// The first errors, one line each (at most 20).
+    pub errors: Vec<String>,
 }
 
 /// A client's files as of a position were downloaded as one archive (by the actor of its metadata).
@@ -433,9 +492,10 @@ macro_rules! catalogue {
                 text.expect("catalogue events hold only strings, numbers and ids, and always serialise")
             }
 
-            /// Reads a stored payload back, upcasting older schema versions.
+            /// Reads a stored payload back, upcasting older schema versions: every field a later version added
+            /// is optional, so an older payload reads as the current type with those fields absent.
             pub fn decode(event_type: &str, schema: u32, data: &str) -> Result<Self, DecodeError> {
-                if schema != CURRENT_SCHEMA {
+                if schema == 0 || schema > schema_of(event_type) {
                     return Err(DecodeError::UnknownSchema { event_type: event_type.to_owned(), schema });
                 }
                 match event_type {
@@ -455,13 +515,26 @@ macro_rules! catalogue {
     };
 }
 
-/// Every type of the catalogue is at schema version 1 today.
-pub const CURRENT_SCHEMA: u32 = 1;
+/// The schema version new events of a type are recorded at: 1, except where a type grew.
+///
+/// - `FileStored` 2: `mtime`, `mode`, `run_id`.
+/// - `FileDeleted` 2: `run_id`.
+/// - `TransferStarted` 2: `run_id`.
+pub fn schema_of(event_type: &str) -> u32 {
+    match event_type {
+        "FileStored" | "FileDeleted" | "TransferStarted" => 2,
+        _ => 1,
+    }
+}
 
 impl DomainEvent {
     pub fn schema(&self) -> u32 {
-        CURRENT_SCHEMA
+        schema_of(self.event_type())
     }
+}
+
+pub fn run_stream(id: Uuid) -> String {
+    format!("run-{id}")
 }
 
 pub fn client_stream(id: Uuid) -> String {
@@ -510,6 +583,8 @@ catalogue! {
     DatabaseBackedUp => |_| SERVER_STREAM.to_owned(),
     DatabaseOptimized => |_| SERVER_STREAM.to_owned(),
     ArchiveDownloaded => |_| ARCHIVE_STREAM.to_owned(),
+    BackupRunStarted => |e| run_stream(e.run_id),
+    BackupRunFinished => |e| run_stream(e.run_id),
     BlobsPurged => |_| SERVER_STREAM.to_owned(),
     DatabaseBackupVerified => |_| SERVER_STREAM.to_owned(),
     DatabaseBackupRemoved => |_| SERVER_STREAM.to_owned(),
@@ -554,5 +629,19 @@ mod tests {
             DomainEvent::decode("LogsCleared", 1, r#"{"cleared":"x"}"#),
             Err(DecodeError::Payload { .. })
         ));
+        assert!(matches!(
+            DomainEvent::decode("FileStored", 3, "{}"),
+            Err(DecodeError::UnknownSchema { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_stored_at_schema_1_reads_as_schema_2_without_mtime_mode_or_run() {
+        let v1 = r#"{"file_id":"00000000-0000-0000-0000-000000000000","client_id":"00000000-0000-0000-0000-000000000000","client_name":"a","filename":"f","original_path":"f","size":1,"sha256":"ab","crc32":7,"mime_type":"text/plain"}"#;
+        let DomainEvent::FileStored(f) = DomainEvent::decode("FileStored", 1, v1).unwrap() else {
+            panic!("not a FileStored");
+        };
+        assert_eq!((f.mtime, f.mode, f.run_id, f.size), (None, None, None, 1));
+        assert_eq!(DomainEvent::FileStored(f).schema(), 2);
     }
 }

@@ -17,6 +17,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0005_backup_health.sql")),
     M::up(include_str!("../../migrations/0006_alerts.sql")),
     M::up(include_str!("../../migrations/0007_retained_content.sql")),
+    M::up(include_str!("../../migrations/0008_backup_runs.sql")),
 ];
 
 /// The schema version this build writes.

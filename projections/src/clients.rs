@@ -24,16 +24,19 @@ pub struct Client {
     #[serde(skip)]
     pub token_hash: String,
     pub version: i64,
-    /// When its last backup completed: the time its last file was stored.
+    /// When its last backup completed: the time its last backup run finished `ok` once it runs the agent, and
+    /// until then the time its last file was stored.
     pub last_backup_at: Option<String>,
     /// How often a backup is expected, in seconds (24 h until set).
     pub backup_interval_seconds: i64,
     /// When its overdue backup was due, while it is overdue (the backup monitor records it).
     pub backup_overdue_since: Option<String>,
+    /// When its last backup run finished `ok`, if it ever ran the agent.
+    pub last_run_at: Option<String>,
 }
 
 const COLUMNS: &str = "id, client_id, name, status, last_seen, files_count, total_size, ip_address, created_at, \
-     updated_at, token_hash, version, last_backup_at, backup_interval_seconds, backup_overdue_since";
+     updated_at, token_hash, version, last_backup_at, backup_interval_seconds, backup_overdue_since, last_run_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
     Ok(Client {
@@ -52,6 +55,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
         last_backup_at: r.get(12)?,
         backup_interval_seconds: r.get(13)?,
         backup_overdue_since: r.get(14)?,
+        last_run_at: r.get(15)?,
     })
 }
 
@@ -129,12 +133,22 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
             conn.prepare_cached("DELETE FROM clients WHERE id = ?1")?
                 .execute([c.client_id.to_string()])?;
         }
+        // A file stored outside a run is a backup of a client that never ran the agent; once it does, only a
+        // run that finishes ok is.
         DomainEvent::FileStored(f) => {
             conn.prepare_cached(
                 "UPDATE clients SET files_count = files_count + 1, total_size = total_size + ?2,
-                 last_backup_at = ?3, backup_overdue_since = NULL WHERE id = ?1",
+                 last_backup_at = CASE WHEN ?4 AND last_run_at IS NULL THEN ?3 ELSE last_backup_at END,
+                 backup_overdue_since = CASE WHEN ?4 AND last_run_at IS NULL THEN NULL ELSE backup_overdue_since END
+                 WHERE id = ?1",
             )?
-            .execute(params![f.client_id.to_string(), f.size as i64, at])?;
+            .execute(params![f.client_id.to_string(), f.size as i64, at, f.run_id.is_none()])?;
+        }
+        DomainEvent::BackupRunFinished(r) if r.outcome == "ok" => {
+            conn.prepare_cached(
+                "UPDATE clients SET last_backup_at = ?2, last_run_at = ?2, backup_overdue_since = NULL WHERE id = ?1",
+            )?
+            .execute(params![r.client_id.to_string(), at])?;
         }
         DomainEvent::FileDeleted(f) => {
             conn.prepare_cached(

@@ -25,10 +25,16 @@ pub struct File {
     pub mime_type: String,
     pub downloads: i64,
     pub version: i64,
+    /// Its modification time on the client (RFC 3339), when the client said.
+    pub mtime: Option<String>,
+    /// Its `st_mode` on the client (type and permission bits), when the client said.
+    pub mode: Option<u32>,
+    /// The backup run that stored it, if any.
+    pub run_id: Option<String>,
 }
 
 const COLUMNS: &str = "id, filename, original_path, size, client_id, client_name, uploaded_at, verified, verified_at, \
-                       checksum, crc32, mime_type, downloads, version";
+                       checksum, crc32, mime_type, downloads, version, mtime, mode, run_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<File> {
     Ok(File {
@@ -46,6 +52,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<File> {
         mime_type: r.get(11)?,
         downloads: r.get(12)?,
         version: r.get(13)?,
+        mtime: r.get(14)?,
+        mode: r.get(15)?,
+        run_id: r.get(16)?,
     })
 }
 
@@ -54,8 +63,8 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
         DomainEvent::FileStored(f) => {
             conn.prepare_cached(
                 "INSERT INTO files (id, filename, original_path, size, client_id, client_name, uploaded_at,
-                                    checksum, crc32, mime_type, version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                    checksum, crc32, mime_type, version, mtime, mode, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(params![
                 f.file_id.to_string(),
@@ -68,7 +77,10 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
                 f.sha256,
                 f.crc32,
                 f.mime_type,
-                e.version
+                e.version,
+                f.mtime,
+                f.mode,
+                f.run_id.map(|r| r.to_string())
             ])?;
         }
         DomainEvent::FileVerified(v) => {

@@ -3,7 +3,7 @@
 //! Every table here can be dropped and rebuilt from `events`. A projection's `apply` reads only the event and
 //! the read tables (never the clock, the disk, the network or randomness), so replay is deterministic.
 //!
-//! - [`clients`], [`files`], [`transfers`], [`logs`], [`stats`], [`alerts`], [`retained`]: one module per read model, with
+//! - [`clients`], [`files`], [`transfers`], [`logs`], [`stats`], [`alerts`], [`retained`], [`runs`]: one module per read model, with
 //!   its `apply` and its queries.
 //! - [`status`]: the statuses of clients and transfers, as enums.
 //! - [`checkpoints`]: how far each projection has applied the log.
@@ -20,6 +20,7 @@ pub mod logs;
 pub mod query;
 pub mod rebuild;
 pub mod retained;
+pub mod runs;
 pub mod stats;
 pub mod status;
 pub mod transfers;
@@ -42,11 +43,22 @@ pub const READ_TABLES: &[&str] = &[
     "alert_rules",
     "alert_deliveries",
     "retained_blobs",
+    "runs",
+    "client_contents",
     "projection_checkpoints",
 ];
 
 /// The projections, by the name their checkpoint carries.
-pub const PROJECTIONS: &[&str] = &["clients", "files", "transfers", "logs", "stats", "alerts", "retained"];
+pub const PROJECTIONS: &[&str] = &[
+    "clients",
+    "files",
+    "transfers",
+    "logs",
+    "stats",
+    "alerts",
+    "retained",
+    "runs",
+];
 
 /// A query's failure: bad input from the caller, or the database.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +95,7 @@ impl Projections {
         stats::apply(conn, event, domain)?;
         alerts::apply(conn, event, domain)?;
         retained::apply(conn, event, domain)?;
+        runs::apply(conn, event, domain)?;
         Ok(())
     }
 }

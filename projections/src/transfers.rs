@@ -22,10 +22,12 @@ pub struct Transfer {
     pub finished_at: Option<String>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// The backup run the upload belonged to, if any.
+    pub run_id: Option<String>,
 }
 
 const COLUMNS: &str = "id, client_id, file_id, filename, direction, status, expected_bytes, bytes, started_at, \
-                       finished_at, duration_ms, error";
+                       finished_at, duration_ms, error, run_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
     Ok(Transfer {
@@ -41,6 +43,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         finished_at: r.get(9)?,
         duration_ms: r.get(10)?,
         error: r.get(11)?,
+        run_id: r.get(12)?,
     })
 }
 
@@ -52,8 +55,9 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
                 cairn_events::catalogue::Direction::Download => "download",
             };
             conn.prepare_cached(
-                "INSERT INTO transfers (id, client_id, file_id, filename, direction, status, expected_bytes, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7)",
+                "INSERT INTO transfers (id, client_id, file_id, filename, direction, status, expected_bytes, started_at,
+                                        run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7, ?9)",
             )?
             .execute(params![
                 t.transfer_id.to_string(),
@@ -63,7 +67,8 @@ pub fn apply(conn: &Connection, e: &RecordedEvent, event: &DomainEvent) -> Resul
                 direction,
                 t.expected_bytes.map(|b| b as i64),
                 e.recorded_at,
-                TransferStatus::InProgress
+                TransferStatus::InProgress,
+                t.run_id.map(|r| r.to_string())
             ])?;
         }
         DomainEvent::TransferCompleted(t) => {

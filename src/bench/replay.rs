@@ -64,6 +64,7 @@ pub fn generate(dir: &Path, events: usize) -> anyhow::Result<()> {
                         filename: format!("file-{i}.tar.gz"),
                         direction: Direction::Upload,
                         expected_bytes: Some(size),
+                        run_id: None,
                     }
                     .into(),
                 );
@@ -78,6 +79,9 @@ pub fn generate(dir: &Path, events: usize) -> anyhow::Result<()> {
                         sha256: format!("{:064x}", i),
                         crc32: i as u32,
                         mime_type: "application/gzip".into(),
+                        mtime: None,
+                        mode: None,
+                        run_id: None,
                         transfer_id: Some(t),
                     }
                     .into(),

@@ -2,7 +2,8 @@
 //! unpacked into a directory. Every file is written beside its place under a temporary name while its SHA-256 is
 //! computed, and moved into place only once the archive's manifest has confirmed it, so an interrupted or
 //! refused restore leaves nothing half-written under a real name. Existing files are never overwritten unless
-//! `--overwrite` says so.
+//! `--overwrite` says so. Each file gets back the mode and modification time the client recorded; symbolic
+//! links are made last, so that no file is ever written through one.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::services::archive::{Manifest, MANIFEST};
+use crate::services::archive::{Entry, Manifest, MANIFEST};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,11 +33,13 @@ pub struct Args {
     overwrite: bool,
 }
 
-/// A file unpacked under its temporary name, waiting for the manifest's word.
+/// A file unpacked under its temporary name (or a link to make), waiting for the manifest's word.
 struct Pending {
     temporary: PathBuf,
     target: PathBuf,
     sha256: String,
+    /// A symbolic link's target: made at the end, never followed.
+    link: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -163,13 +166,26 @@ impl Read for ChannelReader {
     }
 }
 
-/// A path of the archive as a path under `dir`, refusing any that would land outside it.
+/// A path of the archive as a path under `dir`, refusing any that would land outside it, also through a
+/// symbolic link already on the way.
 fn target(dir: &Path, path: &Path) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
         path.components().all(|c| matches!(c, Component::Normal(_))),
         "the archive holds a path that would leave the directory: {}",
         path.display()
     );
+    let mut on_the_way = dir.to_owned();
+    if let Some(parent) = path.parent() {
+        for part in parent.components() {
+            on_the_way.push(part);
+            let through_a_link = std::fs::symlink_metadata(&on_the_way).is_ok_and(|m| m.file_type().is_symlink());
+            anyhow::ensure!(
+                !through_a_link,
+                "{} is a symbolic link; nothing is restored through one",
+                on_the_way.display()
+            );
+        }
+    }
     Ok(dir.join(path))
 }
 
@@ -196,7 +212,7 @@ fn unpack(
             }
             let target = target(dir, &path)?;
             anyhow::ensure!(
-                overwrite || !target.exists(),
+                overwrite || std::fs::symlink_metadata(&target).is_err(),
                 "{} exists; pass --overwrite to replace it (nothing was restored)",
                 target.display()
             );
@@ -209,6 +225,19 @@ fn unpack(
                 .unwrap_or_default();
             let temporary = target.with_file_name(format!(".{name}.cairn-restore"));
             bar.set_message(path.display().to_string());
+            if entry.header().entry_type() == tar::EntryType::Symlink {
+                let link = entry
+                    .link_name()?
+                    .context("the archive holds a symbolic link without a target")?
+                    .into_owned();
+                pending.push(Pending {
+                    temporary,
+                    target,
+                    sha256: hex::encode(Sha256::digest(link.as_os_str().as_encoded_bytes())),
+                    link: Some(link),
+                });
+                continue;
+            }
             let mut out =
                 std::fs::File::create(&temporary).with_context(|| format!("cannot write {}", temporary.display()))?;
             let mut sha = Sha256::new();
@@ -226,6 +255,7 @@ fn unpack(
                 temporary,
                 target,
                 sha256: hex::encode(sha.finalize()),
+                link: None,
             });
         }
         manifest.context("the archive ended without its manifest (cut short?)")
@@ -233,7 +263,7 @@ fn unpack(
     match result {
         Ok(manifest) => Ok((pending, manifest)),
         Err(e) => {
-            for p in &pending {
+            for p in pending.iter().filter(|p| p.link.is_none()) {
                 let _ = std::fs::remove_file(&p.temporary);
             }
             Err(e)
@@ -241,29 +271,76 @@ fn unpack(
     }
 }
 
+#[cfg(unix)]
+fn make_link(link: &Path, at: &Path) -> anyhow::Result<()> {
+    std::os::unix::fs::symlink(link, at).with_context(|| format!("cannot make the link {}", at.display()))
+}
+
+#[cfg(not(unix))]
+fn make_link(_: &Path, at: &Path) -> anyhow::Result<()> {
+    anyhow::bail!("{} is a symbolic link, which this system cannot make", at.display())
+}
+
+/// Gives a restored file (or link) the mode and modification time its client recorded, when it did.
+fn put_back(path: &Path, entry: &Entry, link: bool) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    if !link && entry.mode.is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(entry.permissions()))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    }
+    if let Some(mtime) = entry
+        .mtime
+        .as_deref()
+        .and_then(|m| chrono::DateTime::parse_from_rfc3339(m).ok())
+    {
+        let time = filetime::FileTime::from_unix_time(mtime.timestamp(), mtime.timestamp_subsec_nanos());
+        let set = if link {
+            filetime::set_symlink_file_times(path, time, time)
+        } else {
+            filetime::set_file_mtime(path, time)
+        };
+        set.with_context(|| format!("cannot set the modification time of {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Moves every file the manifest confirms into place, and says what could not be restored.
 fn finish(pending: Vec<Pending>, manifest: Manifest, dir: &Path, position: u64) -> anyhow::Result<ExitCode> {
-    let expected: HashMap<String, &str> = manifest
-        .files
-        .iter()
-        .map(|f| (f.path.clone(), f.sha256.as_str()))
-        .collect();
+    let expected: HashMap<String, &Entry> = manifest.files.iter().map(|f| (f.path.clone(), f)).collect();
     let mut wrong = Vec::new();
     let mut restored = 0;
-    for p in &pending {
+    // Files first, links last: a link made early could lead a later file out of the directory.
+    let (files, links): (Vec<&Pending>, Vec<&Pending>) = pending.iter().partition(|p| p.link.is_none());
+    for p in files.into_iter().chain(links) {
         let rel = p
             .target
             .strip_prefix(dir)
             .unwrap_or(&p.target)
             .to_string_lossy()
             .replace('\\', "/");
-        if expected.get(&rel) == Some(&p.sha256.as_str()) {
-            std::fs::rename(&p.temporary, &p.target)?;
-            restored += 1;
-        } else {
-            let _ = std::fs::remove_file(&p.temporary);
+        let Some(entry) = expected.get(&rel).filter(|e| e.sha256 == p.sha256) else {
+            if p.link.is_none() {
+                let _ = std::fs::remove_file(&p.temporary);
+            }
             wrong.push(format!("{rel}: its content does not match the manifest"));
+            continue;
+        };
+        match &p.link {
+            None => {
+                std::fs::rename(&p.temporary, &p.target)?;
+                put_back(&p.target, entry, false)?;
+            }
+            Some(link) => {
+                if std::fs::symlink_metadata(&p.target).is_ok() {
+                    std::fs::remove_file(&p.target)
+                        .with_context(|| format!("cannot replace {}", p.target.display()))?;
+                }
+                make_link(link, &p.target)?;
+                put_back(&p.target, entry, true)?;
+            }
         }
+        restored += 1;
     }
     for f in &manifest.files {
         if f.status != "ok" && !wrong.iter().any(|w| w.starts_with(&format!("{}:", f.path))) {

@@ -58,6 +58,7 @@ mod tests {
             sha256: sha.into(),
             size,
             reason: "admin".into(),
+            run_id: None,
         }
         .into()
     }
@@ -71,6 +72,8 @@ mod tests {
                 file_id: f1,
                 expected_version: None,
                 retain: true,
+                run_id: None,
+                owner: None,
             })
             .then_expect_count(1);
         assert!(kept.release_blobs.is_empty());
@@ -80,6 +83,8 @@ mod tests {
                 file_id: f1,
                 expected_version: None,
                 retain: false,
+                run_id: None,
+                owner: None,
             })
             .then_expect_count(1);
         assert!(shared.release_blobs.is_empty());
@@ -90,6 +95,8 @@ mod tests {
                 file_id: f2,
                 expected_version: None,
                 retain: false,
+                run_id: None,
+                owner: None,
             })
             .then_expect_count(2);
         assert_eq!(purged.release_blobs, ["s1"]);

@@ -272,6 +272,7 @@ impl Command for DeleteClient {
                     sha256: f.sha256,
                     size: f.size,
                     reason: "client deleted".into(),
+                    run_id: None,
                 },
                 ExpectedVersion::Exact(f.version),
             );
@@ -549,6 +550,7 @@ mod tests {
                 sha256: "s1".into(),
                 size: 3,
                 reason: "client deleted".into(),
+                run_id: None,
             }
             .into(),
             FileDeleted {
@@ -557,6 +559,7 @@ mod tests {
                 sha256: "s1".into(),
                 size: 3,
                 reason: "client deleted".into(),
+                run_id: None,
             }
             .into(),
             ClientDeleted {

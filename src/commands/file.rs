@@ -4,7 +4,8 @@ use cairn_events::catalogue::{FileDeleted, FileDownloaded, FileStored, FileVerif
 use cairn_events::ExpectedVersion;
 use uuid::Uuid;
 
-use super::{live_client, validate, Command, Decision, State};
+use super::run::open_run;
+use super::{live_client, validate, ClientState, Command, Decision, State};
 use crate::blobs::{BlobDigest, PendingBlob};
 use crate::error::CommandError;
 
@@ -21,6 +22,71 @@ pub struct StoreFile {
     pub blob: PendingBlob,
     /// The upload's transfer and how long it took, to complete it in the same command.
     pub transfer: Option<(Uuid, u64)>,
+    /// Its modification time and mode on the client, and the backup run it belongs to.
+    pub meta: FileMeta,
+}
+
+/// What a backup agent says of a file besides its content: its modification time (RFC 3339) and `st_mode` on
+/// the client, and the run that found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileMeta {
+    pub mtime: Option<String>,
+    pub mode: Option<u32>,
+    pub run_id: Option<Uuid>,
+}
+
+/// The file types a mode may carry: none (permission bits only), a regular file, a symbolic link.
+const S_IFMT: u32 = 0o170000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+
+impl FileMeta {
+    /// Checks the fields (and that the run is this client's and still running); the mtime comes back in one
+    /// form, UTC to the nanosecond.
+    fn checked(self, state: &dyn State, client_id: Uuid) -> Result<Self, CommandError> {
+        let mtime = self
+            .mtime
+            .map(|m| {
+                chrono::DateTime::parse_from_rfc3339(m.trim())
+                    .map(|t| {
+                        t.with_timezone(&chrono::Utc)
+                            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    })
+                    .map_err(|_| CommandError::invalid("mtime", format!("{m:?} is not an RFC 3339 time")))
+            })
+            .transpose()?;
+        if let Some(mode) = self.mode {
+            let kind = mode & S_IFMT;
+            if mode & !(S_IFMT | 0o7777) != 0 || !matches!(kind, 0 | S_IFREG | S_IFLNK) {
+                return Err(CommandError::invalid(
+                    "mode",
+                    format!("{mode:o} (octal) is not the mode of a regular file or a symbolic link"),
+                ));
+            }
+        }
+        if let Some(run) = self.run_id {
+            open_run(state, run, client_id)?;
+        }
+        Ok(Self { mtime, ..self })
+    }
+}
+
+/// The name, path and MIME type of a file about to be stored, checked.
+fn names(
+    filename: &str,
+    original_path: Option<&str>,
+    mime_type: Option<&str>,
+) -> Result<(String, String, String), CommandError> {
+    let filename = validate::filename(filename)?;
+    let original_path = match original_path {
+        None | Some("") => filename.clone(),
+        Some(p) => validate::original_path(p)?,
+    };
+    let mime_type = match mime_type.map(str::trim) {
+        None | Some("") => guess_mime(&filename).to_owned(),
+        Some(m) => validate_mime(m)?,
+    };
+    Ok((filename, original_path, mime_type))
 }
 
 /// What storing a file gave.
@@ -37,15 +103,9 @@ impl Command for StoreFile {
 
     fn decide(self, state: &dyn State) -> Result<Decision<Stored>, CommandError> {
         let client = live_client(state, self.client_id)?;
-        let filename = validate::filename(&self.filename)?;
-        let original_path = match self.original_path.as_deref() {
-            None | Some("") => filename.clone(),
-            Some(p) => validate::original_path(p)?,
-        };
-        let mime_type = match self.mime_type.as_deref().map(str::trim) {
-            None | Some("") => guess_mime(&filename).to_owned(),
-            Some(m) => validate_mime(m)?,
-        };
+        let (filename, original_path, mime_type) =
+            names(&self.filename, self.original_path.as_deref(), self.mime_type.as_deref())?;
+        let meta = self.meta.checked(state, self.client_id)?;
         if let Some((transfer_id, _)) = self.transfer {
             super::transfer::in_progress(state, transfer_id)?;
         }
@@ -67,6 +127,9 @@ impl Command for StoreFile {
                 crc32: self.blob.crc32,
                 mime_type,
                 transfer_id: self.transfer.map(|(t, _)| t),
+                mtime: meta.mtime,
+                mode: meta.mode,
+                run_id: meta.run_id,
             },
             ExpectedVersion::NoStream,
         );
@@ -83,6 +146,68 @@ impl Command for StoreFile {
         }
         decision.place_blob = Some(self.blob);
         Ok(decision)
+    }
+}
+
+/// Records a file whose content this client stored before, without its bytes (`files/known`): the content must
+/// be one this client stored (never only another client's: a hash alone must not claim someone else's file),
+/// of the same size, and still kept (held by a file, or retained after a deletion).
+#[derive(Debug, Clone)]
+pub struct StoreKnown {
+    pub file_id: Uuid,
+    pub client_id: Uuid,
+    pub filename: String,
+    pub original_path: Option<String>,
+    pub mime_type: Option<String>,
+    pub sha256: String,
+    pub size: u64,
+    pub meta: FileMeta,
+}
+
+impl Command for StoreKnown {
+    type Output = Stored;
+
+    fn decide(self, state: &dyn State) -> Result<Decision<Stored>, CommandError> {
+        let client: ClientState = live_client(state, self.client_id)?;
+        let (filename, original_path, mime_type) =
+            names(&self.filename, self.original_path.as_deref(), self.mime_type.as_deref())?;
+        let sha256 = self.sha256.trim().to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CommandError::invalid("sha256", "must be 64 hex digits"));
+        }
+        let meta = self.meta.checked(state, self.client_id)?;
+        let unknown = || CommandError::ContentUnknown(sha256.clone());
+        let (size, crc32) = state
+            .client_content(self.client_id, &sha256)?
+            .filter(|(size, _)| *size == self.size)
+            .ok_or_else(unknown)?;
+        if state.holders(&sha256)? == 0 && state.retained(&sha256)?.is_none() {
+            return Err(unknown());
+        }
+        let stored = Stored {
+            file_id: self.file_id,
+            sha256: sha256.clone(),
+            crc32,
+            size,
+        };
+        Ok(Decision::new(stored).event(
+            FileStored {
+                file_id: self.file_id,
+                client_id: self.client_id,
+                client_name: client.name,
+                filename,
+                original_path,
+                size,
+                sha256,
+                crc32,
+                mime_type,
+                transfer_id: None,
+                mtime: meta.mtime,
+                mode: meta.mode,
+                run_id: meta.run_id,
+            },
+            ExpectedVersion::NoStream,
+        ))
     }
 }
 
@@ -187,6 +312,11 @@ pub struct DeleteFile {
     pub expected_version: Option<i64>,
     /// Keep the content for the retention period if no other file holds it (see `release_deleted`).
     pub retain: bool,
+    /// The backup run that found the file gone.
+    pub run_id: Option<Uuid>,
+    /// The client deleting its own file with its token: the file must be its own, and its content is kept for
+    /// the retention whatever `retain` says (a compromised machine cannot erase its own backups).
+    pub owner: Option<Uuid>,
 }
 
 impl Command for DeleteFile {
@@ -194,6 +324,12 @@ impl Command for DeleteFile {
 
     fn decide(self, state: &dyn State) -> Result<Decision<()>, CommandError> {
         let file = live_file(state, self.file_id)?;
+        if self.owner.is_some_and(|o| o != file.client_id) {
+            return Err(CommandError::FileNotFound(self.file_id));
+        }
+        if let Some(run) = self.run_id {
+            open_run(state, run, file.client_id)?;
+        }
         let expected = ExpectedVersion::Exact(self.expected_version.unwrap_or(file.version));
         let decision = Decision::new(()).event(
             FileDeleted {
@@ -201,11 +337,13 @@ impl Command for DeleteFile {
                 client_id: file.client_id,
                 sha256: file.sha256.clone(),
                 size: file.size,
-                reason: "admin".into(),
+                reason: if self.owner.is_some() { "client" } else { "admin" }.into(),
+                run_id: self.run_id,
             },
             expected,
         );
-        super::release_deleted(state, decision, &[(file.sha256, file.size)], self.retain)
+        let retain = self.retain || self.owner.is_some();
+        super::release_deleted(state, decision, &[(file.sha256, file.size)], retain)
     }
 }
 
@@ -229,6 +367,7 @@ mod tests {
             mime_type: None,
             blob,
             transfer: None,
+            meta: FileMeta::default(),
         }
     }
 
@@ -244,6 +383,7 @@ mod tests {
             filename: "report.pdf".into(),
             direction: Direction::Upload,
             expected_bytes: None,
+            run_id: None,
         };
         let mut command = store_file(f, a, "report.pdf", blob(&blobs, b"%PDF"));
         command.transfer = Some((t, 12));
@@ -261,6 +401,9 @@ mod tests {
                     crc32: crc32fast::hash(b"%PDF"),
                     mime_type: "application/pdf".into(),
                     transfer_id: Some(t),
+                    mtime: None,
+                    mode: None,
+                    run_id: None,
                 }
                 .into(),
                 TransferCompleted {
@@ -378,6 +521,8 @@ mod tests {
                 file_id: f,
                 expected_version: None,
                 retain: false,
+                run_id: None,
+                owner: None,
             })
             .then_expect_any();
         assert_eq!(d.release_blobs, vec!["abc".to_owned()]);
@@ -386,6 +531,8 @@ mod tests {
                 file_id: f,
                 expected_version: None,
                 retain: true,
+                run_id: None,
+                owner: None,
             })
             .then_error(|e| matches!(e, CommandError::FileNotFound(_)));
     }

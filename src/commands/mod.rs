@@ -6,7 +6,7 @@
 //! the events (which applies the projections), places an uploaded blob, and schedules orphaned blobs for removal
 //! after the commit.
 //!
-//! One file per area: [`client`], [`file`], [`log`], [`transfer`], [`server`], [`alert`]; [`state`] reads the
+//! One file per area: [`client`], [`file`], [`log`], [`transfer`], [`run`], [`server`], [`alert`]; [`state`] reads the
 //! read tables.
 
 pub mod alert;
@@ -14,6 +14,7 @@ pub mod blobs;
 pub mod client;
 pub mod file;
 pub mod log;
+pub mod run;
 pub mod server;
 pub mod state;
 pub mod transfer;
@@ -29,7 +30,7 @@ use uuid::Uuid;
 use crate::blobs::{BlobStore, PendingBlob};
 use crate::error::CommandError;
 
-pub use state::{AlertTargetState, ClientState, FileState, State, TransferState};
+pub use state::{AlertTargetState, ClientState, FileState, RunState, State, TransferState};
 
 /// What a command decided: the events to append and everything to do with them.
 #[derive(Debug)]

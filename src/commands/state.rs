@@ -1,7 +1,7 @@
 //! What commands read before deciding: the [`State`] trait, and [`SqlState`] over the writer's connection.
 
 use cairn_events::{StoreError, Unit};
-use cairn_projections::{alerts, clients, files, logs, transfers, ClientStatus, TransferStatus};
+use cairn_projections::{alerts, clients, files, logs, runs, transfers, ClientStatus, TransferStatus};
 use uuid::Uuid;
 
 /// What a client's rules look at.
@@ -35,6 +35,16 @@ pub struct TransferState {
     pub status: TransferStatus,
 }
 
+/// What a backup run's rules look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunState {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    /// `running` until it finished; then its outcome.
+    pub status: String,
+    pub version: i64,
+}
+
 /// What an alert target's rules look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertTargetState {
@@ -62,6 +72,9 @@ pub trait State {
     fn holders(&self, sha256: &str) -> Result<u64, StoreError>;
     /// The size of content no file holds that is kept for its retention, if it is.
     fn retained(&self, sha256: &str) -> Result<Option<u64>, StoreError>;
+    fn run(&self, id: Uuid) -> Result<Option<RunState>, StoreError>;
+    /// The size and CRC-32 of a content this client stored before, if it did.
+    fn client_content(&self, client: Uuid, sha256: &str) -> Result<Option<(u64, u32)>, StoreError>;
 }
 
 /// Reads the read tables on the writer's own connection, inside the batch's transaction.
@@ -169,5 +182,20 @@ impl State for SqlState<'_, '_> {
 
     fn retained(&self, sha256: &str) -> Result<Option<u64>, StoreError> {
         Ok(cairn_projections::retained::size_of(self.unit.conn(), sha256)?)
+    }
+
+    fn run(&self, id: Uuid) -> Result<Option<RunState>, StoreError> {
+        Ok(runs::get(self.unit.conn(), &id.to_string())?.and_then(|r| {
+            Some(RunState {
+                id,
+                client_id: Uuid::parse_str(&r.client_id).ok()?,
+                status: r.status,
+                version: r.version,
+            })
+        }))
+    }
+
+    fn client_content(&self, client: Uuid, sha256: &str) -> Result<Option<(u64, u32)>, StoreError> {
+        Ok(runs::client_content(self.unit.conn(), &client.to_string(), sha256)?)
     }
 }

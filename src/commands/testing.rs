@@ -9,7 +9,7 @@ use cairn_projections::{ClientStatus, TransferStatus};
 use uuid::Uuid;
 
 use super::client::DEFAULT_BACKUP_INTERVAL;
-use super::{AlertTargetState, ClientState, Command, Decision, FileState, State, TransferState};
+use super::{AlertTargetState, ClientState, Command, Decision, FileState, RunState, State, TransferState};
 use crate::error::CommandError;
 
 #[derive(Default)]
@@ -24,6 +24,9 @@ pub struct MemoryState {
     alert_rules: HashMap<Uuid, Uuid>,
     /// Content no file holds, kept: its size.
     retained: HashMap<String, u64>,
+    runs: HashMap<Uuid, RunState>,
+    /// What each client stored: (client, sha256) → (size, crc32).
+    contents: HashMap<(Uuid, String), (u64, u32)>,
 }
 
 impl MemoryState {
@@ -69,9 +72,30 @@ impl MemoryState {
             }
             DomainEvent::ClientDeleted(c) => {
                 self.clients.remove(&c.client_id);
+                self.contents.retain(|(client, _), _| *client != c.client_id);
+            }
+            DomainEvent::BackupRunStarted(r) => {
+                self.runs.insert(
+                    r.run_id,
+                    RunState {
+                        id: r.run_id,
+                        client_id: r.client_id,
+                        status: "running".into(),
+                        version,
+                    },
+                );
+            }
+            DomainEvent::BackupRunFinished(r) => {
+                if let Some(run) = self.runs.get_mut(&r.run_id) {
+                    run.status = r.outcome.clone();
+                    run.version = version;
+                }
             }
             DomainEvent::FileStored(f) => {
                 self.retained.remove(&f.sha256);
+                self.contents
+                    .entry((f.client_id, f.sha256.clone()))
+                    .or_insert((f.size, f.crc32));
                 // The in-memory state keeps no clock: the stored file's id stands for the time of the backup.
                 if let Some(c) = self.clients.get_mut(&f.client_id) {
                     c.last_backup_at = Some(f.file_id.to_string());
@@ -212,6 +236,12 @@ impl State for MemoryState {
     fn retained(&self, sha256: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.retained.get(sha256).copied())
     }
+    fn run(&self, id: Uuid) -> Result<Option<RunState>, StoreError> {
+        Ok(self.runs.get(&id).cloned())
+    }
+    fn client_content(&self, client: Uuid, sha256: &str) -> Result<Option<(u64, u32)>, StoreError> {
+        Ok(self.contents.get(&(client, sha256.to_owned())).copied())
+    }
 }
 
 pub struct Given {
@@ -294,6 +324,9 @@ pub fn stored(file: Uuid, client: Uuid, sha256: &str, size: u64) -> DomainEvent 
         crc32: 1,
         mime_type: "text/plain".into(),
         transfer_id: None,
+        mtime: None,
+        mode: None,
+        run_id: None,
     }
     .into()
 }

@@ -25,6 +25,8 @@ pub struct StartTransfer {
     pub filename: String,
     pub direction: Direction,
     pub expected_bytes: Option<u64>,
+    /// The backup run an upload belongs to.
+    pub run_id: Option<Uuid>,
 }
 
 impl Command for StartTransfer {
@@ -33,6 +35,9 @@ impl Command for StartTransfer {
     fn decide(self, state: &dyn State) -> Result<Decision<Uuid>, CommandError> {
         if let Some(c) = self.client_id {
             live_client(state, c)?;
+            if let Some(run) = self.run_id {
+                super::run::open_run(state, run, c)?;
+            }
         }
         let filename = validate::name("filename", &self.filename, 255)?;
         Ok(Decision::new(self.transfer_id).event(
@@ -43,6 +48,7 @@ impl Command for StartTransfer {
                 filename,
                 direction: self.direction,
                 expected_bytes: self.expected_bytes,
+                run_id: self.client_id.and(self.run_id),
             },
             ExpectedVersion::NoStream,
         ))
@@ -116,6 +122,7 @@ mod tests {
             filename: "f".into(),
             direction: Direction::Upload,
             expected_bytes: Some(10),
+            run_id: None,
         }
         .into()
     }
@@ -168,6 +175,7 @@ mod tests {
                 filename: "f".into(),
                 direction: Direction::Download,
                 expected_bytes: None,
+                run_id: None,
             })
             .then_error(|e| matches!(e, CommandError::ClientNotFound(_)));
     }

@@ -49,12 +49,15 @@ fn command_status(e: &CommandError) -> StatusCode {
         CommandError::ClientNotFound(_)
         | CommandError::FileNotFound(_)
         | CommandError::TransferNotFound(_)
+        | CommandError::RunNotFound(_)
+        | CommandError::ContentUnknown(_)
         | CommandError::AlertTargetNotFound(_)
         | CommandError::AlertRuleNotFound(_) => StatusCode::NOT_FOUND,
         CommandError::ClientDeleted(_)
         | CommandError::NameTaken(_)
         | CommandError::ClientNotConnected(_)
         | CommandError::TransferFinished { .. }
+        | CommandError::RunFinished { .. }
         | CommandError::VersionConflict { .. } => StatusCode::CONFLICT,
         CommandError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         full if full.is_disk_full() => StatusCode::INSUFFICIENT_STORAGE,

@@ -2,7 +2,7 @@
 //! generated from it, so an endpoint cannot exist undocumented.
 
 use cairn_events::EventView;
-use cairn_projections::{clients::Client, files::File, logs::LogEntry, transfers::Transfer, Page};
+use cairn_projections::{clients::Client, files::File, logs::LogEntry, runs::Run, transfers::Transfer, Page};
 use schemars::{Schema, SchemaGenerator};
 use warp::http::Method;
 
@@ -47,6 +47,10 @@ pub enum Endpoint {
     ClientStorage,
     ClientArchive,
     ClientRestore,
+    RunsList,
+    RunStart,
+    RunFinish,
+    FileKnown,
     FilesList,
     ClientFiles,
     Upload,
@@ -166,11 +170,15 @@ routes! {
     ClientStorage GET "/api/clients/{id}/storage" Admin (json 200 StorageHistory) "A client's files and bytes stored after each of its changes, oldest first (at most 500 points).";
     ClientArchive GET "/api/clients/{id}/archive" AdminOrClient (raw [200] "application/x-tar" "application/zip") "A client's files as they were at a position or time (at, default now), as a tar or a zip (format) with MANIFEST.json last.";
     ClientRestore GET "/api/clients/{id}/restore" AdminOrClient (json 200 Preview) "What an archive of a moment (at) would hold: the files then, each against now (unchanged, changed, deleted), and those added since.";
+    RunsList GET "/api/clients/{id}/runs" AdminOrClient (json 200 Page<Run>) "A client's backup runs, newest first, paginated (status).";
+    RunStart POST "/api/clients/{id}/runs" AdminOrClient (json 201 Run) "Begins a backup run: {folders, agent_version, host}. Its uploads, known records and deletions name it (?run=ID).";
+    RunFinish POST "/api/clients/{id}/runs/{run}/finish" AdminOrClient (json 200 Run) "Ends a run: {outcome: ok|partial|failed, scanned, new, changed, unchanged, deleted, failed, bytes_sent, bytes_skipped, errors}.";
+    FileKnown POST "/api/clients/{id}/files/known" AdminOrClient (json 201 File) "Records a file whose content this client stored before, without the bytes: {name, path, sha256, size, mtime, mode}; 404 CONTENT_UNKNOWN means upload it.";
     FilesList GET "/api/files" Admin (json 200 Page<File>) "Files, paginated (page, per_page, sort, q, client, verified).";
     ClientFiles GET "/api/clients/{id}/files" AdminOrClient (json 200 Page<File>) "One client's files, paginated.";
-    Upload POST "/api/clients/{id}/files" AdminOrClient (json 201 File) "Uploads a file: raw body; ?name=…&path=…; X-Content-SHA256 and X-Content-CRC32 optional.";
+    Upload POST "/api/clients/{id}/files" AdminOrClient (json 201 File) "Uploads a file: raw body; ?name=…&path=…&mtime=…&mode=…&run=…; X-Content-SHA256 and X-Content-CRC32 optional.";
     FileGet GET "/api/files/{id}" Admin (json 200 File) "One file; with ?at=POSITION, as it was then.";
-    FileDelete DELETE "/api/files/{id}" Admin (json 200 FileDeleted) "Deletes a file (its blob goes when no other file holds the content).";
+    FileDelete DELETE "/api/files/{id}" AdminOrClient (json 200 FileDeleted) "Deletes a file (?run=ID for a backup run's); a client may delete its own, whose content is then kept for the retention.";
     FileContent GET "/api/files/{id}/content" Admin (raw [200, 206] "application/octet-stream") "Downloads a file (in its own content type); supports Range.";
     FileVerify POST "/api/files/{id}/verify" Admin (json 200 Verification) "Re-reads a file's blob and checks both checksums.";
     Transfers GET "/api/transfers" Admin (json 200 Page<Transfer>) "Transfers, paginated (status, client).";

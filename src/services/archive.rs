@@ -69,7 +69,39 @@ pub struct Entry {
     /// `ok`, `missing` or `corrupt`, as found while streaming.
     #[serde(default)]
     pub status: String,
+    /// Its modification time on the client (RFC 3339, to the nanosecond), when the client said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<String>,
+    /// Its `st_mode` on the client, when the client said: a symbolic link's content is its target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
+
+/// The file type bits of a mode, and a symbolic link's.
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFLNK: u32 = 0o120000;
+
+impl Entry {
+    pub fn is_symlink(&self) -> bool {
+        self.mode.is_some_and(|m| m & S_IFMT == S_IFLNK)
+    }
+
+    /// The permission bits to unpack it with (0644 when the client did not say).
+    pub fn permissions(&self) -> u32 {
+        self.mode.map_or(0o644, |m| m & 0o7777)
+    }
+
+    /// Its modification time in whole seconds since 1970 (0 when the client did not say).
+    pub fn mtime_seconds(&self) -> u64 {
+        self.mtime
+            .as_deref()
+            .and_then(|m| chrono::DateTime::parse_from_rfc3339(m).ok())
+            .map_or(0, |t| t.timestamp().max(0) as u64)
+    }
+}
+
+/// A symbolic link's target is at most this long (Linux's PATH_MAX).
+const MAX_LINK: u64 = 4096;
 
 /// What `MANIFEST.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +156,8 @@ pub fn files_at(conn: &Connection, client: &str, position: Position) -> rusqlite
                 crc32: data["crc32"].as_u64().unwrap_or(0) as u32,
                 stored_at: at,
                 status: String::new(),
+                mtime: data["mtime"].as_str().map(str::to_owned),
+                mode: data["mode"].as_u64().map(|m| m as u32),
             },
         );
     }
@@ -369,10 +403,20 @@ fn write_tar(out: &mut Sender, blobs: &BlobStore, mut manifest: Manifest) -> std
             continue;
         }
         let mut header = tar::Header::new_gnu();
+        header.set_mode(entry.permissions());
+        header.set_mtime(entry.mtime_seconds());
+        if entry.is_symlink() {
+            // A link is recorded as its target; unpacked, it is a link again (never followed here).
+            let mut target = Vec::new();
+            entry.status = copy_checked(blobs, entry, &mut target, entry.size.min(MAX_LINK))?;
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            let target = String::from_utf8_lossy(&target).into_owned();
+            tar.append_link(&mut header, &entry.path, target)?;
+            continue;
+        }
         header.set_size(entry.size);
-        header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
-        header.set_mtime(0);
         // An empty reader: `append_data` writes the header (and a long name's extra entry) and no data; the
         // data follows, checked as it goes.
         tar.append_data(&mut header, &entry.path, std::io::empty())?;
@@ -443,9 +487,9 @@ fn write_zip(out: &mut Sender, blobs: &BlobStore, mut manifest: Manifest) -> std
         w.write_all(&0u16.to_le_bytes())?;
         w.write_all(name)
     };
-    let mut record = |central: &mut Vec<u8>, name: &[u8], crc: u32, size: u32, offset: u32| {
+    let mut record = |central: &mut Vec<u8>, name: &[u8], crc: u32, size: u32, offset: u32, mode: u32| {
         central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        central.extend_from_slice(&20u16.to_le_bytes()); // made by
+        central.extend_from_slice(&((3u16 << 8) | 20).to_le_bytes()); // made by: Unix, so the mode below counts
         central.extend_from_slice(&20u16.to_le_bytes()); // needed
         central.extend_from_slice(&(1u16 << 11).to_le_bytes());
         central.extend_from_slice(&0u16.to_le_bytes());
@@ -456,7 +500,7 @@ fn write_zip(out: &mut Sender, blobs: &BlobStore, mut manifest: Manifest) -> std
         central.extend_from_slice(&size.to_le_bytes());
         central.extend_from_slice(&(name.len() as u16).to_le_bytes());
         central.extend_from_slice(&[0u8; 8]); // extra, comment, disk, internal attributes
-        central.extend_from_slice(&(0o100_644u32 << 16).to_le_bytes()); // external: a regular file, 0644
+        central.extend_from_slice(&(mode << 16).to_le_bytes()); // external: the Unix mode (unzip makes links of links)
         central.extend_from_slice(&offset.to_le_bytes());
         central.extend_from_slice(name);
         entries += 1;
@@ -470,14 +514,25 @@ fn write_zip(out: &mut Sender, blobs: &BlobStore, mut manifest: Manifest) -> std
         let name = entry.path.as_bytes();
         local(&mut w, name, entry.crc32, entry.size as u32)?;
         entry.status = copy_checked(blobs, entry, &mut w, entry.size)?;
-        record(&mut central, name, entry.crc32, entry.size as u32, offset);
+        let mode = match entry.mode {
+            Some(m) if m & S_IFMT != 0 => m,
+            _ => 0o100_000 | entry.permissions(),
+        };
+        record(&mut central, name, entry.crc32, entry.size as u32, offset, mode);
     }
     let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
     let crc = crc32fast::hash(&json);
     let offset = w.at as u32;
     local(&mut w, MANIFEST.as_bytes(), crc, json.len() as u32)?;
     w.write_all(&json)?;
-    record(&mut central, MANIFEST.as_bytes(), crc, json.len() as u32, offset);
+    record(
+        &mut central,
+        MANIFEST.as_bytes(),
+        crc,
+        json.len() as u32,
+        offset,
+        0o100_644,
+    );
     let start = w.at as u32;
     w.write_all(&central)?;
     w.write_all(&0x0605_4b50u32.to_le_bytes())?;

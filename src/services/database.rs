@@ -335,6 +335,8 @@ pub async fn delete_row(
                 file_id: row_id("files", id)?,
                 expected_version: None,
                 retain,
+                run_id: None,
+                owner: None,
             };
             Ok(cairn.execute(command, metadata).await?.positions)
         }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use crate::blobs::{BlobError, Declared, PendingBlob};
-use crate::commands::file::{StoreFile, Stored};
+use crate::commands::file::{FileMeta, StoreFile, Stored};
 use crate::commands::transfer::{FailTransfer, StartTransfer};
 use crate::commands::validate;
 use crate::error::CommandError;
@@ -32,6 +32,8 @@ pub struct Upload {
     /// The size the client announced: refused at once when over the limit, and the goal of progress reports.
     pub expected_bytes: Option<u64>,
     pub declared: Declared,
+    /// Its modification time and mode on the client, and its backup run.
+    pub meta: FileMeta,
 }
 
 /// How far one upload has come, reported while its content arrives.
@@ -116,6 +118,7 @@ where
         filename: filename.clone(),
         direction: Direction::Upload,
         expected_bytes: upload.expected_bytes,
+        run_id: upload.meta.run_id,
     };
     cairn.execute(start, metadata.clone()).await?;
     let started = Instant::now();
@@ -137,6 +140,7 @@ where
                 mime_type: upload.mime_type,
                 blob,
                 transfer: Some((transfer_id, started.elapsed().as_millis() as u64)),
+                meta: upload.meta,
             };
             cairn
                 .execute(command, metadata.clone())

@@ -44,6 +44,9 @@ fn seed_files(dir: &std::path::Path, files: usize) {
                 crc32: i as u32,
                 mime_type: "application/octet-stream".into(),
                 transfer_id: None,
+                mtime: None,
+                mode: None,
+                run_id: None,
             }
             .into(),
         );

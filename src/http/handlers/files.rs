@@ -7,7 +7,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use crate::blobs::Declared;
-use crate::commands::file::{DeleteFile, RecordDownload};
+use crate::commands::file::{DeleteFile, FileMeta, RecordDownload, StoreKnown};
 use crate::http::answers::{FileDeleted, Verification};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
@@ -57,12 +57,16 @@ pub async fn get(state: &Services, req: Request) -> Result<Response, ApiError> {
     Ok(ok(StatusCode::OK, row(state, id).await?, None))
 }
 
+/// A client deletes only its own files (another's is not found, as if it did not exist); its content is then
+/// kept for the retention whatever the server's setting, so a compromised machine cannot erase its backups.
 pub async fn delete(state: &Services, req: Request) -> Result<Response, ApiError> {
     let id = req.id(0, NOT_FOUND, "file")?;
     let command = DeleteFile {
         file_id: id,
         expected_version: req.query_i64("expected_version")?,
         retain: state.config.retains(),
+        run_id: req.query_parsed("run")?,
+        owner: req.caller().client(),
     };
     state.cairn.execute(command, req.metadata()).await?;
     Ok(ok(StatusCode::OK, FileDeleted { id }, Some("file deleted")))
@@ -147,6 +151,11 @@ pub async fn upload(state: &Services, req: Request) -> Result<Response, ApiError
         mime_type,
         expected_bytes: req.header("content-length").and_then(|v| v.parse::<u64>().ok()),
         declared: declared(&req)?,
+        meta: FileMeta {
+            mtime: req.query("mtime").map(str::to_owned),
+            mode: req.query_parsed("mode")?,
+            run_id: req.query_parsed("run")?,
+        },
     };
     let body = req.take_body();
     let feed = state.feed.clone();
@@ -155,6 +164,52 @@ pub async fn upload(state: &Services, req: Request) -> Result<Response, ApiError
         StatusCode::CREATED,
         row(state, stored.file_id).await?,
         Some("file stored"),
+    ))
+}
+
+/// What `files/known` takes: a file by its content's checksum and size, with its metadata.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KnownFile {
+    name: String,
+    #[serde(default)]
+    path: Option<String>,
+    sha256: String,
+    size: u64,
+    #[serde(default)]
+    mtime: Option<String>,
+    #[serde(default)]
+    mode: Option<u32>,
+    #[serde(default)]
+    mime_type: Option<String>,
+}
+
+/// `POST /api/clients/{id}/files/known?run=…`: records a file whose content this client stored before, without
+/// its bytes; 404 `CONTENT_UNKNOWN` tells the agent to upload it.
+pub async fn known(state: &Services, req: Request) -> Result<Response, ApiError> {
+    let client_id = req.id(0, "CLIENT_NOT_FOUND", "client")?;
+    req.caller().require_client(client_id)?;
+    let run_id = req.query_parsed("run")?;
+    let body: KnownFile = req.json().await?;
+    let command = StoreKnown {
+        file_id: Uuid::now_v7(),
+        client_id,
+        filename: body.name,
+        original_path: body.path,
+        mime_type: body.mime_type,
+        sha256: body.sha256,
+        size: body.size,
+        meta: FileMeta {
+            mtime: body.mtime,
+            mode: body.mode,
+            run_id,
+        },
+    };
+    let stored = state.cairn.execute(command, req.metadata()).await?.output;
+    Ok(ok(
+        StatusCode::CREATED,
+        row(state, stored.file_id).await?,
+        Some("file recorded from content this client stored before"),
     ))
 }
 

@@ -7,6 +7,7 @@ mod clients;
 mod db;
 mod files;
 mod logs;
+mod runs;
 mod status;
 
 use warp::http::StatusCode;
@@ -38,6 +39,10 @@ pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Res
         ClientStorage => clients::storage(state, req).await,
         ClientArchive => clients::archive(state, req).await,
         ClientRestore => clients::restore_preview(state, req).await,
+        RunsList => runs::list(state, req).await,
+        RunStart => runs::start(state, req).await,
+        RunFinish => runs::finish(state, req).await,
+        FileKnown => files::known(state, req).await,
         FilesList => files::list(state, req).await,
         ClientFiles => files::of_client(state, req).await,
         Upload => files::upload(state, req).await,
