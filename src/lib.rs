@@ -24,6 +24,7 @@
 //! - [`demo`]: `cairn serve --demo`'s fleet of simulated clients, using the real API.
 //! - [`cli`]: the `cairn` command line; [`bench`]: the benchmarks of `BENCHMARKS.md`.
 
+pub mod agent;
 pub mod app;
 pub mod bench;
 pub mod blobs;

@@ -1,5 +1,6 @@
 //! The command line, one file per command. Every command's `--help` says what it does.
 
+mod agent;
 mod backup;
 mod bench;
 mod events;
@@ -12,6 +13,7 @@ mod verify;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -75,6 +77,8 @@ enum Command {
     Restore(restore::Args),
     /// Write a consistent copy of the database, while a server runs (SQLite online backup)
     Backup(backup::Args),
+    /// Back up this machine's folders to a cairn server: register once, then run (incrementally)
+    Agent(agent::Args),
     /// Run the benchmarks of BENCHMARKS.md
     Bench(bench::Args),
 }
@@ -97,6 +101,28 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Backup(a) => backup::run(a),
         Command::Tail(a) => tail::run(a),
         Command::Restore(a) => restore::run(a),
+        Command::Agent(a) => agent::run(a),
         Command::Bench(a) => bench::run(a),
     }
+}
+
+/// A span (a retention, a schedule): a number of days, or a number with `d`, `h`, `m` or `s`; at most ten years.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = match text.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text.trim()[..i], c),
+        _ => (text.trim(), 'd'),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30d, 12h, 90m or 0"))?;
+    let seconds = match unit {
+        'd' => n.checked_mul(86_400),
+        'h' => n.checked_mul(3_600),
+        'm' => n.checked_mul(60),
+        's' => Some(n),
+        other => return Err(format!("{other:?} is not a unit: use d, h, m or s")),
+    }
+    .filter(|s| *s <= 3_650 * 86_400)
+    .ok_or_else(|| format!("{text:?} is longer than ten years"))?;
+    Ok(Duration::from_secs(seconds))
 }

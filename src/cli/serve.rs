@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS", default_value = "cairn <cairn@localhost>")]
     smtp_from: String,
     /// How long the content of deleted files is kept for restores: 30d, 12h, 90m, 0 (gone with its last file)
-    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_retention)]
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = super::parse_duration)]
     retain_deleted: Duration,
     /// Take a complete snapshot into <data>/backups/ this often (6h, 1d, 30m; none by default)
     #[arg(long, value_name = "DURATION", value_parser = parse_every)]
@@ -237,30 +237,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A retention: a number of days, or a number with `d`, `h`, `m` or `s`; at most ten years.
-fn parse_retention(text: &str) -> Result<Duration, String> {
-    let (digits, unit) = match text.trim().char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&text.trim()[..i], c),
-        _ => (text.trim(), 'd'),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 30d, 12h, 90m or 0"))?;
-    let seconds = match unit {
-        'd' => n.checked_mul(86_400),
-        'h' => n.checked_mul(3_600),
-        'm' => n.checked_mul(60),
-        's' => Some(n),
-        other => return Err(format!("{other:?} is not a unit: use d, h, m or s")),
-    }
-    .filter(|s| *s <= 3_650 * 86_400)
-    .ok_or_else(|| format!("{text:?} is longer than ten years"))?;
-    Ok(Duration::from_secs(seconds))
-}
-
 /// A backup schedule: as a retention, and at least a minute.
 fn parse_every(text: &str) -> Result<Duration, String> {
-    let every = parse_retention(text)?;
+    let every = super::parse_duration(text)?;
     if every < Duration::from_secs(60) {
         return Err(format!("{text:?} is too often: at least 1m"));
     }

@@ -1,0 +1,592 @@
+//! `cairn agent`: backs up folders to a cairn server, on the API client ([`crate::client`]) alone.
+//!
+//! A run walks its folders ([`scan`]), compares each file with what the local state ([`state`]) says it was at
+//! the last run, and sends only what changed: an unchanged file (same size, mtime, inode and mode) is not read;
+//! a changed or new one is hashed first, then recorded through `files/known` when this client stored that
+//! content before, else uploaded with its declared SHA-256 (so a file that changes while it is read is refused
+//! by the server, re-read once, and otherwise reported: never stored torn). A file gone since the last run is
+//! deleted on the server with the run's id. The run itself is two events (`BackupRunStarted`,
+//! `BackupRunFinished`) and every upload, record and deletion names it. Network errors, 5xx, 507, 409 and 429
+//! are retried with backoff; other refusals are the file's failure, and the run still finishes saying which.
+
+pub mod config;
+pub mod scan;
+pub mod state;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::client::{Answer, Client, Method};
+use state::{Known, LocalState};
+
+/// A file up to this size is read once into memory, hashed and sent from there; a larger one is read twice
+/// (hashed, then streamed), so memory stays flat whatever the size.
+const IN_MEMORY: u64 = 8 << 20;
+
+/// Attempts per request, and the first pause between them (doubling to [`MAX_PAUSE`]).
+const ATTEMPTS: u32 = 10;
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const MAX_PAUSE: Duration = Duration::from_secs(8);
+
+/// What a run is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The folders, absolute.
+    pub folders: Vec<PathBuf>,
+    pub exclude: Vec<String>,
+    pub concurrency: usize,
+    pub dry_run: bool,
+}
+
+/// What a run found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub scanned: u64,
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub failed: u64,
+    pub bytes_sent: u64,
+    pub bytes_skipped: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub counts: Counts,
+    /// One line per file that could not be backed up.
+    pub failures: Vec<String>,
+    /// Special files left out, one line each.
+    pub skipped: Vec<String>,
+    pub outcome: &'static str,
+    pub run_id: Option<String>,
+    pub duration: Duration,
+    /// For a dry run: what a run would do, one line per file (`new PATH`, `changed PATH`, `deleted PATH`).
+    pub plan: Vec<String>,
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// The one line a run prints, whatever the terminal.
+    pub fn line(&self) -> String {
+        let c = &self.counts;
+        format!(
+            "{}: files scanned {}, new {}, changed {}, unchanged {}, deleted {}, failed {}, bytes sent {}, bytes skipped {}, duration {:.1} s",
+            match &self.run_id {
+                Some(id) => format!("run {id} {}", self.outcome),
+                None => "dry run".to_owned(),
+            },
+            c.scanned,
+            c.new,
+            c.changed,
+            c.unchanged,
+            c.deleted,
+            c.failed,
+            c.bytes_sent,
+            c.bytes_skipped,
+            self.duration.as_secs_f64()
+        )
+    }
+}
+
+/// Why a request did not succeed after its retries.
+#[derive(Debug)]
+enum Refused {
+    /// The server answered with this status and error code (and message).
+    Status(u16, String, String),
+    /// The server could not be reached.
+    Network(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status(s, code, message) => write!(f, "the server answered {s} {code}: {message}"),
+            Self::Network(e) => write!(f, "the server could not be reached: {e}"),
+        }
+    }
+}
+
+fn retried(status: u16) -> bool {
+    status >= 500 || status == 409 || status == 429
+}
+
+/// Sends the request `make` builds, again after a pause while the answer is one worth retrying.
+async fn call(make: impl Fn() -> reqwest::RequestBuilder, server: &Client) -> Result<Answer, Refused> {
+    let mut pause = FIRST_PAUSE;
+    let mut last = Refused::Network("no attempt".into());
+    for attempt in 1..=ATTEMPTS {
+        match server.send(make()).await {
+            Ok(a) if (200..300).contains(&a.status) => return Ok(a),
+            Ok(a) => {
+                let body = a.json();
+                last = Refused::Status(
+                    a.status,
+                    body["error"]["code"].as_str().unwrap_or("").to_owned(),
+                    body["error"]["message"].as_str().unwrap_or("").to_owned(),
+                );
+                if !retried(a.status) {
+                    return Err(last);
+                }
+            }
+            Err(e) => last = Refused::Network(format!("{e:#}")),
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+    Err(last)
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+/// A file's content as read and hashed, its metadata as it stood while it was read.
+struct Read_ {
+    sha256: String,
+    /// The content, when small enough to keep (or a link's target).
+    bytes: Option<Vec<u8>>,
+    found: scan::Found,
+}
+
+/// Reads and hashes a file (a link: its target), checking that it did not change while it was read.
+fn read(found: &scan::Found) -> Result<Read_, String> {
+    let fresh = |path: &Path| std::fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"));
+    if found.symlink {
+        let target = std::fs::read_link(&found.full).map_err(|e| format!("cannot read the link: {e}"))?;
+        let bytes = target.as_os_str().as_encoded_bytes().to_vec();
+        return Ok(Read_ {
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            found: found.clone(),
+            bytes: Some(bytes),
+        });
+    }
+    let before = fresh(&found.full)?;
+    let mut file = std::fs::File::open(&found.full).map_err(|e| format!("cannot open: {e}"))?;
+    let mut sha = Sha256::new();
+    let keep = before.len() <= IN_MEMORY;
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        if keep {
+            kept.extend_from_slice(&buf[..n]);
+        }
+        size += n as u64;
+    }
+    let after = fresh(&found.full)?;
+    let moved = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
+    if moved(&before) != moved(&after) || size != after.len() {
+        return Err("it changed while it was read".into());
+    }
+    let mut now = found.clone();
+    let (mode, inode, mtime_ns) = stat_of(&after);
+    now.size = size;
+    now.mtime_ns = mtime_ns;
+    now.inode = inode;
+    now.mode = (mode & 0o7777) | 0o100000;
+    Ok(Read_ {
+        sha256: hex::encode(sha.finalize()),
+        bytes: keep.then_some(kept),
+        found: now,
+    })
+}
+
+#[cfg(unix)]
+fn stat_of(meta: &std::fs::Metadata) -> (u32, u64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (
+        meta.mode(),
+        meta.ino(),
+        meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    )
+}
+
+#[cfg(not(unix))]
+fn stat_of(meta: &std::fs::Metadata) -> (u32, u64, i64) {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    (0o644, 0, mtime)
+}
+
+/// One run's shared context.
+struct Run<'a> {
+    server: &'a Client,
+    client: &'a str,
+    run_id: String,
+    state: Mutex<LocalState>,
+}
+
+/// What backing up one file came to.
+enum Done {
+    Sent(u64),
+    Recorded(u64),
+}
+
+impl Run<'_> {
+    fn state<T>(&self, f: impl FnOnce(&LocalState) -> anyhow::Result<T>) -> Result<T, String> {
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| "the local state is poisoned".to_owned())?;
+        f(&state).map_err(|e| format!("the local state: {e:#}"))
+    }
+
+    /// Backs up one new or changed file: read, hash, record or upload, then delete its older version.
+    async fn back_up(&self, found: &scan::Found, old: Option<&Known>) -> Result<Done, String> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let f = found.clone();
+            let read = tokio::task::spawn_blocking(move || read(&f))
+                .await
+                .map_err(|e| format!("the reader stopped: {e}"))?;
+            let read = match read {
+                Ok(r) => r,
+                Err(e) if attempt == 1 && e.contains("changed") => continue,
+                Err(e) if e.contains("changed") => return Err(format!("{e}, twice; not stored")),
+                Err(e) => return Err(e),
+            };
+            match self.store(&read, old).await {
+                Ok(done) => {
+                    if let Some(old) = old {
+                        self.delete(&old.file_id).await?;
+                    }
+                    let known = Known {
+                        size: read.found.size,
+                        mtime_ns: read.found.mtime_ns,
+                        inode: read.found.inode,
+                        mode: read.found.mode,
+                        sha256: read.sha256.clone(),
+                        file_id: done.1,
+                    };
+                    self.state(|s| s.put(&found.path, &known))?;
+                    return Ok(done.0);
+                }
+                Err(Refused::Status(400, code, _)) if code == "CHECKSUM_MISMATCH" && attempt == 1 => continue,
+                Err(Refused::Status(400, code, _)) if code == "CHECKSUM_MISMATCH" => {
+                    return Err("it changed while it was sent, twice; not stored".into())
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Records the file from content this client stored before, or uploads it; answers what it cost and the
+    /// new file's id.
+    async fn store(&self, read: &Read_, old: Option<&Known>) -> Result<(Done, String), Refused> {
+        let f = &read.found;
+        let mtime = scan::rfc3339(f.mtime_ns);
+        let mode = f.mode.to_string();
+        let seen_before = old.is_some_and(|o| o.sha256 == read.sha256)
+            || self.state(|s| s.has_content(&read.sha256)).unwrap_or(false);
+        if seen_before {
+            let body = json!({
+                "name": f.name, "path": f.path, "sha256": read.sha256, "size": f.size,
+                "mtime": mtime, "mode": f.mode,
+            })
+            .to_string();
+            let path = format!(
+                "/api/clients/{}/files/known?{}",
+                self.client,
+                query(&[("run", &self.run_id)])
+            );
+            let made = || {
+                self.server
+                    .request(Method::POST, &path)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+            };
+            match call(made, self.server).await {
+                Ok(a) => return Ok((Done::Recorded(f.size), id_of(&a))),
+                Err(Refused::Status(404, code, _)) if code == "CONTENT_UNKNOWN" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let path = format!(
+            "/api/clients/{}/files?{}",
+            self.client,
+            query(&[
+                ("name", &f.name),
+                ("path", &f.path),
+                ("mtime", &mtime),
+                ("mode", &mode),
+                ("run", &self.run_id)
+            ])
+        );
+        let made = || {
+            let req = self
+                .server
+                .request(Method::POST, &path)
+                .header("x-content-sha256", &read.sha256)
+                .header("content-type", "application/octet-stream")
+                .header("content-length", f.size.to_string());
+            match &read.bytes {
+                Some(b) => req.body(b.clone()),
+                None => req.body(file_body(&f.full, f.size)),
+            }
+        };
+        let a = call(made, self.server).await?;
+        Ok((Done::Sent(f.size), id_of(&a)))
+    }
+
+    /// Deletes a file on the server as this run's; one already gone is not an error.
+    async fn delete(&self, file_id: &str) -> Result<(), String> {
+        let path = format!("/api/files/{file_id}?{}", query(&[("run", &self.run_id)]));
+        match call(|| self.server.request(Method::DELETE, &path), self.server).await {
+            Ok(_) => Ok(()),
+            Err(Refused::Status(404, code, _)) if code == "FILE_NOT_FOUND" => Ok(()),
+            Err(e) => Err(format!("its older version could not be deleted: {e}")),
+        }
+    }
+}
+
+fn id_of(a: &Answer) -> String {
+    a.data()["id"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A large file's content, streamed from the disk (at most `size` bytes: a file that grew is cut there, and the
+/// declared checksum tells the server it is not what was hashed).
+fn file_body(path: &Path, size: u64) -> reqwest::Body {
+    let path = path.to_owned();
+    let stream = futures_util::stream::once(async move { tokio::fs::File::open(path).await })
+        .map(move |opened| match opened {
+            Ok(file) => {
+                use tokio::io::AsyncReadExt;
+                tokio_util::io::ReaderStream::with_capacity(file.take(size), 256 * 1024).left_stream()
+            }
+            Err(e) => futures_util::stream::once(async move { Err(e) }).right_stream(),
+        })
+        .flatten();
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// Runs one backup of `options.folders` for client `client` of `server`, with the local state at `state_path`.
+/// `stop` ends it early (Ctrl-C): the files under way finish, the rest are left, and the run ends `partial`.
+pub async fn run(
+    server: &Client,
+    client: &str,
+    state_path: &Path,
+    options: &Options,
+    stop: Arc<AtomicBool>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let exclude = scan::excludes(&options.exclude)?;
+    let folders = options.folders.clone();
+    let found = tokio::task::spawn_blocking(move || scan::walk(&folders, &exclude)).await?;
+    let local = LocalState::open(state_path, client)?;
+    let before: HashMap<String, Known> = local.all()?.into_iter().collect();
+    let mut counts = Counts {
+        scanned: found.files.len() as u64,
+        ..Counts::default()
+    };
+    let mut failures = found.problems.clone();
+    counts.failed = failures.len() as u64;
+    let mut work = Vec::new();
+    let present: HashSet<&str> = found.files.iter().map(|f| f.path.as_str()).collect();
+    for f in &found.files {
+        match before.get(&f.path) {
+            Some(k) if k.size == f.size && k.mtime_ns == f.mtime_ns && k.inode == f.inode && k.mode == f.mode => {
+                counts.unchanged += 1;
+                counts.bytes_skipped += f.size;
+            }
+            old => work.push((f.clone(), old.cloned())),
+        }
+    }
+    let gone: Vec<(String, Known)> = before
+        .iter()
+        .filter(|(p, _)| !present.contains(p.as_str()) && options.folders.iter().any(|d| scan::within(p, d)))
+        .map(|(p, k)| (p.clone(), k.clone()))
+        .collect();
+    if options.dry_run {
+        let mut plan: Vec<String> = work
+            .iter()
+            .map(|(f, old)| format!("{} {}", if old.is_some() { "changed" } else { "new" }, f.path))
+            .chain(gone.iter().map(|(p, _)| format!("deleted {p}")))
+            .collect();
+        plan.sort();
+        counts.new = work.iter().filter(|(_, o)| o.is_none()).count() as u64;
+        counts.changed = work.len() as u64 - counts.new;
+        counts.deleted = gone.len() as u64;
+        return Ok(Summary {
+            counts,
+            failures,
+            skipped: found.skipped,
+            outcome: "dry run",
+            run_id: None,
+            duration: started.elapsed(),
+            plan,
+            interrupted: false,
+        });
+    }
+
+    let host = sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into());
+    let folders: Vec<String> = options
+        .folders
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    let body = json!({ "folders": folders, "agent_version": env!("CARGO_PKG_VERSION"), "host": host }).to_string();
+    let path = format!("/api/clients/{client}/runs");
+    let made = || {
+        server
+            .request(Method::POST, &path)
+            .header("content-type", "application/json")
+            .body(body.clone())
+    };
+    let begun = call(made, server)
+        .await
+        .map_err(|e| anyhow::anyhow!("the run could not begin: {e}"))?;
+    let run_id = id_of(&begun);
+    anyhow::ensure!(!run_id.is_empty(), "the server answered the run's start without an id");
+    bar.set_length(work.iter().map(|(f, _)| f.size).sum());
+    let run = Run {
+        server,
+        client,
+        run_id: run_id.clone(),
+        state: Mutex::new(local),
+    };
+
+    let results: Vec<(String, bool, Result<Done, String>)> = futures_util::stream::iter(work.iter())
+        .map(|(f, old)| {
+            let run = &run;
+            let stop = &stop;
+            async move {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                bar.set_message(f.path.clone());
+                let done = run.back_up(f, old.as_ref()).await;
+                bar.inc(f.size);
+                Some((f.path.clone(), old.is_some(), done))
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .filter_map(|r| async move { r })
+        .collect()
+        .await;
+    let attempted = results.len();
+    for (path, changed, done) in results {
+        match done {
+            Ok(d) => {
+                if changed {
+                    counts.changed += 1;
+                } else {
+                    counts.new += 1;
+                }
+                match d {
+                    Done::Sent(n) => counts.bytes_sent += n,
+                    Done::Recorded(n) => counts.bytes_skipped += n,
+                }
+            }
+            Err(e) => {
+                counts.failed += 1;
+                failures.push(format!("{path}: {e}"));
+            }
+        }
+    }
+    let interrupted = stop.load(Ordering::Relaxed);
+    if !interrupted {
+        for (path, known) in &gone {
+            match run.delete(&known.file_id).await {
+                Ok(()) => {
+                    counts.deleted += 1;
+                    run.state(|s| s.forget(path)).map_err(|e| anyhow::anyhow!(e))?;
+                }
+                Err(e) => {
+                    counts.failed += 1;
+                    failures.push(format!("{path} (deleted here): {e}"));
+                }
+            }
+        }
+    }
+    let mut errors = failures.clone();
+    if interrupted {
+        errors.insert(
+            0,
+            format!("interrupted after {attempted} of {} changed or new files", work.len()),
+        );
+    }
+    let succeeded = counts.new + counts.changed + counts.deleted + counts.unchanged;
+    let outcome = if counts.failed == 0 && !interrupted {
+        "ok"
+    } else if succeeded == 0 {
+        "failed"
+    } else {
+        "partial"
+    };
+    let end = json!({
+        "outcome": outcome,
+        "scanned": counts.scanned, "new": counts.new, "changed": counts.changed, "unchanged": counts.unchanged,
+        "deleted": counts.deleted, "failed": counts.failed, "bytes_sent": counts.bytes_sent,
+        "bytes_skipped": counts.bytes_skipped,
+        "errors": errors.iter().take(20).collect::<Vec<_>>(),
+    })
+    .to_string();
+    let path = format!("/api/clients/{client}/runs/{run_id}/finish");
+    let made = || {
+        server
+            .request(Method::POST, &path)
+            .header("content-type", "application/json")
+            .body(end.clone())
+    };
+    call(made, server)
+        .await
+        .map_err(|e| anyhow::anyhow!("the run's end could not be recorded: {e}"))
+        .context("the files above were backed up; the next run records its own end")?;
+    Ok(Summary {
+        counts,
+        failures,
+        skipped: found.skipped,
+        outcome,
+        run_id: Some(run_id),
+        duration: started.elapsed(),
+        plan: Vec::new(),
+        interrupted,
+    })
+}
+
+/// Registers a client on `server` (with the admin token); answers its configuration.
+pub async fn register(server: &Client, name: &str) -> anyhow::Result<config::Config> {
+    let answer = server
+        .call(Method::POST, "/api/clients", json!({ "name": name }))
+        .await
+        .context("the server could not be reached")?;
+    if answer.status != 201 {
+        let body: Value = answer.json();
+        anyhow::bail!(
+            "the server refused the registration ({} {}): {}",
+            answer.status,
+            body["error"]["code"].as_str().unwrap_or(""),
+            body["error"]["message"].as_str().unwrap_or("no reason given")
+        );
+    }
+    let data = answer.data();
+    Ok(config::Config {
+        url: server.base().to_owned(),
+        client_id: data["client"]["id"].as_str().unwrap_or_default().to_owned(),
+        token: data["token"].as_str().unwrap_or_default().to_owned(),
+        name: name.to_owned(),
+    })
+}

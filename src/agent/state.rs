@@ -1,0 +1,109 @@
+//! The agent's local state, a small SQLite file beside its configuration: what each path was when it was last
+//! backed up (size, modification time, inode, mode, SHA-256, the server's file id), so that a file whose size and
+//! mtime did not change is not read again, and the contents this client stored, so that a moved or copied file
+//! is recorded without sending its bytes.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// What a path was when last backed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+    pub mode: u32,
+    pub sha256: String,
+    pub file_id: String,
+}
+
+pub struct LocalState {
+    conn: Connection,
+}
+
+impl LocalState {
+    /// Opens (or creates) the state of `client` at `path`; a state kept for another client is started afresh.
+    pub fn open(path: &Path, client: &str) -> anyhow::Result<Self> {
+        let conn =
+            Connection::open(path).with_context(|| format!("cannot open the agent's state {}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS files (
+                 path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+                 mode INTEGER NOT NULL, sha256 TEXT NOT NULL, file_id TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS contents (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;",
+        )?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        let owner: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'client'", [], |r| r.get(0))
+            .optional()?;
+        if owner.as_deref() != Some(client) {
+            conn.execute_batch("DELETE FROM files; DELETE FROM contents;")?;
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('client', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [client],
+            )?;
+        }
+        Ok(Self { conn })
+    }
+
+    /// Every path known, with what it was.
+    pub fn all(&self) -> anyhow::Result<Vec<(String, Known)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, size, mtime_ns, inode, mode, sha256, file_id FROM files")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Known {
+                    size: r.get::<_, i64>(1)? as u64,
+                    mtime_ns: r.get(2)?,
+                    inode: r.get::<_, i64>(3)? as u64,
+                    mode: r.get(4)?,
+                    sha256: r.get(5)?,
+                    file_id: r.get(6)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether this client stored this content before (through this state).
+    pub fn has_content(&self, sha256: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM contents WHERE sha256 = ?1")?
+            .exists([sha256])?)
+    }
+
+    /// Records a path as backed up.
+    pub fn put(&self, path: &str, k: &Known) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO files (path, size, mtime_ns, inode, mode, sha256, file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                     inode = excluded.inode, mode = excluded.mode, sha256 = excluded.sha256, file_id = excluded.file_id",
+            )?
+            .execute(params![path, k.size as i64, k.mtime_ns, k.inode as i64, k.mode, k.sha256, k.file_id])?;
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO contents (sha256) VALUES (?1)")?
+            .execute([&k.sha256])?;
+        Ok(())
+    }
+
+    /// Forgets a path (deleted on the server, or gone from the folder).
+    pub fn forget(&self, path: &str) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM files WHERE path = ?1")?
+            .execute([path])?;
+        Ok(())
+    }
+}
