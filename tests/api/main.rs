@@ -27,4 +27,5 @@ mod files;
 mod health;
 mod logs;
 mod routes;
+mod runs;
 mod status;

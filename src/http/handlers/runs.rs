@@ -79,12 +79,27 @@ pub async fn start(state: &Services, req: Request) -> Result<Response, ApiError>
     ))
 }
 
+/// A run's end as the agent reports it: every count defaults to 0.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunEnd {
     outcome: String,
-    #[serde(flatten)]
-    counts: RunCounts,
+    #[serde(default)]
+    scanned: u64,
+    #[serde(default)]
+    new: u64,
+    #[serde(default)]
+    changed: u64,
+    #[serde(default)]
+    unchanged: u64,
+    #[serde(default)]
+    deleted: u64,
+    #[serde(default)]
+    failed: u64,
+    #[serde(default)]
+    bytes_sent: u64,
+    #[serde(default)]
+    bytes_skipped: u64,
     #[serde(default)]
     errors: Vec<String>,
 }
@@ -105,7 +120,16 @@ pub async fn finish(state: &Services, req: Request) -> Result<Response, ApiError
         run_id: id,
         client_id: client,
         outcome: body.outcome,
-        counts: body.counts,
+        counts: RunCounts {
+            scanned: body.scanned,
+            new: body.new,
+            changed: body.changed,
+            unchanged: body.unchanged,
+            deleted: body.deleted,
+            failed: body.failed,
+            bytes_sent: body.bytes_sent,
+            bytes_skipped: body.bytes_skipped,
+        },
         duration_ms,
         errors: body.errors,
     };
