@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::process::{raw_get, raw_send, run, serve, sigterm};
 use common::{cairn_bin, spawn};
 
 /// A data directory with a few events, closed so the CLI can open it.
@@ -26,15 +27,6 @@ fn closed_data(events: usize) -> tempfile::TempDir {
     let common::TestData { dir, cairn } = t;
     cairn.close();
     dir
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = cairn_bin().args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -400,46 +392,6 @@ fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
     assert_eq!(code, 0, "{err}");
 }
 
-/// `GET /api/status` over a plain socket; the whole HTTP answer.
-/// `cairn serve` on `data` and port 0 with `args`; the child, the rest of its stdout, and the address it printed.
-fn serve(
-    data: &std::path::Path,
-    args: &[&str],
-) -> (
-    std::process::Child,
-    std::io::BufReader<std::process::ChildStdout>,
-    String,
-) {
-    use std::io::BufRead;
-    // The machine's disk is not the test's: no DiskNearlyFull unless a test asks for a threshold.
-    let quiet_disk: &[&str] = if args.contains(&"--disk-alert-percent") {
-        &[]
-    } else {
-        &["--disk-alert-percent", "100"]
-    };
-    let mut child = cairn_bin()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(quiet_disk)
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    (child, out, addr)
-}
-
 /// The cells of the last Markdown table row a bench printed.
 fn last_row(out: &str) -> Vec<&str> {
     out.lines()
@@ -451,32 +403,9 @@ fn last_row(out: &str) -> Vec<&str> {
         .collect()
 }
 
+/// `GET /api/status` over a plain socket; the whole HTTP answer.
 fn raw_status(addr: &str, token: &str) -> String {
     raw_get(addr, "/api/status", &format!("authorization: Bearer {token}\r\n"))
-}
-
-/// A GET on a fresh connection with these header lines; the whole answer.
-fn raw_get(addr: &str, path: &str, headers: &str) -> String {
-    use std::io::{Read, Write};
-    let mut socket = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        socket,
-        "GET {path} HTTP/1.1\r\nhost: x\r\n{headers}connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    socket.read_to_string(&mut answer).unwrap();
-    answer
-}
-
-/// Asks a child process to stop, as an operator would.
-fn sigterm(child: &std::process::Child) {
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
 }
 
 #[test]
@@ -525,23 +454,6 @@ fn serve_refuses_a_bad_alert_webhook_or_smtp_relay_before_it_listens() {
         );
         assert!(!err.is_empty(), "{args:?} says why");
     }
-}
-
-/// A request with a body over a fresh connection; answers the JSON `data` of the reply.
-fn raw_send(addr: &str, method: &str, path: &str, token: &str, body: &[u8]) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut socket = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        socket,
-        "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    socket.write_all(body).unwrap();
-    let mut answer = String::new();
-    socket.read_to_string(&mut answer).unwrap();
-    let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(json).unwrap_or_default()["data"].clone()
 }
 
 /// Every file under `dir` (hidden ones too), by its path relative to it.

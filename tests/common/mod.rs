@@ -13,6 +13,8 @@ use cairn_events::{Durability, Metadata};
 use rusqlite::Connection;
 use uuid::Uuid;
 
+pub mod process;
+
 pub struct TestData {
     pub dir: tempfile::TempDir,
     pub cairn: Cairn,
