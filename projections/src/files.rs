@@ -132,6 +132,8 @@ pub fn references(conn: &Connection, sha256: &str) -> rusqlite::Result<i64> {
 pub struct FileFilter {
     pub client_id: Option<String>,
     pub verified: Option<bool>,
+    /// Only the files a backup run stored.
+    pub run_id: Option<String>,
 }
 
 pub const SORTABLE: &[&str] = &[
@@ -152,6 +154,9 @@ pub fn list(conn: &Connection, query: &ListQuery, filter: &FileFilter) -> Result
     }
     if let Some(v) = filter.verified {
         c.add("verified = ?", [Value::Integer(i64::from(v))]);
+    }
+    if let Some(run) = &filter.run_id {
+        c.add("run_id = ?", [Value::Text(run.clone())]);
     }
     if let Some(like) = query.like() {
         c.add(

@@ -175,7 +175,7 @@ routes! {
     RunFinish POST "/api/clients/{id}/runs/{run}/finish" AdminOrClient (json 200 Run) "Ends a run: {outcome: ok|partial|failed, scanned, new, changed, unchanged, deleted, failed, bytes_sent, bytes_skipped, errors}.";
     FileKnown POST "/api/clients/{id}/files/known" AdminOrClient (json 201 File) "Records a file whose content this client stored before, without the bytes: {name, path, sha256, size, mtime, mode}; 404 CONTENT_UNKNOWN means upload it.";
     FilesList GET "/api/files" Admin (json 200 Page<File>) "Files, paginated (page, per_page, sort, q, client, verified).";
-    ClientFiles GET "/api/clients/{id}/files" AdminOrClient (json 200 Page<File>) "One client's files, paginated.";
+    ClientFiles GET "/api/clients/{id}/files" AdminOrClient (json 200 Page<File>) "One client's files, paginated (verified, run: those a backup run stored).";
     Upload POST "/api/clients/{id}/files" AdminOrClient (json 201 File) "Uploads a file: raw body; ?name=…&path=…&mtime=…&mode=…&run=…; X-Content-SHA256 and X-Content-CRC32 optional.";
     FileGet GET "/api/files/{id}" Admin (json 200 File) "One file; with ?at=POSITION, as it was then.";
     FileDelete DELETE "/api/files/{id}" AdminOrClient (json 200 FileDeleted) "Deletes a file (?run=ID for a backup run's); a client may delete its own, whose content is then kept for the retention.";

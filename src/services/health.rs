@@ -294,6 +294,20 @@ pub struct FailedVerification {
     pub at: String,
 }
 
+/// A backup run that ended `failed` or `partial`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct TroubledRun {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    /// `failed` or `partial`.
+    pub status: String,
+    pub failed: i64,
+    /// Its first error, if it said one.
+    pub error: Option<String>,
+    pub at: String,
+}
+
 /// A client that needs looking at: overdue (since its backup was due) or offline (since it was last seen).
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ClientConcern {
@@ -314,6 +328,8 @@ pub struct Attention {
     pub failed_verifications: Section<FailedVerification>,
     pub overdue_clients: Section<ClientConcern>,
     pub offline_clients: Section<ClientConcern>,
+    /// Backup runs that ended failed or partial.
+    pub troubled_runs: Section<TroubledRun>,
 }
 
 impl Attention {
@@ -323,6 +339,7 @@ impl Attention {
             + self.failed_verifications.count
             + self.overdue_clients.count
             + self.offline_clients.count
+            + self.troubled_runs.count
     }
 }
 
@@ -411,12 +428,32 @@ pub fn attention(conn: &Connection, now: DateTime<Utc>) -> Result<Attention, Ser
         params![ClientStatus::Offline],
         concern,
     )?;
+    let troubled_runs = section(
+        conn,
+        "FROM runs r LEFT JOIN clients c ON c.id = r.client_id
+         WHERE r.status IN ('failed', 'partial') AND r.finished_at >= ?1",
+        "r.id, r.client_id, c.name, r.status, r.failed, json_extract(r.errors, '$[0]'), r.finished_at",
+        "r.finished_at DESC",
+        params![since],
+        |r| {
+            Ok(TroubledRun {
+                id: r.get(0)?,
+                client_id: r.get(1)?,
+                client_name: r.get(2)?,
+                status: r.get(3)?,
+                failed: r.get(4)?,
+                error: r.get(5)?,
+                at: r.get(6)?,
+            })
+        },
+    )?;
     Ok(Attention {
         since,
         failed_transfers,
         failed_verifications,
         overdue_clients,
         offline_clients,
+        troubled_runs,
     })
 }
 

@@ -296,3 +296,82 @@ async fn a_clients_page_shows_its_files_as_of_a_position_against_now_and_downloa
     b.assert_not_reloaded().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_backup_runs_appear_live_show_their_files_and_restore_their_end_and_a_partial_one_needs_attention() {
+    let app = spawn_app().await;
+    let (alpha, token) = app.register("alpha").await;
+    upload(&app, &alpha, &token, "before.txt", b"from before the agent").await;
+    let b = Browser::open_signed_in(&app).await;
+    b.view(&format!("#/clients/{alpha}"), CLIENT_LOADED).await;
+    b.wait_for(
+        "no run yet",
+        "return document.querySelector('table[aria-label=\"Backup runs\"]').textContent.includes('No backup run yet')",
+        SOON,
+    )
+    .await;
+
+    // A run begins and stores a file: it appears live, running; its end shows its outcome.
+    let run = app
+        .post_json(
+            &format!("/api/clients/{alpha}/runs"),
+            Some(&token),
+            json!({ "folders": ["/home/ada"], "agent_version": "0.1.0", "host": "ada-laptop" }),
+        )
+        .await
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/clients/{alpha}/files?name=report.pdf&path=%2Fhome%2Fada%2Freport.pdf&run={run}");
+    assert_eq!(
+        app.send("POST", &path, Some(&token), &[], "the report").await.status,
+        201
+    );
+    b.wait_for(
+        "the run, running",
+        "return document.querySelector('table[aria-label=\"Backup runs\"]').textContent.includes('running')",
+        LIVE + std::time::Duration::from_secs(1),
+    )
+    .await;
+    let end = json!({ "outcome": "partial", "scanned": 2, "new": 1, "failed": 1, "bytes_sent": 10, "errors": ["/home/ada/locked.db: cannot open: permission denied"] });
+    let finished = app
+        .post_json(&format!("/api/clients/{alpha}/runs/{run}/finish"), Some(&token), end)
+        .await;
+    assert_eq!(finished.status, 200);
+    b.wait_for(
+        "the run, partial",
+        "const t = document.querySelector('table[aria-label=\"Backup runs\"]'); return t.textContent.includes('partial') && t.textContent.includes('1 · 0 · 0 · 1')",
+        LIVE + std::time::Duration::from_secs(1),
+    )
+    .await;
+
+    // Its files: only what the run stored. Its end: the restore panel at that position.
+    b.click_in_row("Backup runs", "partial", "Files").await;
+    b.wait_for(
+        "the run's files only",
+        "const t = document.querySelector('table[aria-label=\"The client\\'s files\"]'); return t.textContent.includes('report.pdf') && !t.textContent.includes('before.txt')",
+        SOON,
+    )
+    .await;
+    b.click_in_row("Backup runs", "partial", "Restore").await;
+    let end_position = finished.data()["finished_position"].as_i64().unwrap();
+    b.wait_for(
+        "the files as of the run's end",
+        &format!("return document.querySelector('input[aria-label=\"Restore as of position\"]').value === '{end_position}' && (() => {{ const t = document.querySelector('table[aria-label=\"Files then\"]'); return !!t && t.textContent.includes('report.pdf') && t.textContent.includes('before.txt'); }})()"),
+        SOON,
+    )
+    .await;
+
+    // Overview: the partial run needs attention, linking to the client.
+    b.view("#/overview", "return document.querySelector('.attention')")
+        .await;
+    b.wait_for(
+        "the partial run in Needs attention",
+        &format!("const a = document.querySelector('.attention'); return a.textContent.includes('alpha: backup run partial, 1 file not backed up') && !!a.querySelector('a[href=\"#/clients/{alpha}\"]')"),
+        SOON,
+    )
+    .await;
+    b.assert_not_reloaded().await;
+    app.stop().await;
+}

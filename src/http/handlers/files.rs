@@ -23,6 +23,7 @@ async fn list_files(state: &Services, req: &Request, client: Option<String>) -> 
     let filter = FileFilter {
         client_id: client.or_else(|| req.query("client").map(str::to_owned)),
         verified: req.query_bool("verified")?,
+        run_id: req.query_parsed::<Uuid>("run")?.map(|r| r.to_string()),
     };
     let page = state.read(move |conn| Ok(files::list(conn, &query, &filter)?)).await?;
     Ok(ok(StatusCode::OK, page, None))

@@ -2,7 +2,7 @@
 
 import { api, qs, raw } from "../api.js";
 import * as live from "../live.js";
-import { bytes, datetime, describe, el } from "../format.js";
+import { bytes, datetime, describe, duration, el } from "../format.js";
 import { badge, busy, button, confirmAction, facts, field, notice, pagedTable, save, showSecret, throttle, toolbar } from "../ui.js";
 
 export const title = "Clients";
@@ -123,16 +123,38 @@ async function details(root, id, params) {
       { key: "verified", label: "Verified", sort: true, render: (f) => (f.verified ? badge("verified", "ok") : badge("not yet", "muted")) },
       { key: "uploaded_at", label: "Uploaded", sort: true, render: (f) => datetime(f.uploaded_at) },
     ],
-    load: (p) => api("GET", `/api/clients/${id}/files` + qs(p)),
+    load: (p) => api("GET", `/api/clients/${id}/files` + qs({ ...p, run: ofRun })),
     empty: "No files yet.",
+  });
+  // The files table shows one run's files when asked from the runs table.
+  let ofRun = "";
+  const filesNote = el("p", { class: "muted", hidden: "" });
+  const restore = restorePanel(id, params.get("restore"));
+  const runs = pagedTable({
+    label: "Backup runs",
+    sort: "-started_at",
+    perPage: 10,
+    columns: [
+      { key: "started_at", label: "Started", sort: true, render: (r) => datetime(r.started_at) },
+      { key: "duration_ms", label: "Took", sort: true, render: (r) => (r.duration_ms == null ? "running…" : (r.duration_ms < 1000 ? `${r.duration_ms} ms` : duration(r.duration_ms / 1000))) },
+      { key: "status", label: "Outcome", sort: true, render: (r) => badge(r.status, { ok: "ok", partial: "warn", failed: "bad", running: "muted" }[r.status]) },
+      { key: "new", label: "New · changed · deleted · failed", render: (r) => `${r.new} · ${r.changed} · ${r.deleted} · ${r.failed}` },
+      { key: "bytes_sent", label: "Sent", sort: true, render: (r) => `${bytes(r.bytes_sent)} (${bytes(r.bytes_skipped)} skipped)` },
+      { key: "actions", label: "", render: (r) => el("span", { class: "actions" },
+        button("Files", () => { ofRun = r.id; filesNote.hidden = false; filesNote.replaceChildren(`The files of the run of ${datetime(r.started_at)} `, button("Show all", () => { ofRun = ""; filesNote.hidden = true; files.reload(); }, "ghost small")); files.reload(); }, "ghost small"),
+        ...(r.finished_position ? [button("Restore", () => restore.at(r.finished_position), "ghost small")] : [])) },
+    ],
+    load: (p) => api("GET", `/api/clients/${id}/runs` + qs(p)),
+    empty: "No backup run yet: runs appear here when `cairn agent run` backs this client up.",
   });
   root.replaceChildren(
     el("p", {}, el("a", { href: "#/clients", text: "‹ All clients" })),
     summary,
     el("section", { class: "panel" }, el("h2", { text: "Storage over time" }), storage),
-    restorePanel(id, params.get("restore")),
+    restore,
+    el("section", { class: "panel" }, el("h2", { text: "Backup runs" }), runs.root),
     el("div", { class: "grid2" },
-      el("section", { class: "panel" }, el("h2", { text: "Files" }), files.root),
+      el("section", { class: "panel" }, el("h2", { text: "Files" }), filesNote, files.root),
       el("section", { class: "panel" }, el("h2", { text: "Event history" }), history)),
   );
 
@@ -185,6 +207,7 @@ async function details(root, id, params) {
     try { show(await api("GET", `/api/clients/${id}`)); } catch { /* deleted: the event below says so */ }
   }, 300);
   const refreshFiles = throttle(() => files.changed(), 500);
+  const refreshRuns = throttle(() => runs.changed(), 300);
   let early = [];   // events that arrive while the page loads; null once loaded
   let newest = 0;   // the history's last position
   const onEvent = (e) => {
@@ -197,13 +220,14 @@ async function details(root, id, params) {
       } else refresh();
     }
     if (e.data && e.data.client_id === id && e.type.startsWith("File")) refreshFiles();
+    if (e.data && e.data.client_id === id && e.type.startsWith("BackupRun")) refreshRuns();
     if (e.type === "FileStored" && e.data.client_id === id) refresh();
     if ((e.type === "FileStored" || e.type === "FileDeleted") && e.data.client_id === id) refreshStorage();
   };
   const stop = live.on("event", onEvent);
   try {
     show(await api("GET", `/api/clients/${id}`)); // first: an unknown id stops here, saying so
-    const [stream] = await Promise.all([api("GET", `/api/streams/client-${id}`), files.reload(), drawStorage()]);
+    const [stream] = await Promise.all([api("GET", `/api/streams/client-${id}`), files.reload(), runs.reload(), drawStorage()]);
     history.replaceChildren(...stream.events.slice().reverse().map(entry));
     newest = stream.events.length ? stream.events[stream.events.length - 1].position : 0;
   } catch (e) {
@@ -277,9 +301,13 @@ function restorePanel(id, from) {
   const panel = el("section", { class: "panel", id: "restore" }, el("h2", { text: "Restore" }),
     el("p", { class: "muted", text: "The files as they were at a moment; the archive holds them with a manifest of their checksums. From a shell: cairn restore --client ID --at POS --to DIR." }),
     toolbar(field("As of", when), field("Position", position), show), result);
-  if (/^\d+$/.test(from || "")) {
-    position.value = from;
-    queueMicrotask(() => { show.click(); panel.scrollIntoView({ block: "start" }); });
-  }
+  // Shows the files as of a position, the panel in view (from Audit, or a run's end).
+  panel.at = (p) => {
+    position.value = String(p);
+    when.value = "";
+    show.click();
+    panel.scrollIntoView({ block: "start" });
+  };
+  if (/^\d+$/.test(from || "")) queueMicrotask(() => panel.at(from));
   return panel;
 }

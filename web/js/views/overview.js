@@ -13,7 +13,7 @@ export const title = "Overview";
 
 // The events that change what needs attention.
 const CONCERNS = new Set(["TransferFailed", "FileVerified", "FileStored", "FileDeleted", "ClientBackupOverdue",
-  "ClientConnected", "ClientDisconnected", "ClientDeleted", "ClientRegistered"]);
+  "ClientConnected", "ClientDisconnected", "ClientDeleted", "ClientRegistered", "BackupRunFinished"]);
 
 export async function mount(root) {
   const cards = el("section", { class: "cards", "aria-label": "Figures" });
@@ -234,17 +234,20 @@ function renderAttention(box, a) {
   for (const v of a.failed_verifications.items.slice().reverse()) {
     line(["corrupt", "bad"], `${v.client_name}: ${v.filename} failed verification`, `#/files?q=${encodeURIComponent(v.filename)}`, v.at);
   }
+  for (const r of a.troubled_runs.items.slice().reverse()) {
+    line([r.status, r.status === "failed" ? "bad" : "warn"], `${r.client_name || "a deleted client"}: backup run ${r.status}, ${r.failed} file${r.failed === 1 ? "" : "s"} not backed up${r.error ? ` (${r.error})` : ""}`, `#/clients/${r.client_id}`, r.at);
+  }
   for (const c of a.overdue_clients.items) {
     line(["overdue", "warn"], `${c.name}: no backup since ${c.last_backup_at ? datetime(c.last_backup_at) : "it registered"}`, `#/clients/${c.id}`, c.backup_overdue_since);
   }
   for (const c of a.offline_clients.items) {
     line(["offline", "muted"], `${c.name} is offline`, `#/clients/${c.id}`, c.last_seen);
   }
-  const total = a.failed_transfers.count + a.failed_verifications.count + a.overdue_clients.count + a.offline_clients.count;
+  const total = a.failed_transfers.count + a.failed_verifications.count + a.overdue_clients.count + a.offline_clients.count + a.troubled_runs.count;
   box.dataset.count = String(total);
   box.replaceChildren(total
     ? el("ul", {}, ...lines)
-    : el("p", { class: "all-clear", text: "All clear: no failures in the last 24 h, no client overdue or offline." }));
+    : el("p", { class: "all-clear", text: "All clear: no failed transfer, verification or backup run in the last 24 h, no client overdue or offline." }));
   if (total > lines.length) box.append(el("p", { class: "muted", text: `and ${total - lines.length} more` }));
 }
 
