@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check cairn has, as CI does: formatting, lints (warnings are errors), and every test of the
 # workspace (unit, integration, property, crash, CLI, browser, doc examples). Works on a fresh Debian machine
-# with a Rust toolchain: it installs Chromium and chromedriver for the browser tests, and aiosmtpd for the e-mail
-# alert tests, when they are missing.
+# with a Rust toolchain: it installs Chromium and chromedriver for the browser tests, aiosmtpd for the e-mail
+# alert tests, and restic (the peer `cairn bench agent` times the agent against) when they are missing.
 # Ends with one line totalling the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,15 @@ if ! python3 -c "import aiosmtpd" 2>/dev/null; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-aiosmtpd >/dev/null
   fi
+fi
+
+# `cairn bench agent` runs beside Debian's restic; its test in tests/cli.rs needs it.
+if ! command -v restic >/dev/null; then
+  echo "== installing restic (for cairn bench agent's test)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq restic >/dev/null
 fi
 
 echo "== cargo fmt --check"

@@ -319,6 +319,29 @@ fn bench_live_delivers_every_event_to_every_subscriber() {
 }
 
 #[test]
+fn bench_agent_times_the_agent_beside_restic_on_one_tree() {
+    let (code, out, err) = run(&["bench", "agent", "--files", "200", "--mib", "8"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("| first") || l.starts_with("| unchanged") || l.starts_with("| 1%"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    let sent = |row: &[&str]| row[2].parse::<u64>().unwrap();
+    assert!(sent(&rows[0]) >= 8 << 20, "the first run sends the tree: {out}");
+    assert_eq!(sent(&rows[1]), 0, "the unchanged run sends nothing: {out}");
+    assert!(
+        sent(&rows[2]) > 0 && sent(&rows[2]) < sent(&rows[0]) / 10,
+        "1% changed sends little: {out}"
+    );
+    assert!(
+        rows.iter().all(|r| r[3].parse::<f64>().unwrap() > 0.0),
+        "restic ran each time: {out}"
+    );
+}
+
+#[test]
 fn bench_soak_runs_the_mix_and_loses_no_event() {
     let (code, out, err) = run(&["bench", "soak", "--seconds", "4", "--durability", "normal"]);
     assert_eq!(code, 0, "{err}");

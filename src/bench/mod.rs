@@ -1,6 +1,7 @@
 //! The benchmarks of `BENCHMARKS.md`. Each figure is measured beside its reference in the same run: raw SQLite
 //! doing the same work with the same schema, pragmas and batch sizes is the limit cairn chases.
 
+pub mod agent;
 pub mod append;
 pub mod http;
 pub mod live;

@@ -20,6 +20,8 @@ enum Which {
     /// A fixed time of uploads, log lines, subscribers coming and going, slow readers and oversized messages:
     /// RSS at start, middle and end, requests refused, events lost
     Soak,
+    /// `cairn agent run` beside `restic backup` on one generated tree: first run, unchanged, 1% changed
+    Agent,
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +49,12 @@ pub struct Args {
     /// Rounds of each append measurement; the medians are printed, with the spread of the ratios
     #[arg(long, value_name = "R", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
     rounds: u16,
+    /// agent: files in the generated tree
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    files: u64,
+    /// agent: the tree's size in MiB (about)
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    mib: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -191,6 +199,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             if o.lost > 0 {
                 return Ok(ExitCode::FAILURE);
+            }
+        }
+        Which::Agent => {
+            let o = bench::agent::run(bench::agent::Config {
+                files: args.files as usize,
+                bytes: args.mib << 20,
+            })?;
+            println!(
+                "{} files, {:.1} MiB; {}; cairn serve with full durability on loopback, restic to a local repository",
+                o.files,
+                o.bytes as f64 / 1048576.0,
+                o.restic
+            );
+            println!("| run | cairn agent s | cairn bytes sent | restic s | restic data added | cairn / restic time |");
+            println!("|---|---:|---:|---:|---:|---:|");
+            for p in &o.phases {
+                println!(
+                    "| {} | {:.2} | {} | {:.2} | {} | {:.2} |",
+                    p.name,
+                    p.cairn_seconds,
+                    p.cairn_sent,
+                    p.restic_seconds,
+                    p.restic_added,
+                    p.cairn_seconds / p.restic_seconds
+                );
             }
         }
         Which::Replay => {
