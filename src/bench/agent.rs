@@ -17,6 +17,8 @@ use super::live::{Server, TOKEN};
 pub struct Config {
     pub files: usize,
     pub bytes: u64,
+    /// The server's durability (`full` or `normal`).
+    pub durability: &'static str,
 }
 
 /// One phase of the comparison.
@@ -36,6 +38,7 @@ pub struct Outcome {
     pub files: usize,
     pub bytes: u64,
     pub restic: String,
+    pub durability: &'static str,
     pub phases: Vec<Phase>,
 }
 
@@ -167,7 +170,7 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         .map(|m| m.len())
         .sum();
 
-    let server = Server::start("full")?;
+    let server = Server::start(config.durability)?;
     let admin = crate::client::Client::new(&format!("http://{}", server.addr), Some(TOKEN))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let registered = runtime.block_on(crate::agent::register(&admin, "bench"))?;
@@ -214,6 +217,7 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         files: paths.len(),
         bytes,
         restic,
+        durability: config.durability,
         phases,
     })
 }

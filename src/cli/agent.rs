@@ -65,7 +65,7 @@ struct Run {
     #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
     every: Option<Duration>,
     /// Files sent at once
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
     concurrency: u64,
     /// Say what a run would send and delete, and send nothing
     #[arg(long)]

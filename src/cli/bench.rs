@@ -205,12 +205,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let o = bench::agent::run(bench::agent::Config {
                 files: args.files as usize,
                 bytes: args.mib << 20,
+                durability: args.durability.unwrap_or(Durability::Full).as_str(),
             })?;
             println!(
-                "{} files, {:.1} MiB; {}; cairn serve with full durability on loopback, restic to a local repository",
+                "{} files, {:.1} MiB; {}; cairn serve with {} durability on loopback, restic to a local repository",
                 o.files,
                 o.bytes as f64 / 1048576.0,
-                o.restic
+                o.restic,
+                o.durability
             );
             println!("| run | cairn agent s | cairn bytes sent | restic s | restic data added | cairn / restic time |");
             println!("|---|---:|---:|---:|---:|---:|");
