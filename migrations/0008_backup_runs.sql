@@ -33,6 +33,11 @@ ALTER TABLE files ADD COLUMN mode INTEGER;
 ALTER TABLE files ADD COLUMN run_id TEXT;
 ALTER TABLE transfers ADD COLUMN run_id TEXT;
 ALTER TABLE clients ADD COLUMN last_run_at TEXT;
+-- Content retained after its client deleted it (with its own token) is kept at least 30 days, whatever
+-- --retain-deleted says: a compromised machine cannot erase its own backups.
+ALTER TABLE retained_blobs ADD COLUMN by_client INTEGER NOT NULL DEFAULT 0;
+UPDATE retained_blobs SET by_client = 1 WHERE position IN (
+    SELECT position FROM events WHERE type = 'FileDeleted' AND json_extract(data, '$.reason') = 'client');
 
 CREATE TABLE client_contents (
     client_id TEXT    NOT NULL,

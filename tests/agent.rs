@@ -582,6 +582,10 @@ fn ctrl_c_in_the_middle_of_a_run_records_it_as_partial() {
         .spawn()
         .unwrap();
     wait_for("a few files stored", || count(&addr, "FileStored") >= 5);
+    // A second run on the same state while this one goes is refused: both would send every change.
+    let (code, _, err) = agent_cmd(&config, work.path().to_str().unwrap());
+    assert_eq!(code, 1);
+    assert!(err.contains("another cairn agent run"), "{err}");
     sigint(&agent);
     let out = agent.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -629,15 +633,28 @@ fn names_that_cannot_be_taken_are_reported_and_bad_usage_is_refused() {
         "partial"
     );
 
+    // A folder that comes back empty though it held files (an unmounted disk reads so): nothing deleted.
+    std::fs::remove_file(work.path().join("fine.txt")).unwrap();
+    std::fs::remove_file(&bad).unwrap();
+    std::fs::remove_file(work.path().join("line\nbreak.txt")).unwrap();
+    let (code, out, err) = agent(home.path(), &[dir]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("unmounted?"), "{err}");
+    assert_eq!(count(&addr, "FileDeleted"), 0, "nothing deleted on the server");
+    assert_eq!(server_files(&addr, &id).len(), 1);
+
     // Usage: no folder (2), a folder that is not there, a wrong token, no configuration.
     assert_eq!(agent(home.path(), &[]).0, 2);
     let (code, _, err) = agent(home.path(), &["/no/such/folder"]);
     assert_eq!(code, 1);
     assert!(err.contains("/no/such/folder"), "{err}");
     let url = format!("http://{addr}");
+    let elsewhere = home.path().join("elsewhere.toml");
     let (code, _, err) = run(&[
         "agent",
         "run",
+        "--config",
+        elsewhere.to_str().unwrap(),
         "--url",
         &url,
         "--token",

@@ -399,7 +399,8 @@ fn the_chain_verifies_after_mixed_work_and_a_reopen() {
 const UNDO_RUNS: &str =
     "DROP TABLE runs; DROP TABLE client_contents; DELETE FROM projection_checkpoints WHERE name = 'runs';
     ALTER TABLE files DROP COLUMN mtime; ALTER TABLE files DROP COLUMN mode; ALTER TABLE files DROP COLUMN run_id;
-    ALTER TABLE transfers DROP COLUMN run_id; ALTER TABLE clients DROP COLUMN last_run_at;";
+    ALTER TABLE transfers DROP COLUMN run_id; ALTER TABLE clients DROP COLUMN last_run_at;
+    ALTER TABLE retained_blobs DROP COLUMN by_client;";
 
 /// Takes migrations 5 to 7 out again (after [`UNDO_RUNS`]): the retained contents, the alerts' tables, the
 /// backup health columns.
@@ -696,4 +697,46 @@ fn migrating_to_backup_runs_knows_each_clients_contents_as_a_replay_would() {
     drop(conn);
     cairn.close();
     drop(dir);
+}
+
+#[test]
+fn content_a_client_deleted_is_kept_at_least_thirty_days_whatever_the_servers_retention() {
+    let t = spawn();
+    let a = t.register("alpha");
+    let mine = t.upload(a, "diary.txt", b"dear diary").unwrap();
+    let theirs = t.upload(a, "other.txt", b"the admin's to delete").unwrap();
+    for (file, owner) in [(mine.file_id, Some(a)), (theirs.file_id, None)] {
+        let delete = DeleteFile {
+            file_id: file,
+            expected_version: None,
+            retain: true,
+            run_id: None,
+            owner,
+        };
+        t.cairn.execute_blocking(delete, admin()).unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let purge = |days: i64| {
+        let now = chrono::Utc::now() + chrono::Duration::days(days);
+        runtime
+            .block_on(cairn::services::health::purge_retained(
+                &t.cairn,
+                now,
+                std::time::Duration::ZERO,
+                false,
+            ))
+            .unwrap()
+    };
+    assert_eq!(
+        purge(0),
+        theirs.size,
+        "with no retention the admin's deletion goes, the client's stays"
+    );
+    assert!(t.cairn.blobs().path_of(&mine.sha256).exists());
+    assert_eq!(purge(29), 0);
+    assert_eq!(purge(31), mine.size, "past thirty days it goes too");
+    assert!(!t.cairn.blobs().path_of(&mine.sha256).exists());
 }

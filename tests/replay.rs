@@ -468,9 +468,9 @@ proptest! {
                     let head = t.cairn.store().head();
                     for (id, files) in &clients {
                         let mut want = std::collections::BTreeMap::new();
-                        for (file, name, content) in files {
+                        for (file, name, content) in files.iter().rev() {
                             let path = if want.contains_key(name) {
-                                format!("{name}~{}", &file.to_string()[..8])
+                                format!("{name}~{}", &file.to_string()[28..])
                             } else {
                                 name.clone()
                             };

@@ -641,7 +641,7 @@ mod tests {
         let DomainEvent::FileStored(f) = DomainEvent::decode("FileStored", 1, v1).unwrap() else {
             panic!("not a FileStored");
         };
-        assert_eq!((f.mtime, f.mode, f.run_id, f.size), (None, None, None, 1));
+        assert_eq!((f.mtime.clone(), f.mode, f.run_id, f.size), (None, None, None, 1));
         assert_eq!(DomainEvent::FileStored(f).schema(), 2);
     }
 }

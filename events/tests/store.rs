@@ -295,7 +295,8 @@ fn migrating_a_database_that_holds_events_first_writes_a_copy_beside_it() {
         .execute_batch(
             "DROP TABLE clients; DROP TABLE files; DROP TABLE transfers; DROP TABLE logs; DROP TABLE stats;
              DROP TABLE stats_totals; DROP TABLE projection_checkpoints; DROP TABLE alert_targets;
-             DROP TABLE alert_rules; DROP TABLE alert_deliveries; DROP TABLE retained_blobs; PRAGMA user_version = 1;",
+             DROP TABLE alert_rules; DROP TABLE alert_deliveries; DROP TABLE retained_blobs; DROP TABLE runs;
+             DROP TABLE client_contents; PRAGMA user_version = 1;",
         )
         .unwrap();
     let store = open(&dir);

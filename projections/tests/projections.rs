@@ -85,6 +85,9 @@ fn stored(file: Uuid, client: Uuid, name: &str, size: u64, sha: &str) -> FileSto
         crc32: 7,
         mime_type: "text/plain".into(),
         transfer_id: None,
+        mtime: None,
+        mode: None,
+        run_id: None,
     }
 }
 
@@ -250,6 +253,7 @@ fn files_track_verification_downloads_deletion_and_dedupe() {
         sha256: "same".into(),
         size: 10,
         reason: "admin".into(),
+        run_id: None,
     });
     assert_eq!(files::references(&feed.conn, "same").unwrap(), 1);
     assert_eq!(
@@ -263,6 +267,7 @@ fn files_track_verification_downloads_deletion_and_dedupe() {
         sha256: "same".into(),
         size: 10,
         reason: "admin".into(),
+        run_id: None,
     });
     assert_eq!(
         stats::storage_totals(&feed.conn).unwrap(),
@@ -289,6 +294,7 @@ fn transfers_move_from_in_progress_to_completed_or_failed() {
             filename: "f".into(),
             direction: Direction::Upload,
             expected_bytes: Some(5),
+            run_id: None,
         });
     }
     assert_eq!(transfers::counts(&feed.conn).unwrap(), (2, 2));

@@ -77,14 +77,32 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// A run that could not be made at all (for `--every`, which goes on to the next).
+    pub fn failed() -> Self {
+        Self {
+            counts: Counts {
+                failed: 1,
+                ..Counts::default()
+            },
+            failures: Vec::new(),
+            skipped: Vec::new(),
+            outcome: "failed",
+            run_id: None,
+            duration: Duration::ZERO,
+            plan: Vec::new(),
+            interrupted: false,
+        }
+    }
+
     /// The one line a run prints, whatever the terminal.
     pub fn line(&self) -> String {
         let c = &self.counts;
         format!(
             "{}: files scanned {}, new {}, changed {}, unchanged {}, deleted {}, failed {}, bytes sent {}, bytes skipped {}, duration {:.1} s",
-            match &self.run_id {
-                Some(id) => format!("run {id} {}", self.outcome),
-                None => "dry run".to_owned(),
+            match (&self.run_id, self.outcome) {
+                (Some(id), outcome) => format!("run {id} {outcome}"),
+                (None, "dry run") => "dry run".to_owned(),
+                (None, outcome) => format!("run {outcome}"),
             },
             c.scanned,
             c.new,
@@ -117,8 +135,10 @@ impl std::fmt::Display for Refused {
     }
 }
 
-fn retried(status: u16) -> bool {
-    status >= 500 || status == 409 || status == 429
+/// Worth another attempt: the server's trouble (5xx, 507 a full disk), a conflict that may clear (409, except a
+/// run that already finished, which will not), too many requests (429).
+fn retried(status: u16, code: &str) -> bool {
+    status >= 500 || (status == 409 && code != "RUN_FINISHED") || status == 429
 }
 
 /// Sends the request `make` builds, again after a pause while the answer is one worth retrying.
@@ -135,8 +155,10 @@ async fn call(make: impl Fn() -> reqwest::RequestBuilder, server: &Client) -> Re
                     body["error"]["code"].as_str().unwrap_or("").to_owned(),
                     body["error"]["message"].as_str().unwrap_or("").to_owned(),
                 );
-                if !retried(a.status) {
-                    return Err(last);
+                if let Refused::Status(status, code, _) = &last {
+                    if !retried(*status, code) {
+                        return Err(last);
+                    }
                 }
             }
             Err(e) => last = Refused::Network(format!("{e:#}")),
@@ -268,9 +290,9 @@ impl Run<'_> {
                 Err(e) => return Err(e),
             };
             match self.store(&read, old).await {
-                Ok(done) => {
-                    if let Some(old) = old {
-                        self.delete(&old.file_id).await?;
+                Ok((done, file_id)) => {
+                    if file_id.is_empty() {
+                        return Err("the server answered without the file's id".into());
                     }
                     let known = Known {
                         size: read.found.size,
@@ -278,10 +300,19 @@ impl Run<'_> {
                         inode: read.found.inode,
                         mode: read.found.mode,
                         sha256: read.sha256.clone(),
-                        file_id: done.1,
+                        file_id,
                     };
-                    self.state(|s| s.put(&found.path, &known))?;
-                    return Ok(done.0);
+                    // The new version first, with the older one as a deletion to make: a run stopped in between
+                    // makes it at its next start, so no stale version stays beside the new one.
+                    let older = old.map(|o| o.file_id.as_str());
+                    self.state(|s| s.replace(&found.path, &known, older))?;
+                    if let Some(older) = older.filter(|id| *id != known.file_id) {
+                        self.delete(older)
+                            .await
+                            .map_err(|e| format!("stored; {e} (it is retried at the next run)"))?;
+                        self.state(|s| s.deleted(older))?;
+                    }
+                    return Ok(done);
                 }
                 Err(Refused::Status(400, code, _)) if code == "CHECKSUM_MISMATCH" && attempt == 1 => continue,
                 Err(Refused::Status(400, code, _)) if code == "CHECKSUM_MISMATCH" => {
@@ -298,6 +329,9 @@ impl Run<'_> {
         let f = &read.found;
         let mtime = scan::rfc3339(f.mtime_ns);
         let mode = f.mode.to_string();
+        // One key for this file's record, on every attempt: a retry after an answer that was lost finds the file
+        // the first attempt stored instead of storing it twice.
+        let key = uuid::Uuid::now_v7().to_string();
         let seen_before = old.is_some_and(|o| o.sha256 == read.sha256)
             || self.state(|s| s.has_content(&read.sha256)).unwrap_or(false);
         if seen_before {
@@ -315,6 +349,7 @@ impl Run<'_> {
                 self.server
                     .request(Method::POST, &path)
                     .header("content-type", "application/json")
+                    .header("idempotency-key", &key)
                     .body(body.clone())
             };
             match call(made, self.server).await {
@@ -339,8 +374,12 @@ impl Run<'_> {
                 .server
                 .request(Method::POST, &path)
                 .header("x-content-sha256", &read.sha256)
+                .header("idempotency-key", &key)
                 .header("content-type", "application/octet-stream")
-                .header("content-length", f.size.to_string());
+                .header(
+                    "content-length",
+                    read.bytes.as_ref().map_or(f.size, |b| b.len() as u64).to_string(),
+                );
             match &read.bytes {
                 Some(b) => req.body(b.clone()),
                 None => req.body(file_body(&f.full, f.size)),
@@ -414,9 +453,29 @@ pub async fn run(
             old => work.push((f.clone(), old.cloned())),
         }
     }
+    // What the state knows that the walk did not find, in the folders of this run: deleted since, unless it lies
+    // below a folder that could not be read, or in a folder that came back empty though it held files (an
+    // unmounted disk reads so): then nothing there is deleted on the server, and the run says why.
+    let mut emptied = Vec::new();
+    for folder in &options.folders {
+        let held = before.keys().any(|p| scan::within(p, folder));
+        let found_any = found.files.iter().any(|f| scan::within(&f.path, folder));
+        if held && !found_any {
+            emptied.push(folder.clone());
+            failures.push(format!(
+                "{}: no file found where the last run found some (unmounted?); nothing deleted on the server",
+                folder.display()
+            ));
+            counts.failed += 1;
+        }
+    }
     let gone: Vec<(String, Known)> = before
         .iter()
-        .filter(|(p, _)| !present.contains(p.as_str()) && options.folders.iter().any(|d| scan::within(p, d)))
+        .filter(|(p, _)| {
+            !present.contains(p.as_str())
+                && options.folders.iter().any(|d| scan::within(p, d))
+                && !found.unreadable.iter().chain(&emptied).any(|d| scan::within(p, d))
+        })
         .map(|(p, k)| (p.clone(), k.clone()))
         .collect();
     if options.dry_run {
@@ -449,10 +508,12 @@ pub async fn run(
         .collect();
     let body = json!({ "folders": folders, "agent_version": env!("CARGO_PKG_VERSION"), "host": host }).to_string();
     let path = format!("/api/clients/{client}/runs");
+    let key = uuid::Uuid::now_v7().to_string();
     let made = || {
         server
             .request(Method::POST, &path)
             .header("content-type", "application/json")
+            .header("idempotency-key", &key)
             .body(body.clone())
     };
     let begun = call(made, server)
@@ -460,6 +521,7 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("the run could not begin: {e}"))?;
     let run_id = id_of(&begun);
     anyhow::ensure!(!run_id.is_empty(), "the server answered the run's start without an id");
+    let pending = local.pending_deletions()?;
     bar.set_length(work.iter().map(|(f, _)| f.size).sum());
     let run = Run {
         server,
@@ -468,6 +530,16 @@ pub async fn run(
         state: Mutex::new(local),
     };
 
+    // Older versions an earlier run stored a replacement for but could not delete.
+    for (file_id, path) in &pending {
+        match run.delete(file_id).await {
+            Ok(()) => run.state(|s| s.deleted(file_id)).map_err(|e| anyhow::anyhow!(e))?,
+            Err(e) => {
+                counts.failed += 1;
+                failures.push(format!("{path} (an older version): {e}"));
+            }
+        }
+    }
     let results: Vec<(String, bool, Result<Done, String>)> = futures_util::stream::iter(work.iter())
         .map(|(f, old)| {
             let run = &run;
@@ -551,10 +623,15 @@ pub async fn run(
             .header("content-type", "application/json")
             .body(end.clone())
     };
-    call(made, server)
-        .await
-        .map_err(|e| anyhow::anyhow!("the run's end could not be recorded: {e}"))
-        .context("the files above were backed up; the next run records its own end")?;
+    match call(made, server).await {
+        Ok(_) => {}
+        // An earlier attempt ended it; its answer was lost on the way.
+        Err(Refused::Status(409, code, _)) if code == "RUN_FINISHED" => {}
+        Err(e) => {
+            return Err(anyhow::anyhow!("the run's end could not be recorded: {e}"))
+                .context("the files above were backed up; the next run records its own end")
+        }
+    }
     Ok(Summary {
         counts,
         failures,
@@ -589,4 +666,65 @@ pub async fn register(server: &Client, name: &str) -> anyhow::Result<config::Con
         token: data["token"].as_str().unwrap_or_default().to_owned(),
         name: name.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(path: &Path) -> scan::Found {
+        let folder = path.parent().unwrap().to_owned();
+        let scan = scan::walk(&[folder], &scan::excludes(&[]).unwrap());
+        scan.files.into_iter().find(|f| f.full == path).unwrap()
+    }
+
+    #[test]
+    fn a_steady_file_is_read_once_with_its_checksum_and_a_link_as_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steady.txt");
+        std::fs::write(&path, b"steady").unwrap();
+        let read = read(&found(&path)).unwrap();
+        assert_eq!(read.sha256, hex::encode(Sha256::digest(b"steady")));
+        assert_eq!(read.bytes.as_deref(), Some(&b"steady"[..]));
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink("steady.txt", &link).unwrap();
+            let read = super::read(&found(&link)).unwrap();
+            assert_eq!(
+                read.bytes.as_deref(),
+                Some(&b"steady.txt"[..]),
+                "a link's content is its target"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_that_grows_while_it_is_read_is_refused_rather_than_hashed_torn() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grows.log");
+        std::fs::write(&path, vec![7u8; 48 << 20]).unwrap();
+        let f = found(&path);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (stop, path) = (stop.clone(), path.clone());
+            std::thread::spawn(move || {
+                let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+                for _ in 0..20_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    file.write_all(b"another line\n").unwrap();
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        let outcome = read(&f);
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        let err = outcome.err().expect("a growing file is not taken as read");
+        assert!(err.contains("changed while it was read"), "{err}");
+    }
 }

@@ -27,6 +27,8 @@ pub struct Scan {
     pub problems: Vec<String>,
     /// Special files (sockets, pipes, devices), which are not backed up.
     pub skipped: Vec<String>,
+    /// Folders that could not be listed: what the state knows below them is not taken for deleted.
+    pub unreadable: Vec<PathBuf>,
 }
 
 /// The `--exclude` globs, matched against each entry's path below its folder and against its name.
@@ -52,6 +54,7 @@ pub fn walk(folders: &[PathBuf], exclude: &GlobSet) -> Scan {
                 Err(e) => {
                     scan.problems
                         .push(format!("{}: cannot read the folder: {e}", dir.display()));
+                    scan.unreadable.push(dir.clone());
                     continue;
                 }
             };

@@ -21,11 +21,14 @@ pub struct Known {
 
 pub struct LocalState {
     conn: Connection,
+    /// Held for as long as the state is open: two runs on one state would both send each change.
+    _lock: std::fs::File,
 }
 
 impl LocalState {
     /// Opens (or creates) the state of `client` at `path`; a state kept for another client is started afresh.
     pub fn open(path: &Path, client: &str) -> anyhow::Result<Self> {
+        let lock = lock(path)?;
         let conn =
             Connection::open(path).with_context(|| format!("cannot open the agent's state {}", path.display()))?;
         conn.execute_batch(
@@ -34,7 +37,8 @@ impl LocalState {
              CREATE TABLE IF NOT EXISTS files (
                  path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
                  mode INTEGER NOT NULL, sha256 TEXT NOT NULL, file_id TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS contents (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;",
+             CREATE TABLE IF NOT EXISTS contents (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS pending_deletions (file_id TEXT PRIMARY KEY, path TEXT NOT NULL);",
         )?;
         #[cfg(unix)]
         {
@@ -45,14 +49,14 @@ impl LocalState {
             .query_row("SELECT value FROM meta WHERE key = 'client'", [], |r| r.get(0))
             .optional()?;
         if owner.as_deref() != Some(client) {
-            conn.execute_batch("DELETE FROM files; DELETE FROM contents;")?;
+            conn.execute_batch("DELETE FROM files; DELETE FROM contents; DELETE FROM pending_deletions;")?;
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('client', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [client],
             )?;
         }
-        Ok(Self { conn })
+        Ok(Self { conn, _lock: lock })
     }
 
     /// Every path known, with what it was.
@@ -84,6 +88,37 @@ impl LocalState {
             .exists([sha256])?)
     }
 
+    /// Records a path as backed up and, in the same transaction, the older version it replaces as a deletion
+    /// still to make on the server: a run stopped between the two finds it at the next start.
+    pub fn replace(&self, path: &str, k: &Known, older: Option<&str>) -> anyhow::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        self.put(path, k)?;
+        if let Some(id) = older.filter(|id| *id != k.file_id) {
+            self.conn
+                .prepare_cached("INSERT OR IGNORE INTO pending_deletions (file_id, path) VALUES (?1, ?2)")?
+                .execute([id, path])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The server's files still to delete, with their paths.
+    pub fn pending_deletions(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT file_id, path FROM pending_deletions ORDER BY path")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A pending deletion the server made.
+    pub fn deleted(&self, file_id: &str) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM pending_deletions WHERE file_id = ?1")?
+            .execute([file_id])?;
+        Ok(())
+    }
+
     /// Records a path as backed up.
     pub fn put(&self, path: &str, k: &Known) -> anyhow::Result<()> {
         self.conn
@@ -106,4 +141,29 @@ impl LocalState {
             .execute([path])?;
         Ok(())
     }
+}
+
+/// Takes `<state>.lock` for this process alone (released when the file closes, also by a crash).
+fn lock(state: &Path) -> anyhow::Result<std::fs::File> {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; no memory is shared with the call.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        anyhow::ensure!(
+            taken,
+            "another cairn agent run is using {} (one run at a time per state)",
+            state.display()
+        );
+    }
+    Ok(file)
 }

@@ -162,7 +162,16 @@ async fn backup(a: Run) -> anyhow::Result<ExitCode> {
         );
         let summary = agent::run(&server, &client, &state, &options, stop.clone(), &bar).await;
         bar.finish_and_clear();
-        let summary = summary?;
+        let summary = match (summary, a.every) {
+            (Ok(s), _) => s,
+            (Err(e), None) => return Err(e),
+            // A run that could not even begin or end (the server away longer than the retries): said, and the
+            // next interval tries again.
+            (Err(e), Some(_)) => {
+                eprintln!("the run failed: {e:#}");
+                agent::Summary::failed()
+            }
+        };
         for line in &summary.plan {
             println!("{line}");
         }

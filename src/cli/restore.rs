@@ -238,8 +238,15 @@ fn unpack(
                 });
                 continue;
             }
-            let mut out =
-                std::fs::File::create(&temporary).with_context(|| format!("cannot write {}", temporary.display()))?;
+            // A temporary name left by an earlier restore (or a link planted there) goes first: never written through.
+            if std::fs::symlink_metadata(&temporary).is_ok() {
+                std::fs::remove_file(&temporary).with_context(|| format!("cannot replace {}", temporary.display()))?;
+            }
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temporary)
+                .with_context(|| format!("cannot write {}", temporary.display()))?;
             let mut sha = Sha256::new();
             let mut buf = vec![0u8; 64 * 1024];
             loop {

@@ -69,6 +69,17 @@ impl FileMeta {
         }
         Ok(Self { mtime, ..self })
     }
+
+    /// A symbolic link's content is its target: 1 to 4,096 bytes.
+    fn check_size(&self, size: u64) -> Result<(), CommandError> {
+        if self.mode.is_some_and(|m| m & S_IFMT == S_IFLNK) && !(1..=4096).contains(&size) {
+            return Err(CommandError::invalid(
+                "mode",
+                format!("a symbolic link's target is 1 to 4096 bytes, not {size}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The name, path and MIME type of a file about to be stored, checked.
@@ -106,6 +117,7 @@ impl Command for StoreFile {
         let (filename, original_path, mime_type) =
             names(&self.filename, self.original_path.as_deref(), self.mime_type.as_deref())?;
         let meta = self.meta.checked(state, self.client_id)?;
+        meta.check_size(self.blob.size)?;
         if let Some((transfer_id, _)) = self.transfer {
             super::transfer::in_progress(state, transfer_id)?;
         }
@@ -176,6 +188,7 @@ impl Command for StoreKnown {
             return Err(CommandError::invalid("sha256", "must be 64 hex digits"));
         }
         let meta = self.meta.checked(state, self.client_id)?;
+        meta.check_size(self.size)?;
         let unknown = || CommandError::ContentUnknown(sha256.clone());
         let (size, crc32) = state
             .client_content(self.client_id, &sha256)?

@@ -108,6 +108,18 @@ impl Request {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The `Idempotency-Key` header, a UUID: the id of what the request makes (a file, a run), so that a retry of a
+    /// request whose answer was lost finds what the first one made instead of making it twice.
+    pub fn idempotency_key(&self) -> Result<Option<Uuid>, ApiError> {
+        self.header("idempotency-key")
+            .map(|v| {
+                Uuid::parse_str(v.trim()).map_err(|_| {
+                    ApiError::validation("Idempotency-Key must be a UUID (the id of what the request makes)")
+                })
+            })
+            .transpose()
+    }
+
     /// The body stream (empty if it was already taken).
     pub fn take_body(&self) -> BodyStream {
         self.body

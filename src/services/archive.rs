@@ -86,9 +86,10 @@ impl Entry {
         self.mode.is_some_and(|m| m & S_IFMT == S_IFLNK)
     }
 
-    /// The permission bits to unpack it with (0644 when the client did not say).
+    /// The permission bits to unpack it with (0644 when the client did not say): never setuid, setgid or sticky,
+    /// which a client could otherwise plant in an administrator's restore.
     pub fn permissions(&self) -> u32 {
-        self.mode.map_or(0o644, |m| m & 0o7777)
+        self.mode.map_or(0o644, |m| m & 0o777)
     }
 
     /// Its modification time in whole seconds since 1970 (0 when the client did not say).
@@ -161,13 +162,22 @@ pub fn files_at(conn: &Connection, client: &str, position: Position) -> rusqlite
             },
         );
     }
-    // Oldest first; two files at one path (re-uploads kept side by side) are told apart by their id.
+    // Oldest first; two files at one path (re-uploads kept side by side) are told apart by their id, the newest
+    // keeping the path itself (a restore puts the latest content where the file was).
     let mut entries: Vec<Entry> = files.into_values().collect();
     entries.sort_by_key(|e| e.stored_at);
     let mut seen = HashSet::new();
-    for e in &mut entries {
+    for e in entries.iter_mut().rev() {
         if !seen.insert(e.path.clone()) || e.path == MANIFEST {
-            e.path = format!("{}~{}", e.path, &e.file_id[..8.min(e.file_id.len())]);
+            // The id's last eight characters are random (a UUID v7's first ones are its time, alike for files
+            // stored within a minute); the whole id if even those are taken.
+            let tail = &e.file_id[e.file_id.len().saturating_sub(8)..];
+            let short = format!("{}~{tail}", e.path);
+            e.path = if seen.contains(&short) {
+                format!("{}~{}", e.path, e.file_id)
+            } else {
+                short
+            };
             seen.insert(e.path.clone());
         }
     }
@@ -409,10 +419,17 @@ fn write_tar(out: &mut Sender, blobs: &BlobStore, mut manifest: Manifest) -> std
             // A link is recorded as its target; unpacked, it is a link again (never followed here).
             let mut target = Vec::new();
             entry.status = copy_checked(blobs, entry, &mut target, entry.size.min(MAX_LINK))?;
+            if target.is_empty() || target.contains(&0) || entry.size > MAX_LINK {
+                // No link can point there: listed as corrupt, and the archive goes on.
+                entry.status = "corrupt".into();
+                continue;
+            }
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
             let target = String::from_utf8_lossy(&target).into_owned();
-            tar.append_link(&mut header, &entry.path, target)?;
+            if tar.append_link(&mut header, &entry.path, target).is_err() {
+                entry.status = "corrupt".into();
+            }
             continue;
         }
         header.set_size(entry.size);

@@ -231,10 +231,16 @@ pub async fn purge_retained(
         }
     }
     let before = rfc3339(now - retain);
+    let client_before = rfc3339(now - retain.max(cairn_projections::retained::CLIENT_FLOOR));
     loop {
-        let before = before.clone();
+        let (before, client_before) = (before.clone(), client_before.clone());
         let due = super::read(cairn, move |conn| {
-            Ok(cairn_projections::retained::expired(conn, &before, PURGE_BATCH)?)
+            Ok(cairn_projections::retained::expired(
+                conn,
+                &before,
+                &client_before,
+                PURGE_BATCH,
+            )?)
         })
         .await?;
         if due.is_empty() {

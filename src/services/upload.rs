@@ -34,6 +34,23 @@ pub struct Upload {
     pub declared: Declared,
     /// Its modification time and mode on the client, and its backup run.
     pub meta: FileMeta,
+    /// The file's id when the client chose it (an idempotency key): an upload of an id this client already
+    /// stored answers that file and records nothing.
+    pub file_id: Option<Uuid>,
+}
+
+/// The file `id`, when it is stored and belongs to `client`: what a retried upload or record answers.
+pub async fn already_stored(cairn: &Cairn, client: Uuid, id: Uuid) -> Result<Option<Stored>, ServiceError> {
+    let row = super::read(cairn, move |conn| {
+        Ok(cairn_projections::files::get(conn, &id.to_string())?)
+    })
+    .await?;
+    Ok(row.filter(|f| f.client_id == client.to_string()).map(|f| Stored {
+        file_id: id,
+        sha256: f.checksum,
+        crc32: f.crc32,
+        size: u64::try_from(f.size).unwrap_or(0),
+    }))
 }
 
 /// How far one upload has come, reported while its content arrives.
@@ -104,6 +121,12 @@ where
             return Err(e.into());
         }
     };
+    if let Some(id) = upload.file_id {
+        if let Some(stored) = already_stored(cairn, upload.client_id, id).await? {
+            drain(&mut body).await;
+            return Ok(stored);
+        }
+    }
     let limit = cairn.options().max_upload;
     if upload.expected_bytes.is_some_and(|n| n > limit) {
         return Err(CommandError::TooLarge { limit }.into());
@@ -133,7 +156,7 @@ where
     let stored = match blob {
         Ok(blob) => {
             let command = StoreFile {
-                file_id: Uuid::now_v7(),
+                file_id: upload.file_id.unwrap_or_else(Uuid::now_v7),
                 client_id: upload.client_id,
                 filename,
                 original_path: upload.original_path,

@@ -127,16 +127,16 @@ async fn an_archive_as_of_an_earlier_position_holds_the_files_of_then() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_files_at_one_path_are_both_in_the_archive_told_apart_by_their_id() {
+async fn two_files_at_one_path_are_both_in_the_archive_told_apart_by_their_id_the_newest_at_the_path() {
     let app = spawn_app().await;
     let (a, token) = app.register("alpha").await;
-    upload_id(&app, &a, &token, "same.txt", b"old").await;
-    let newer = upload_id(&app, &a, &token, "same.txt", b"new").await;
+    let older = upload_id(&app, &a, &token, "same.txt", b"old").await;
+    upload_id(&app, &a, &token, "same.txt", b"new").await;
 
     let (files, _) = untar(&archive(&app, &a, "", ADMIN).await.body);
 
-    assert_eq!(files["same.txt"], b"old");
-    assert_eq!(files[&format!("same.txt~{}", &newer[..8])], b"new");
+    assert_eq!(files["same.txt"], b"new");
+    assert_eq!(files[&format!("same.txt~{}", &older[older.len() - 8..])], b"old");
     app.stop().await;
 }
 
@@ -286,13 +286,13 @@ struct Held {
     content: Vec<u8>,
 }
 
-/// What an archive of `files` (oldest first) must hold: each at its name, a later one at the same name suffixed
-/// with its id's first eight characters.
+/// What an archive of `files` (oldest first) must hold: each at its name, an earlier one at the same name suffixed
+/// with its id's last eight characters.
 fn expected(files: &[Held]) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for f in files {
+    for f in files.iter().rev() {
         let path = if out.contains_key(&f.name) {
-            format!("{}~{}", f.name, &f.id[..8])
+            format!("{}~{}", f.name, &f.id[f.id.len() - 8..])
         } else {
             f.name.clone()
         };

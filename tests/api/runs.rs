@@ -176,6 +176,17 @@ async fn a_run_refuses_bad_ends_other_clients_and_bad_metadata() {
         )
         .await;
     assert_error(&r, 400, "VALIDATION_ERROR");
+    // A symbolic link's content is its target: never empty.
+    let r = app
+        .send(
+            "POST",
+            &format!("/api/clients/{a}/files?name=link&mode={}", 0o120777),
+            Some(&token),
+            &[],
+            "",
+        )
+        .await;
+    assert_error(&r, 400, "VALIDATION_ERROR");
     assert_eq!(events_of_type(&app, "FileStored"), 0, "nothing stored by any of these");
     app.stop().await;
 }
@@ -279,5 +290,73 @@ async fn a_client_deletes_only_its_own_files_and_their_content_is_kept_whatever_
     // Purged content is no longer known: the agent must upload it again.
     let again = json!({ "name": "other.txt", "sha256": sha(b"other"), "size": 5 });
     assert_error(&known(&app, &a, &token, None, again).await, 404, "CONTENT_UNKNOWN");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_finds_what_the_first_attempt_made() {
+    let app = spawn_app().await;
+    let (a, token) = app.register("alpha").await;
+    let (b, other) = app.register("bravo").await;
+    let key = uuid::Uuid::now_v7().to_string();
+    let runs = format!("/api/clients/{a}/runs");
+    let body = json!({ "folders": ["/srv"], "agent_version": "0.1.0", "host": "h" }).to_string();
+    let headers = [("content-type", "application/json"), ("idempotency-key", key.as_str())];
+    let first = app.send("POST", &runs, Some(&token), &headers, body.clone()).await;
+    let again = app.send("POST", &runs, Some(&token), &headers, body).await;
+    assert_eq!((first.status, again.status), (201, 201));
+    assert_eq!(first.data()["id"], again.data()["id"]);
+    assert_eq!(first.data()["id"], key.as_str(), "the key is the run's id");
+    assert_eq!(events_of_type(&app, "BackupRunStarted"), 1);
+
+    let upload = format!("/api/clients/{a}/files?name=one.txt&run={key}");
+    let file_key = uuid::Uuid::now_v7().to_string();
+    let headers = [("idempotency-key", file_key.as_str())];
+    let first = app.send("POST", &upload, Some(&token), &headers, "one").await;
+    let again = app.send("POST", &upload, Some(&token), &headers, "one").await;
+    assert_eq!(
+        (first.status, again.status),
+        (201, 201),
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(first.data()["id"], again.data()["id"]);
+    assert_eq!(
+        (
+            events_of_type(&app, "FileStored"),
+            events_of_type(&app, "TransferStarted")
+        ),
+        (1, 1)
+    );
+    // Another client's key of the same id is not this file: its upload is refused, nothing stored.
+    let theirs = app
+        .send(
+            "POST",
+            &format!("/api/clients/{b}/files?name=one.txt"),
+            Some(&other),
+            &headers,
+            "one",
+        )
+        .await;
+    assert_eq!(theirs.status, 409, "{}", String::from_utf8_lossy(&theirs.body));
+    assert_eq!(events_of_type(&app, "FileStored"), 1);
+
+    let known_key = uuid::Uuid::now_v7().to_string();
+    let claim = json!({ "name": "copy.txt", "sha256": sha(b"one"), "size": 3 }).to_string();
+    let path = format!("/api/clients/{a}/files/known?run={key}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("idempotency-key", known_key.as_str()),
+    ];
+    let first = app.send("POST", &path, Some(&token), &headers, claim.clone()).await;
+    let again = app.send("POST", &path, Some(&token), &headers, claim).await;
+    assert_eq!((first.status, again.status), (201, 201));
+    assert_eq!(first.data()["id"], again.data()["id"]);
+    assert_eq!(events_of_type(&app, "FileStored"), 2);
+
+    let bad = app
+        .send("POST", &upload, Some(&token), &[("idempotency-key", "not-a-uuid")], "x")
+        .await;
+    assert_error(&bad, 400, "VALIDATION_ERROR");
     app.stop().await;
 }

@@ -157,6 +157,7 @@ pub async fn upload(state: &Services, req: Request) -> Result<Response, ApiError
             mode: req.query_parsed("mode")?,
             run_id: req.query_parsed("run")?,
         },
+        file_id: req.idempotency_key()?,
     };
     let body = req.take_body();
     let feed = state.feed.clone();
@@ -191,9 +192,19 @@ pub async fn known(state: &Services, req: Request) -> Result<Response, ApiError>
     let client_id = req.id(0, "CLIENT_NOT_FOUND", "client")?;
     req.caller().require_client(client_id)?;
     let run_id = req.query_parsed("run")?;
+    let key = req.idempotency_key()?;
     let body: KnownFile = req.json().await?;
+    if let Some(id) = key {
+        if let Some(stored) = upload::already_stored(&state.cairn, client_id, id).await? {
+            return Ok(ok(
+                StatusCode::CREATED,
+                row(state, stored.file_id).await?,
+                Some("already recorded"),
+            ));
+        }
+    }
     let command = StoreKnown {
-        file_id: Uuid::now_v7(),
+        file_id: key.unwrap_or_else(Uuid::now_v7),
         client_id,
         filename: body.name,
         original_path: body.path,

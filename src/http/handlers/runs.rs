@@ -63,9 +63,15 @@ struct NewRun {
 
 pub async fn start(state: &Services, req: Request) -> Result<Response, ApiError> {
     let client = client_of(state, &req).await?;
+    let key = req.idempotency_key()?;
     let body: NewRun = req.json().await?;
+    if let Some(id) = key {
+        if let Ok(run) = row(state, client, id).await {
+            return Ok(ok(StatusCode::CREATED, run, Some("backup run already started")));
+        }
+    }
     let command = StartRun {
-        run_id: Uuid::now_v7(),
+        run_id: key.unwrap_or_else(Uuid::now_v7),
         client_id: client,
         folders: body.folders,
         agent_version: body.agent_version,
