@@ -434,22 +434,7 @@ fn a_server_killed_in_the_middle_of_a_run_and_restarted_leaves_the_run_finished_
     let mut server = Running(child);
     let id = register(&addr, home.path(), "laptop");
     let config = home.path().join("cairn-agent.toml");
-    let mut agent = Running(
-        cairn_bin()
-            .args([
-                "agent",
-                "run",
-                "--concurrency",
-                "2",
-                "--config",
-                config.to_str().unwrap(),
-                root.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut agent = agent_in_background(&config, &["--concurrency", "2"], &root);
     wait_for("a few files stored", || count(&addr, "FileStored") >= 10);
     server.0.kill().unwrap();
     server.0.wait().unwrap();
@@ -492,6 +477,22 @@ fn a_server_killed_in_the_middle_of_a_run_and_restarted_leaves_the_run_finished_
     assert_eq!(code, 0, "{err}");
 }
 
+/// `cairn agent run` in the background with the configuration in `config` and `flags` before the folder; its
+/// output piped; killed if the test ends first.
+fn agent_in_background(config: &Path, flags: &[&str], dir: &Path) -> Running {
+    let child = cairn_bin()
+        .args(["agent", "run"])
+        .args(flags)
+        .arg("--config")
+        .arg(config)
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
 fn agent_cmd(config: &Path, dir: &str) -> (i32, String, String) {
     run(&["agent", "run", "--config", config.to_str().unwrap(), dir])
 }
@@ -514,22 +515,7 @@ fn every_runs_again_after_its_interval_and_ctrl_c_between_runs_ends_it_cleanly()
     std::fs::write(work.path().join("notes.txt"), b"notes").unwrap();
     let (server, addr, id) = server_and_agent(data.path(), home.path(), "desk");
     let config = home.path().join("cairn-agent.toml");
-    let mut agent = Running(
-        cairn_bin()
-            .args([
-                "agent",
-                "run",
-                "--every",
-                "1s",
-                "--config",
-                config.to_str().unwrap(),
-                work.path().to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut agent = agent_in_background(&config, &["--every", "1s"], work.path());
     let mut lines = std::io::BufReader::new(agent.0.stdout.take().unwrap()).lines();
     let mut summaries = Vec::new();
     while summaries.len() < 2 {
@@ -567,34 +553,19 @@ fn ctrl_c_in_the_middle_of_a_run_records_it_as_partial() {
     }
     let (server, addr, id) = server_and_agent(data.path(), home.path(), "desk");
     let config = home.path().join("cairn-agent.toml");
-    let agent = cairn_bin()
-        .args([
-            "agent",
-            "run",
-            "--concurrency",
-            "1",
-            "--config",
-            config.to_str().unwrap(),
-            work.path().to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut agent = agent_in_background(&config, &["--concurrency", "1"], work.path());
     wait_for("a few files stored", || count(&addr, "FileStored") >= 5);
     // A second run on the same state while this one goes is refused: both would send every change.
     let (code, _, err) = agent_cmd(&config, work.path().to_str().unwrap());
     assert_eq!(code, 1);
     assert!(err.contains("another cairn agent run"), "{err}");
-    sigint(&agent);
-    let out = agent.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sigint(&agent.0);
+    let mut text = String::new();
+    agent.0.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+    let mut err = String::new();
+    agent.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = agent.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{text}{err}");
     assert!(text.contains("partial"), "{text}");
     let run = get(&addr, &format!("/api/clients/{id}/runs"))["items"][0].clone();
     assert_eq!(run["status"], "partial");

@@ -219,7 +219,7 @@ fn read(found: &scan::Found) -> Result<Read_, String> {
         return Err("it changed while it was read".into());
     }
     let mut now = found.clone();
-    let (mode, inode, mtime_ns) = stat_of(&after);
+    let (mode, inode, mtime_ns) = scan::stat(&after);
     now.size = size;
     now.mtime_ns = mtime_ns;
     now.inode = inode;
@@ -229,26 +229,6 @@ fn read(found: &scan::Found) -> Result<Read_, String> {
         bytes: keep.then_some(kept),
         found: now,
     })
-}
-
-#[cfg(unix)]
-fn stat_of(meta: &std::fs::Metadata) -> (u32, u64, i64) {
-    use std::os::unix::fs::MetadataExt;
-    (
-        meta.mode(),
-        meta.ino(),
-        meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-    )
-}
-
-#[cfg(not(unix))]
-fn stat_of(meta: &std::fs::Metadata) -> (u32, u64, i64) {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64);
-    (0o644, 0, mtime)
 }
 
 /// One run's shared context.

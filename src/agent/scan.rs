@@ -123,8 +123,9 @@ pub fn walk(folders: &[PathBuf], exclude: &GlobSet) -> Scan {
     scan
 }
 
+/// `st_mode`, the inode and the modification time in nanoseconds.
 #[cfg(unix)]
-fn stat(meta: &std::fs::Metadata) -> (u32, u64, i64) {
+pub(crate) fn stat(meta: &std::fs::Metadata) -> (u32, u64, i64) {
     use std::os::unix::fs::MetadataExt;
     (
         meta.mode(),
@@ -134,7 +135,7 @@ fn stat(meta: &std::fs::Metadata) -> (u32, u64, i64) {
 }
 
 #[cfg(not(unix))]
-fn stat(meta: &std::fs::Metadata) -> (u32, u64, i64) {
+pub(crate) fn stat(meta: &std::fs::Metadata) -> (u32, u64, i64) {
     let mtime = meta
         .modified()
         .ok()
