@@ -45,6 +45,9 @@ pub struct BlobStore {
     sync: bool,
     /// Makes temporary names unique within this process.
     counter: AtomicU64,
+    /// Directories a blob was renamed into since they were last synced: synced once per write batch, before it
+    /// commits ([`BlobStore::sync_placed`]), rather than once per blob.
+    placed_in: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// An upload written and checked, waiting to be moved into place. Dropped unplaced, its file is removed.
@@ -177,6 +180,7 @@ impl BlobStore {
             root: root.to_owned(),
             sync,
             counter: AtomicU64::new(0),
+            placed_in: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -227,7 +231,9 @@ impl BlobStore {
         writer.finish(declared)
     }
 
-    /// Moves a pending blob into place; when the content is already stored, keeps the stored copy.
+    /// Moves a pending blob into place; when the content is already stored, keeps the stored copy. With
+    /// durability, the rename is durable only once [`BlobStore::sync_placed`] ran: the writer runs it before the
+    /// batch that records the blob commits.
     pub fn place(&self, mut pending: PendingBlob) -> io::Result<()> {
         let target = self.path_of(&pending.sha256);
         if target.exists() {
@@ -238,7 +244,31 @@ impl BlobStore {
         fs::rename(&pending.temp, &target)?;
         pending.placed = true;
         if self.sync {
-            File::open(dir)?.sync_all()?;
+            self.placed_in
+                .lock()
+                .map_err(|_| io::Error::other("the blob store's list of directories is poisoned"))?
+                .insert(dir.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Makes every rename since the last call durable: one fsync per directory blobs went into, however many
+    /// blobs (a batch of uploads shares the 256 directories). A directory whose sync fails stays listed.
+    pub fn sync_placed(&self) -> io::Result<()> {
+        let dirs: Vec<PathBuf> = {
+            let mut placed = self
+                .placed_in
+                .lock()
+                .map_err(|_| io::Error::other("the blob store's list of directories is poisoned"))?;
+            placed.drain().collect()
+        };
+        for (i, dir) in dirs.iter().enumerate() {
+            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                if let Ok(mut placed) = self.placed_in.lock() {
+                    placed.extend(dirs[i..].iter().cloned());
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -420,3 +420,36 @@ fn verifying_while_events_are_appended_finds_no_break() {
     writer.join().unwrap();
     assert!(checks > 0);
 }
+
+/// Work a command asks to be done before its batch commits runs once, before the commit; when it fails, nothing
+/// of the batch is committed and the command hears why.
+#[test]
+fn a_failed_preparation_before_the_commit_commits_nothing_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = ran.clone();
+    let ok = store.writer().execute_blocking(move |unit| {
+        unit.before_commit(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        unit.append("log", ExpectedVersion::Any, vec![log_event("kept")])
+    });
+    assert!(ok.is_ok());
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(store.head(), 1);
+
+    let failed = store.writer().execute_blocking(move |unit| {
+        unit.before_commit(|| Err(std::io::Error::other("the disk said no")));
+        unit.append("log", ExpectedVersion::Any, vec![log_event("lost")])
+    });
+    let error = format!("{:?}", failed.err().expect("the batch failed"));
+    assert!(error.contains("the disk said no"), "{error}");
+    assert_eq!(store.head(), 1, "nothing of the failed batch was committed");
+    let report = reader::verify_chain(&store.reader().unwrap(), |_| {}).unwrap();
+    assert_eq!((report.checked, report.first_bad), (1, None));
+    // The writer goes on.
+    append(&store, "log", ExpectedVersion::Any, vec![log_event("after")]).unwrap();
+    assert_eq!(store.head(), 2);
+}

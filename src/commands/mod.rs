@@ -100,6 +100,8 @@ pub fn run<C: Command>(
     }
     if let Some(pending) = decision.place_blob {
         blobs.place(pending).map_err(CommandError::Blob)?;
+        let blobs = blobs.clone();
+        unit.before_commit(move || blobs.sync_placed());
     }
     for sha in decision.release_blobs {
         let blobs = blobs.clone();

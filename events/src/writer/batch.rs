@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 use super::job::Job;
 use super::notifier::{notify, Committed, INLINE_REPLIES};
 use super::redo::redo;
-use super::{AfterCommit, Unit, WriterState, WriterStats};
+use super::{AfterCommit, BeforeCommit, Unit, WriterState, WriterStats};
 use crate::envelope::RecordedEvent;
 use crate::error::StoreError;
 
@@ -74,6 +74,7 @@ fn run_batch(
     let start = (state.head, state.head_hash, state.last_time.clone());
     let mut replies = Vec::with_capacity(jobs.len());
     let mut effects: Vec<AfterCommit> = Vec::new();
+    let mut preparations: Vec<BeforeCommit> = Vec::new();
 
     if let Err(e) = state.conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write transaction");
@@ -100,12 +101,14 @@ fn run_batch(
         let mut unit = Unit {
             state,
             after_commit: Vec::new(),
+            before_commit: Vec::new(),
             poisoned: false,
             wrote: false,
         };
         let completion = job.run(&mut unit);
         let Unit {
             after_commit,
+            before_commit,
             poisoned,
             wrote,
             ..
@@ -113,6 +116,7 @@ fn run_batch(
         replies.push(completion.reply);
         if completion.keep && !poisoned {
             effects.extend(after_commit);
+            preparations.extend(before_commit);
             continue;
         }
         state.head = mark.0;
@@ -136,6 +140,14 @@ fn run_batch(
                     detail: e.to_string(),
                 });
             }
+        }
+    }
+    for prepare in preparations {
+        if failure.is_some() {
+            break;
+        }
+        if let Err(e) = prepare() {
+            failure = Some(StoreError::Commit(format!("preparing the commit: {e}")));
         }
     }
     if failure.is_none() {

@@ -38,7 +38,7 @@ use job::{CommandJob, Job};
 
 pub use projector::{ApplyError, NoProjections, Projector};
 pub use row::now_rfc3339;
-pub use unit::{AfterCommit, Appended, ExpectedVersion, Unit};
+pub use unit::{AfterCommit, Appended, BeforeCommit, ExpectedVersion, Unit};
 
 /// The writer's own state, which lives as long as its thread.
 struct WriterState {

@@ -55,6 +55,10 @@ pub struct Appended {
 /// batch begins: nothing else can commit in between. Removing an orphaned blob is one.
 pub type AfterCommit = Box<dyn FnOnce(&Connection) + Send>;
 
+/// Work that must be done before the batch of the command that asked commits, and whose failure fails the whole
+/// batch (nothing of it is committed): making a renamed file's directory durable is one.
+pub type BeforeCommit = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+
 /// The most stream versions the writer remembers before it starts again from empty.
 pub(super) const VERSION_CACHE: usize = 65_536;
 
@@ -62,6 +66,7 @@ pub(super) const VERSION_CACHE: usize = 65_536;
 pub struct Unit<'w> {
     pub(super) state: &'w mut WriterState,
     pub(super) after_commit: Vec<AfterCommit>,
+    pub(super) before_commit: Vec<BeforeCommit>,
     /// Set when an append failed halfway: the command's writes are then undone whatever it returns.
     pub(super) poisoned: bool,
     /// Set once the command began writing: undoing it then needs a rollback, otherwise nothing.
@@ -84,6 +89,12 @@ impl Unit<'_> {
             .conn
             .prepare_cached("SELECT coalesce(max(version), 0) FROM events WHERE stream = ?1")?
             .query_row([stream], |r| r.get(0))?)
+    }
+
+    /// Runs `f` just before this command's batch commits; its error fails the batch (every command of it refused,
+    /// nothing committed).
+    pub fn before_commit(&mut self, f: impl FnOnce() -> std::io::Result<()> + Send + 'static) {
+        self.before_commit.push(Box::new(f));
     }
 
     /// Runs `f` after this command's batch commits (not at all if it does not).
