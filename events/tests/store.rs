@@ -444,7 +444,7 @@ fn a_failed_preparation_before_the_commit_commits_nothing_of_its_batch() {
         unit.before_commit(|| Err(std::io::Error::other("the disk said no")));
         unit.append("log", ExpectedVersion::Any, vec![log_event("lost")])
     });
-    let error = format!("{:?}", failed.err().expect("the batch failed"));
+    let error = format!("{:?}", failed.expect_err("the batch failed"));
     assert!(error.contains("the disk said no"), "{error}");
     assert_eq!(store.head(), 1, "nothing of the failed batch was committed");
     let report = reader::verify_chain(&store.reader().unwrap(), |_| {}).unwrap();
