@@ -480,6 +480,11 @@ pub async fn run(
         });
     }
 
+    // Interrupted while walking: no run begins (there is nothing of it to record).
+    anyhow::ensure!(
+        !stop.load(Ordering::Relaxed),
+        "interrupted before the run began; nothing was sent"
+    );
     let host = sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into());
     let folders: Vec<String> = options
         .folders
