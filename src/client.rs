@@ -46,8 +46,22 @@ impl Answer {
 impl Client {
     /// A client of the server at `base` (`http://host:port`), sending `token` as `Authorization: Bearer`.
     pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        Self::built(base, token, reqwest::Client::builder())
+    }
+
+    /// A client that gives up on a server that accepts no connection within `connect` or sends nothing for
+    /// `read` (a stalled server), so that its caller's retries and Ctrl-C are not held up: the backup agent.
+    pub fn patient_for(base: &str, token: Option<&str>, connect: Duration, read: Duration) -> anyhow::Result<Self> {
+        Self::built(
+            base,
+            token,
+            reqwest::Client::builder().connect_timeout(connect).read_timeout(read),
+        )
+    }
+
+    fn built(base: &str, token: Option<&str>, builder: reqwest::ClientBuilder) -> anyhow::Result<Self> {
         crate::tls::install();
-        let http = reqwest::Client::builder()
+        let http = builder
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)

@@ -655,3 +655,32 @@ fn names_that_cannot_be_taken_are_reported_and_bad_usage_is_refused() {
     assert!(err.contains("exists"), "{err}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn a_run_whose_agent_was_killed_is_recorded_as_failed_by_the_next_run() {
+    let (data, home, work) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    for i in 0..300 {
+        std::fs::write(work.path().join(format!("f{i:03}")), content(i, 100_000)).unwrap();
+    }
+    let (server, addr, id) = server_and_agent(data.path(), home.path(), "desk");
+    let config = home.path().join("cairn-agent.toml");
+    let mut agent = agent_in_background(&config, &["--concurrency", "1"], work.path());
+    wait_for("a few files stored", || count(&addr, "FileStored") >= 5);
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+
+    let (code, out, err) = agent_cmd(&config, work.path().to_str().unwrap());
+    assert_eq!(code, 0, "{out}{err}");
+    let runs = get(&addr, &format!("/api/clients/{id}/runs"));
+    assert_eq!(runs["total"], 2, "{runs}");
+    let (newer, older) = (&runs["items"][0], &runs["items"][1]);
+    assert_eq!(newer["status"], "ok");
+    assert_eq!(older["status"], "failed", "{older}");
+    assert!(older["errors"][0].as_str().unwrap().starts_with("abandoned"), "{older}");
+    assert_eq!(server_files(&addr, &id).len(), 300);
+    assert!(server.stop().success());
+}

@@ -485,6 +485,25 @@ pub async fn run(
         !stop.load(Ordering::Relaxed),
         "interrupted before the run began; nothing was sent"
     );
+    // A run this state began and never ended (the agent was killed) is recorded as failed before a new one begins.
+    if let Some(abandoned) = local.current_run()? {
+        let end = json!({
+            "outcome": "failed",
+            "errors": ["abandoned: the agent stopped before this run ended (found by its next run)"],
+        })
+        .to_string();
+        let path = format!("/api/clients/{client}/runs/{abandoned}/finish");
+        let made = || {
+            server
+                .request(Method::POST, &path)
+                .header("content-type", "application/json")
+                .body(end.clone())
+        };
+        match call(made, server).await {
+            Ok(_) | Err(Refused::Status(404 | 409, _, _)) => local.set_current_run(None)?,
+            Err(e) => tracing::warn!(run = %abandoned, error = %e, "could not close an abandoned run"),
+        }
+    }
     let host = sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into());
     let folders: Vec<String> = options
         .folders
@@ -506,6 +525,7 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("the run could not begin: {e}"))?;
     let run_id = id_of(&begun);
     anyhow::ensure!(!run_id.is_empty(), "the server answered the run's start without an id");
+    local.set_current_run(Some(&run_id))?;
     let pending = local.pending_deletions()?;
     bar.set_length(work.iter().map(|(f, _)| f.size).sum());
     let run = Run {
@@ -609,9 +629,11 @@ pub async fn run(
             .body(end.clone())
     };
     match call(made, server).await {
-        Ok(_) => {}
+        Ok(_) => run.state(|s| s.set_current_run(None)).map_err(|e| anyhow::anyhow!(e))?,
         // An earlier attempt ended it; its answer was lost on the way.
-        Err(Refused::Status(409, code, _)) if code == "RUN_FINISHED" => {}
+        Err(Refused::Status(409, code, _)) if code == "RUN_FINISHED" => {
+            run.state(|s| s.set_current_run(None)).map_err(|e| anyhow::anyhow!(e))?
+        }
         Err(e) => {
             return Err(anyhow::anyhow!("the run's end could not be recorded: {e}"))
                 .context("the files above were backed up; the next run records its own end")

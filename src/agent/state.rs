@@ -102,6 +102,26 @@ impl LocalState {
         Ok(())
     }
 
+    /// The run this state is in the middle of, if one began and did not record its end (the agent was killed).
+    pub fn current_run(&self) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'run'", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Notes the run under way (or, with `None`, that none is).
+    pub fn set_current_run(&self, run: Option<&str>) -> anyhow::Result<()> {
+        match run {
+            Some(id) => self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('run', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [id],
+            )?,
+            None => self.conn.execute("DELETE FROM meta WHERE key = 'run'", [])?,
+        };
+        Ok(())
+    }
+
     /// The server's files still to delete, with their paths.
     pub fn pending_deletions(&self) -> anyhow::Result<Vec<(String, String)>> {
         let mut stmt = self

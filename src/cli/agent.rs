@@ -136,7 +136,13 @@ async fn backup(a: Run) -> anyhow::Result<ExitCode> {
         dry_run: a.dry_run,
     };
     agent::scan::excludes(&options.exclude)?;
-    let server = Client::new(checked_url(&url)?, Some(&token))?;
+    // A server that stops answering is given up on after two minutes of silence (then retried), not waited for.
+    let server = Client::patient_for(
+        checked_url(&url)?,
+        Some(&token),
+        Duration::from_secs(10),
+        Duration::from_secs(120),
+    )?;
     let state = config::state_path(&a.config);
     let stop = Arc::new(AtomicBool::new(false));
     {
