@@ -171,6 +171,21 @@ async fn call(make: impl Fn() -> reqwest::RequestBuilder, server: &Client) -> Re
     Err(last)
 }
 
+/// `POST`s a JSON body (with an idempotency key when given) through [`call`]'s retries.
+async fn post_json(server: &Client, path: &str, body: &str, key: Option<&str>) -> Result<Answer, Refused> {
+    let made = || {
+        let req = server
+            .request(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        match key {
+            Some(k) => req.header("idempotency-key", k),
+            None => req,
+        }
+    };
+    call(made, server).await
+}
+
 fn query(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
@@ -325,14 +340,7 @@ impl Run<'_> {
                 self.client,
                 query(&[("run", &self.run_id)])
             );
-            let made = || {
-                self.server
-                    .request(Method::POST, &path)
-                    .header("content-type", "application/json")
-                    .header("idempotency-key", &key)
-                    .body(body.clone())
-            };
-            match call(made, self.server).await {
+            match post_json(self.server, &path, &body, Some(&key)).await {
                 Ok(a) => return Ok((Done::Recorded(f.size), id_of(&a))),
                 Err(Refused::Status(404, code, _)) if code == "CONTENT_UNKNOWN" => {}
                 Err(e) => return Err(e),
@@ -493,13 +501,7 @@ pub async fn run(
         })
         .to_string();
         let path = format!("/api/clients/{client}/runs/{abandoned}/finish");
-        let made = || {
-            server
-                .request(Method::POST, &path)
-                .header("content-type", "application/json")
-                .body(end.clone())
-        };
-        match call(made, server).await {
+        match post_json(server, &path, &end, None).await {
             Ok(_) | Err(Refused::Status(404 | 409, _, _)) => local.set_current_run(None)?,
             Err(e) => tracing::warn!(run = %abandoned, error = %e, "could not close an abandoned run"),
         }
@@ -513,14 +515,7 @@ pub async fn run(
     let body = json!({ "folders": folders, "agent_version": env!("CARGO_PKG_VERSION"), "host": host }).to_string();
     let path = format!("/api/clients/{client}/runs");
     let key = uuid::Uuid::now_v7().to_string();
-    let made = || {
-        server
-            .request(Method::POST, &path)
-            .header("content-type", "application/json")
-            .header("idempotency-key", &key)
-            .body(body.clone())
-    };
-    let begun = call(made, server)
+    let begun = post_json(server, &path, &body, Some(&key))
         .await
         .map_err(|e| anyhow::anyhow!("the run could not begin: {e}"))?;
     let run_id = id_of(&begun);
@@ -622,13 +617,7 @@ pub async fn run(
     })
     .to_string();
     let path = format!("/api/clients/{client}/runs/{run_id}/finish");
-    let made = || {
-        server
-            .request(Method::POST, &path)
-            .header("content-type", "application/json")
-            .body(end.clone())
-    };
-    match call(made, server).await {
+    match post_json(server, &path, &end, None).await {
         Ok(_) => run.state(|s| s.set_current_run(None)).map_err(|e| anyhow::anyhow!(e))?,
         // An earlier attempt ended it; its answer was lost on the way.
         Err(Refused::Status(409, code, _)) if code == "RUN_FINISHED" => {
