@@ -115,6 +115,15 @@ fn generate(root: &Path) {
     }
 }
 
+/// Three fresh directories: the server's data, the agent's home (its configuration and state), the folder to back up.
+fn directories() -> (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir) {
+    (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
 /// A server on `data` and a registered agent configuration in `home`; the server, its address and the client id.
 fn server_and_agent(data: &Path, home: &Path, name: &str) -> (Running, String, String) {
     let (child, _out, addr) = serve(data, &["--token", ADMIN, "--durability", "normal"]);
@@ -245,11 +254,7 @@ fn restore(addr: &str, client: &str, at: Option<&str>, to: &Path, root: &Path) -
 
 #[test]
 fn the_agent_stores_a_tree_sends_nothing_when_nothing_changed_moves_only_changes_and_restores_both_moments() {
-    let (data, home, work) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (data, home, work) = directories();
     let root = std::fs::canonicalize(work.path()).unwrap().join("tree");
     generate(&root);
     let first_tree = snapshot(&root, "cache");
@@ -420,11 +425,7 @@ fn wait_for(what: &str, mut until: impl FnMut() -> bool) {
 
 #[test]
 fn a_server_killed_in_the_middle_of_a_run_and_restarted_leaves_the_run_finished_and_no_torn_file() {
-    let (data, home, work) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (data, home, work) = directories();
     let root = std::fs::canonicalize(work.path()).unwrap();
     for i in 0..400 {
         std::fs::write(root.join(format!("part {i:03}")), content(i, 300_000)).unwrap();
@@ -507,11 +508,7 @@ fn sigint(child: &std::process::Child) {
 
 #[test]
 fn every_runs_again_after_its_interval_and_ctrl_c_between_runs_ends_it_cleanly() {
-    let (data, home, work) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (data, home, work) = directories();
     std::fs::write(work.path().join("notes.txt"), b"notes").unwrap();
     let (server, addr, id) = server_and_agent(data.path(), home.path(), "desk");
     let config = home.path().join("cairn-agent.toml");
@@ -543,11 +540,7 @@ fn every_runs_again_after_its_interval_and_ctrl_c_between_runs_ends_it_cleanly()
 
 #[test]
 fn ctrl_c_in_the_middle_of_a_run_records_it_as_partial() {
-    let (data, home, work) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (data, home, work) = directories();
     for i in 0..400 {
         std::fs::write(work.path().join(format!("f{i:03}")), content(i, 100_000)).unwrap();
     }
@@ -577,11 +570,7 @@ fn ctrl_c_in_the_middle_of_a_run_records_it_as_partial() {
 #[test]
 fn names_that_cannot_be_taken_are_reported_and_bad_usage_is_refused() {
     use std::os::unix::ffi::OsStrExt;
-    let (data, home, work) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (data, home, work) = directories();
     std::fs::write(work.path().join("fine.txt"), b"fine").unwrap();
     let bad: PathBuf = work.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
     std::fs::write(&bad, b"latin-1 name").unwrap();
@@ -658,11 +647,7 @@ fn names_that_cannot_be_taken_are_reported_and_bad_usage_is_refused() {
 
 #[test]
 fn a_run_whose_agent_was_killed_is_recorded_as_failed_by_the_next_run() {
-    let (data, home, work) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (data, home, work) = directories();
     for i in 0..300 {
         std::fs::write(work.path().join(format!("f{i:03}")), content(i, 100_000)).unwrap();
     }

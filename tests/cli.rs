@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::process::{raw_get, raw_send, run, serve, sigterm};
+use common::process::{address_in, raw_get, raw_send, run, serve, sigterm};
 use common::{cairn_bin, spawn};
 
 /// A data directory with a few events, closed so the CLI can open it.
@@ -387,14 +387,7 @@ fn serve_with_demo_brings_up_a_fleet_of_45_and_still_stops_cleanly() {
         lines.push(line);
     }
     assert!(lines[2].starts_with("demo: 45 simulated clients"), "{lines:?}");
-    let addr = lines[0]
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = address_in(&lines[0]);
     let mut clients = 0;
     for _ in 0..150 {
         let answer = raw_status(&addr, "demo-admin-token-0123456789");

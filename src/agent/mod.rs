@@ -47,18 +47,8 @@ pub struct Options {
     pub dry_run: bool,
 }
 
-/// What a run found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub scanned: u64,
-    pub new: u64,
-    pub changed: u64,
-    pub unchanged: u64,
-    pub deleted: u64,
-    pub failed: u64,
-    pub bytes_sent: u64,
-    pub bytes_skipped: u64,
-}
+/// What a run found and did: the counts its `BackupRunFinished` carries.
+pub use cairn_events::catalogue::RunCounts as Counts;
 
 /// How a run ended.
 #[derive(Debug, Clone)]
@@ -608,14 +598,10 @@ pub async fn run(
     } else {
         "partial"
     };
-    let end = json!({
-        "outcome": outcome,
-        "scanned": counts.scanned, "new": counts.new, "changed": counts.changed, "unchanged": counts.unchanged,
-        "deleted": counts.deleted, "failed": counts.failed, "bytes_sent": counts.bytes_sent,
-        "bytes_skipped": counts.bytes_skipped,
-        "errors": errors.iter().take(20).collect::<Vec<_>>(),
-    })
-    .to_string();
+    let mut end = serde_json::to_value(&counts)?;
+    end["outcome"] = json!(outcome);
+    end["errors"] = json!(errors.iter().take(20).collect::<Vec<_>>());
+    let end = end.to_string();
     let path = format!("/api/clients/{client}/runs/{run_id}/finish");
     match post_json(server, &path, &end, None).await {
         Ok(_) => run.state(|s| s.set_current_run(None)).map_err(|e| anyhow::anyhow!(e))?,

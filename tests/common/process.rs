@@ -53,15 +53,19 @@ pub fn serve_on(
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
-    let addr = first
-        .split("http://")
+    let addr = address_in(&first);
+    (child, out, addr)
+}
+
+/// The `host:port` of the `http://…` URL in the line `cairn serve` prints first.
+pub fn address_in(line: &str) -> String {
+    line.split("http://")
         .nth(1)
         .unwrap()
         .split(' ')
         .next()
         .unwrap()
-        .to_owned();
-    (child, out, addr)
+        .to_owned()
 }
 
 /// A GET on a fresh connection with these header lines; the whole answer.
