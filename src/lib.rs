@@ -13,6 +13,7 @@
 //! - [`blobs`]: the content-addressed blob store, streamed and checksummed.
 //! - [`app`]: [`Cairn`], and the way commands reach the writer.
 //! - [`datadir`]: the data directory's layout and its lock.
+//! - [`checkpoint`]: signed checkpoints of the log (signed notes with Ed25519), the log's key, the latest kept.
 //! - [`snapshot`]: complete backups: the database, every blob it refers to, and a manifest, checked whole.
 //! - [`replay`]: rebuilding the read tables from the log, verifying them, and the state as of a moment.
 //! - [`services`]: the services both adapters call, and [`services::Services`], the state they share.
@@ -28,6 +29,7 @@ pub mod agent;
 pub mod app;
 pub mod bench;
 pub mod blobs;
+pub mod checkpoint;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -15,7 +15,7 @@ use std::time::Instant;
 use cairn_events::{reader, schema, Durability, Position, StoreError};
 use cairn_projections::diff::{self, Difference};
 use cairn_projections::rebuild::{self, RebuildError, RebuildOptions};
-use cairn_projections::READ_TABLES;
+use cairn_projections::rebuilt_tables;
 
 use crate::datadir::{self, DataDir, DataDirError};
 
@@ -180,7 +180,7 @@ fn swap_in(db: &Path, scratch: &Path, rebuilt_head: Position) -> Result<(), Repl
             "the log moved from {rebuilt_head} to {head} during the replay; nothing was swapped"
         ))));
     }
-    for table in READ_TABLES {
+    for table in rebuilt_tables() {
         conn.execute_batch(&format!(
             "DELETE FROM main.{table}; INSERT INTO main.{table} SELECT * FROM rebuilt.{table};"
         ))?;

@@ -395,9 +395,9 @@ fn the_chain_verifies_after_mixed_work_and_a_reopen() {
     drop(dir);
 }
 
-/// Takes migration 8 out again: the runs, the files' and transfers' new columns, the clients' contents.
+/// Takes migrations 9 and 8 out again: the Merkle tree; the runs, the files' and transfers' new columns, the clients' contents.
 const UNDO_RUNS: &str =
-    "DROP TABLE runs; DROP TABLE client_contents; DELETE FROM projection_checkpoints WHERE name = 'runs';
+    "DROP TABLE merkle_nodes; DROP TABLE runs; DROP TABLE client_contents; DELETE FROM projection_checkpoints WHERE name = 'runs';
     ALTER TABLE files DROP COLUMN mtime; ALTER TABLE files DROP COLUMN mode; ALTER TABLE files DROP COLUMN run_id;
     ALTER TABLE transfers DROP COLUMN run_id; ALTER TABLE clients DROP COLUMN last_run_at;
     ALTER TABLE retained_blobs DROP COLUMN by_client;";

@@ -405,7 +405,7 @@ async fn start(
         Default::default(),
         Default::default(),
     );
-    let state = cairn::services::Services::new(cairn.expect("the data directory opens again"), config);
+    let state = cairn::services::Services::new(cairn.expect("the data directory opens again"), config).unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let bound = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -25,6 +25,9 @@ pub enum StoreError {
     CommandPanicked,
     #[error("commit failed, the whole batch was rolled back: {0}")]
     Commit(String),
+    /// The Merkle tree over the log could not be built or read.
+    #[error("the Merkle tree: {0}")]
+    Tree(String),
     /// The disk holding the database is full: nothing of the batch was written.
     #[error("the disk is full, the whole batch was rolled back: {0}")]
     DiskFull(String),
@@ -39,6 +42,15 @@ impl StoreError {
             Self::Sql(rusqlite::Error::SqliteFailure(e, _)) => e.code == rusqlite::ErrorCode::DiskFull,
             Self::Io(e) => is_disk_full(e),
             _ => false,
+        }
+    }
+}
+
+impl From<crate::merkle::ProofError> for StoreError {
+    fn from(e: crate::merkle::ProofError) -> Self {
+        match e {
+            crate::merkle::ProofError::Sql(e) => Self::Sql(e),
+            other => Self::Tree(other.to_string()),
         }
     }
 }

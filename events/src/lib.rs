@@ -5,6 +5,8 @@
 //! - [`envelope`]: [`NewEvent`] (what a command appends) and [`RecordedEvent`] (what the log holds), [`Metadata`].
 //! - [`catalogue`]: the typed version-1 events ([`DomainEvent`]) and their streams.
 //! - [`chain`]: the canonical bytes of an event, its CRC-32 and the SHA-256 chain; [`ChainVerifier`].
+//! - [`merkle`]: the RFC 6962 Merkle tree over the log: its nodes (kept by the writer), roots, inclusion and
+//!   consistency proofs and their checks, tiles.
 //! - [`schema`]: opening the database file: pragmas, migrations, refusing foreign or newer files, backups.
 //! - [`writer`]: the single writer thread with group commit (no savepoint per command: a command that fails
 //!   after writing is undone by rewriting its batch), idempotent and version-checked appends, and the broadcast
@@ -17,6 +19,7 @@ pub mod catalogue;
 pub mod chain;
 pub mod envelope;
 pub mod error;
+pub mod merkle;
 pub mod reader;
 pub mod schema;
 pub mod store;

@@ -18,6 +18,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0006_alerts.sql")),
     M::up(include_str!("../../migrations/0007_retained_content.sql")),
     M::up(include_str!("../../migrations/0008_backup_runs.sql")),
+    M::up(include_str!("../../migrations/0009_merkle_tree.sql")),
 ];
 
 /// The schema version this build writes.

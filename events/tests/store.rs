@@ -296,7 +296,7 @@ fn migrating_a_database_that_holds_events_first_writes_a_copy_beside_it() {
             "DROP TABLE clients; DROP TABLE files; DROP TABLE transfers; DROP TABLE logs; DROP TABLE stats;
              DROP TABLE stats_totals; DROP TABLE projection_checkpoints; DROP TABLE alert_targets;
              DROP TABLE alert_rules; DROP TABLE alert_deliveries; DROP TABLE retained_blobs; DROP TABLE runs;
-             DROP TABLE client_contents; PRAGMA user_version = 1;",
+             DROP TABLE client_contents; DROP TABLE merkle_nodes; PRAGMA user_version = 1;",
         )
         .unwrap();
     let store = open(&dir);
@@ -308,6 +308,10 @@ fn migrating_a_database_that_holds_events_first_writes_a_copy_beside_it() {
         .unwrap();
     assert_eq!(copied, 1);
     assert_eq!(reader::head(&store.reader().unwrap()).unwrap(), 1);
+    // The tree a database from before it lacks is built from the log as the writer starts.
+    let conn = store.reader().unwrap();
+    assert_eq!(cairn_events::merkle::store::size(&conn).unwrap(), 1);
+    assert_eq!(cairn_events::merkle::store::check(&conn, 1).unwrap().first_bad, None);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::READ_TABLES;
+use crate::rebuilt_tables;
 
 /// One row that differs between the two sides.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,11 +58,11 @@ fn rows_only_in(
     Ok(out)
 }
 
-/// Compares every read table of schema `left` with schema `right` on one connection (attach the other
+/// Compares every read table (and the Merkle tree's nodes) of schema `left` with schema `right` on one connection (attach the other
 /// database first). Returns at most `limit` differences.
 pub fn compare(conn: &Connection, left: &str, right: &str, limit: usize) -> rusqlite::Result<Vec<Difference>> {
     let mut out = Vec::new();
-    for table in READ_TABLES {
+    for table in rebuilt_tables() {
         let columns: Vec<String> = conn
             .prepare(&format!(
                 "SELECT name FROM {left}.pragma_table_info('{table}') ORDER BY cid"
@@ -83,14 +83,14 @@ pub fn compare(conn: &Connection, left: &str, right: &str, limit: usize) -> rusq
                 None => format!("only in {left}"),
             };
             out.push(Difference {
-                table: (*table).to_owned(),
+                table: table.to_owned(),
                 key,
                 detail,
             });
         }
         for key in only_right.into_keys() {
             out.push(Difference {
-                table: (*table).to_owned(),
+                table: table.to_owned(),
                 key,
                 detail: format!("only in {right}"),
             });

@@ -48,6 +48,12 @@ pub const READ_TABLES: &[&str] = &[
     "projection_checkpoints",
 ];
 
+/// Every table a rebuild writes and a replay swaps in and compares: the read tables, and the Merkle tree's
+/// nodes (derived from the log like them, though the writer keeps it rather than a projection).
+pub fn rebuilt_tables() -> impl Iterator<Item = &'static str> {
+    READ_TABLES.iter().copied().chain([cairn_events::merkle::store::TABLE])
+}
+
 /// The projections, by the name their checkpoint carries.
 pub const PROJECTIONS: &[&str] = &[
     "clients",

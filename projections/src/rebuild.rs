@@ -1,8 +1,9 @@
-//! Replaying the log into a fresh database: every read table rebuilt from position 1, the chain verified as
-//! the events are read.
+//! Replaying the log into a fresh database: every read table and the Merkle tree rebuilt from position 1, the
+//! chain verified as the events are read.
 
 use std::ops::ControlFlow;
 
+use cairn_events::merkle::{self, Frontier};
 use cairn_events::reader;
 use cairn_events::{ApplyError, ChainError, ChainVerifier, Position};
 use rusqlite::{params, Connection};
@@ -68,6 +69,7 @@ pub fn rebuild(
     let mut failure: Option<RebuildError> = None;
     let mut last: Option<(Position, String)> = None;
     let mut expected: Position = 1;
+    let mut tree = Frontier::default();
     target.execute_batch("BEGIN")?;
     reader::scan(source, 0, options.until, |row| {
         let position = expected;
@@ -99,6 +101,7 @@ pub fn rebuild(
                         hex::encode(event.hash),
                     ])?;
             }
+            merkle::store::append(target, &mut tree, &event.hash)?;
             Projections::apply_event(target, &event, None).map_err(|source| RebuildError::Apply {
                 position: event.position,
                 source,

@@ -81,7 +81,7 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
                 LiveConfig::default(),
                 ConnectionLimits::default(),
             ),
-        );
+        )?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

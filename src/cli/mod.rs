@@ -3,7 +3,9 @@
 mod agent;
 mod backup;
 mod bench;
+mod checkpoint;
 mod events;
+mod prove;
 mod replay;
 mod restore;
 mod serve;
@@ -67,8 +69,13 @@ enum Command {
     Serve(serve::Args),
     /// Rebuild the read tables from the event log (verifying every CRC and the chain as it reads)
     Replay(replay::Args),
-    /// Check every event's CRC and the hash chain; exit 1 naming the first position that does not match
+    /// Check every event's CRC, the hash chain and the Merkle tree (or a saved checkpoint, or an offline proof);
+    /// exit 1 naming the first difference
     Verify(verify::Args),
+    /// Sign the log's Merkle tree as it stands and print the signed checkpoint (--key: the key that checks it)
+    Checkpoint(checkpoint::Args),
+    /// Print an inclusion proof of one event that can be checked offline (`cairn verify --proof`)
+    Prove(prove::Args),
     /// Print the audit trail
     Events(events::Args),
     /// Follow the live feed of a running server, one line per event; reconnects and resumes without gaps
@@ -97,6 +104,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Serve(a) => serve::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Checkpoint(a) => checkpoint::run(a),
+        Command::Prove(a) => prove::run(a),
         Command::Events(a) => events::run(a),
         Command::Backup(a) => backup::run(a),
         Command::Tail(a) => tail::run(a),

@@ -49,6 +49,14 @@ pub struct Args {
     /// Serve /metrics without a token (for a Prometheus on a trusted network)
     #[arg(long)]
     metrics_public: bool,
+    /// Serve the audit proofs (/api/audit/checkpoint, key, proof/*, tile/*) without a token, for auditors and
+    /// mirrors
+    #[arg(long)]
+    public_proofs: bool,
+    /// The checkpoints' origin, which names the log's key (default: cairn/<16 hex digits>, made once per data
+    /// directory with <data>/log.key)
+    #[arg(long, value_name = "NAME")]
+    origin: Option<String>,
     /// Send every alert to this webhook (a JSON POST; ntfy, Gotify and Slack-compatible receivers take it)
     #[arg(long, value_name = "URL")]
     alert_webhook: Option<String>,
@@ -161,6 +169,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let mut config = ServerConfig {
             metrics_public: args.metrics_public,
+            public_proofs: args.public_proofs,
+            origin: args.origin.clone(),
             disk_alert_percent: args.disk_alert_percent,
             retain_deleted: args.retain_deleted,
             backup_every: args.backup_every,
@@ -174,7 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         config.alerts.smtp = args.smtp.clone();
         config.alerts.smtp_from = args.smtp_from.clone();
-        let state = Services::new(cairn.clone(), config);
+        let state = Services::new(cairn.clone(), config)?;
         for (kind, address) in [
             (AlertTargetKind::Webhook, &args.alert_webhook),
             (AlertTargetKind::Email, &args.alert_email),

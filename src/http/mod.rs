@@ -130,7 +130,8 @@ async fn route(
         }
         Access::AdminOrClient => Some(authenticate(state, &headers).await?),
         Access::Metrics if state.config.metrics_public => None,
-        Access::Metrics => {
+        Access::Proofs if state.config.public_proofs => None,
+        Access::Metrics | Access::Proofs => {
             let caller = authenticate(state, &headers).await?;
             caller.require_admin()?;
             Some(caller)

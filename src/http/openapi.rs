@@ -18,12 +18,16 @@ pub fn document() -> Value {
         let params: Vec<Value> = route
             .path
             .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .filter_map(|seg| {
+                seg.strip_prefix('{')
+                    .and_then(|s| s.strip_suffix('}'))
+                    .map(|s| s.trim_end_matches('*'))
+            })
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
         let security = match route.access {
             Access::Public => json!([]),
-            Access::Admin | Access::AdminOrClient | Access::Metrics => json!([{ "bearer": [] }]),
+            Access::Admin | Access::AdminOrClient | Access::Metrics | Access::Proofs => json!([{ "bearer": [] }]),
         };
         let mut responses = Map::new();
         match route.answer {
@@ -66,7 +70,7 @@ pub fn document() -> Value {
             "responses": responses,
         });
         let entry = paths
-            .entry(route.path.to_owned())
+            .entry(route.path.replace("*}", "}"))
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(methods) = entry {
             methods.insert(route.method.as_str().to_ascii_lowercase(), operation);

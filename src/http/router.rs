@@ -14,6 +14,7 @@ use crate::services::console::QueryResult;
 use crate::services::database::{Backup, BackupEntry, Health, Info, Optimized, TablePage, Verified};
 use crate::services::health::Attention;
 use crate::services::history::StorageHistory;
+use crate::services::proofs::{ConsistencyProof, InclusionProof};
 use crate::services::status::Status;
 use crate::telemetry::Sample;
 use cairn_projections::alerts::{Delivery, Rule, Target};
@@ -29,6 +30,8 @@ pub enum Access {
     AdminOrClient,
     /// The admin token, unless the server runs with `--metrics-public` (for a scraper without secrets).
     Metrics,
+    /// The admin token, unless the server runs with `--public-proofs` (for auditors and mirrors).
+    Proofs,
 }
 
 /// Every endpoint, by name.
@@ -67,6 +70,11 @@ pub enum Endpoint {
     Event,
     Stream,
     AuditVerify,
+    AuditCheckpoint,
+    AuditKey,
+    AuditInclusion,
+    AuditConsistency,
+    AuditTile,
     Stats,
     OpenApi,
     System,
@@ -190,6 +198,11 @@ routes! {
     Event GET "/api/events/{position}" Admin (json 200 EventView) "One event.";
     Stream GET "/api/streams/{stream}" Admin (json 200 StreamHistory) "One entity's history.";
     AuditVerify GET "/api/audit/verify" Admin (json 200 ChainStatus) "Recomputes every CRC and the hash chain.";
+    AuditCheckpoint GET "/api/audit/checkpoint" Proofs (raw [200] "text/plain; charset=utf-8") "The latest signed checkpoint of the log's Merkle tree (c2sp.org/tlog-checkpoint in a signed note, Ed25519), at most about a second behind the head.";
+    AuditKey GET "/api/audit/key" Proofs (raw [200] "text/plain; charset=utf-8") "The key that verifies the checkpoints: <name>+<hex key ID>+<base64(0x01 ‖ public key)>.";
+    AuditInclusion GET "/api/audit/proof/inclusion" Proofs (json 200 InclusionProof) "The proof that the event at position P is in the tree of size N (default: the latest checkpoint's): ?position=P&size=N.";
+    AuditConsistency GET "/api/audit/proof/consistency" Proofs (json 200 ConsistencyProof) "The proof that the tree of size N1 is a prefix of the tree of size N2 (default: the latest checkpoint's): ?from=N1&to=N2.";
+    AuditTile GET "/api/audit/tile/{tile*}" Proofs (raw [200] "application/octet-stream") "The tree's tiles (tile/<L>/<N>[.p/<W>]) and entry bundles (tile/entries/<N>[.p/<W>]) of c2sp.org/tlog-tiles, for a static mirror.";
     Stats GET "/api/stats" Admin (json 200 StatsAnswer) "Counters per minute, hour or day (from, to, bucket), and totals.";
     OpenApi GET "/api/openapi.json" Public (raw [200] "application/json") "This document.";
     System GET "/api/system" Admin (json 200 Sample) "Telemetry: CPU, memory, the data directory's disk, the process's RSS.";
@@ -243,14 +256,28 @@ pub fn find(method: &Method, path: &str) -> Match {
     }
 }
 
+/// Matches a path's segments against a template; a last part `{name*}` takes one or more segments, joined
+/// with `/` (a tile's path).
 fn matches(template: &str, segments: &[&str]) -> Option<Vec<String>> {
     let parts: Vec<&str> = template.split('/').collect();
-    if parts.len() != segments.len() {
+    let rest = parts.last().is_some_and(|p| p.ends_with("*}"));
+    if rest {
+        if segments.len() < parts.len() {
+            return None;
+        }
+    } else if parts.len() != segments.len() {
         return None;
     }
     let mut params = Vec::new();
-    for (part, seg) in parts.iter().zip(segments) {
-        if part.starts_with('{') {
+    for (i, (part, seg)) in parts.iter().zip(segments).enumerate() {
+        if rest && i == parts.len() - 1 {
+            let tail = &segments[i..];
+            if tail.iter().any(|s| s.is_empty()) {
+                return None;
+            }
+            let decoded: Option<Vec<String>> = tail.iter().map(|s| percent_decode(s)).collect();
+            params.push(decoded?.join("/"));
+        } else if part.starts_with('{') {
             if seg.is_empty() {
                 return None;
             }
@@ -295,6 +322,11 @@ mod tests {
         assert!(matches!(find(&Method::GET, "/api/nothing"), Match::None));
         assert!(matches!(find(&Method::GET, "/api/clients//files"), Match::None));
         assert!(matches!(find(&Method::GET, "/api/streams/%zz"), Match::None));
+        assert!(
+            matches!(find(&Method::GET, "/api/audit/tile/0/x001/234.p/7"), Match::Found(r, p) if r.endpoint == Endpoint::AuditTile && p == ["0/x001/234.p/7"])
+        );
+        assert!(matches!(find(&Method::GET, "/api/audit/tile"), Match::None));
+        assert!(matches!(find(&Method::GET, "/api/audit/tile/0//1"), Match::None));
     }
 
     #[test]

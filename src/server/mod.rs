@@ -65,6 +65,7 @@ pub async fn serve(
     });
     let relay = tokio::spawn(feed::relay(services.cairn.clone(), services.feed.clone()));
     let stats = tokio::spawn(feed::publish_stats(services.clone()));
+    let signer = tokio::spawn(crate::services::proofs::run_signer(services.clone()));
     let hub = services.feed.clone();
     let shutdown = async move {
         shutdown.await;
@@ -90,6 +91,7 @@ pub async fn serve(
     }
     relay.abort();
     stats.abort();
+    signer.abort();
 }
 
 /// `/api/live` upgrades go to the live adapter; a refusal is answered with the HTTP API's envelope.

@@ -18,6 +18,7 @@
 //! - [`database`]: the database itself: size, health, the table browser, row edits as events, backup,
 //!   optimize.
 //! - [`metrics`]: `/metrics`, the figures in the OpenMetrics text format Prometheus scrapes.
+//! - [`proofs`]: signed checkpoints of the log's Merkle tree, inclusion and consistency proofs, tiles.
 //! - [`feed`]: the live feed's relay: committed events encoded once, without gaps, plus stats and progress.
 
 pub mod activity;
@@ -33,6 +34,7 @@ pub mod history;
 pub mod logs;
 pub mod metrics;
 pub mod presence;
+pub mod proofs;
 pub mod status;
 pub mod upload;
 pub mod verify;
@@ -56,6 +58,10 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// `/metrics` answers without a token.
     pub metrics_public: bool,
+    /// The audit proofs (checkpoint, key, proofs, tiles) answer without a token.
+    pub public_proofs: bool,
+    /// The checkpoints' origin and the key's name (default: the name made with `<data>/log.key`).
+    pub origin: Option<String>,
     /// How often the backup monitor looks for overdue clients.
     pub backup_check: Duration,
     /// How often the whole hash chain is verified (a break is recorded as `ChainBroken`).
@@ -133,6 +139,8 @@ impl ServerConfig {
             live,
             connections,
             metrics_public: false,
+            public_proofs: false,
+            origin: None,
             backup_check: Duration::from_secs(30),
             chain_check: Duration::from_secs(6 * 60 * 60),
             disk_check: Duration::from_secs(30),
@@ -159,19 +167,25 @@ pub struct Services {
     pub telemetry: Arc<Telemetry>,
     /// The live feed's relay, shared by every WebSocket connection and by uploads reporting progress.
     pub feed: Arc<feed::Feed>,
+    /// The log's key and its latest signed checkpoint.
+    pub proofs: Arc<proofs::Proofs>,
 }
 
 impl Services {
-    pub fn new(cairn: Cairn, config: ServerConfig) -> Self {
+    /// The services of `cairn`; fails when the log's key cannot be read or made, or `origin` is not a key name.
+    pub fn new(cairn: Cairn, config: ServerConfig) -> Result<Self, ServiceError> {
         let feed = Arc::new(feed::Feed::new(config.live));
-        Self {
+        let proofs = proofs::Proofs::open(cairn.root(), config.origin.as_deref())
+            .map_err(|e| ServiceError::internal(format!("the log's key: {e}")))?;
+        Ok(Self {
+            proofs: Arc::new(proofs),
             presence: Arc::new(presence::Presence::new(feed.clone())),
             feed,
             cairn,
             config: Arc::new(config),
             started: Instant::now(),
             telemetry: Arc::new(Telemetry::default()),
-        }
+        })
     }
 
     /// Runs a read on a pooled read-only connection, off the async workers.

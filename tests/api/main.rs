@@ -26,6 +26,7 @@ mod database;
 mod files;
 mod health;
 mod logs;
+mod proofs;
 mod routes;
 mod runs;
 mod status;

@@ -133,7 +133,7 @@ pub async fn spawn_app_configured(dir: tempfile::TempDir, listen: &str, options:
         }
     }
     let cairn = opened.unwrap_or_else(|| Cairn::open(dir.path(), options).unwrap());
-    let state = AppState::new(cairn, config);
+    let state = AppState::new(cairn, config).unwrap();
     let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

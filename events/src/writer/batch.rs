@@ -72,6 +72,7 @@ fn run_batch(
     notifier: &mpsc::Sender<Committed>,
 ) {
     let start = (state.head, state.head_hash, state.last_time.clone());
+    let tree_at_start = state.tree.clone();
     let mut replies = Vec::with_capacity(jobs.len());
     let mut effects: Vec<AfterCommit> = Vec::new();
     let mut preparations: Vec<BeforeCommit> = Vec::new();
@@ -125,7 +126,7 @@ fn run_batch(
         state.pending.truncate(mark.3);
         if wrote {
             state.versions.clear();
-            if let Err(e) = redo(state) {
+            if let Err(e) = redo(state, &tree_at_start) {
                 failure = Some(e);
                 break;
             }
@@ -166,6 +167,7 @@ fn run_batch(
         state.head = start.0;
         state.head_hash = start.1;
         state.last_time = start.2;
+        state.tree = tree_at_start;
         state.pending.clear();
         state.versions.clear();
         let e = Arc::new(e);

@@ -53,6 +53,9 @@ struct WriterState {
     last_time: String,
     /// Events appended in the open transaction, published after COMMIT.
     pending: Vec<RecordedEvent>,
+    /// The Merkle tree's right edge as of the open transaction; `None` when the writer keeps no tree (a
+    /// benchmark's comparison).
+    tree: Option<crate::merkle::Frontier>,
     /// Reused for every event's canonical bytes.
     buf: Vec<u8>,
     /// Stream versions as of the open transaction. Exact, because this thread is the only writer; cleared
@@ -67,6 +70,9 @@ pub struct WriterOptions {
     pub max_batch: usize,
     /// Capacity of the broadcast of committed events; a subscriber further behind catches up from the database.
     pub broadcast_capacity: usize,
+    /// Keep the Merkle tree over the log in the events' transactions (always, but for the benchmark that
+    /// measures what it costs). A writer that keeps it catches it up from the log as it starts.
+    pub merkle: bool,
 }
 
 impl Default for WriterOptions {
@@ -74,6 +80,7 @@ impl Default for WriterOptions {
         Self {
             max_batch: 512,
             broadcast_capacity: 16_384,
+            merkle: true,
         }
     }
 }
@@ -163,6 +170,10 @@ impl Writer {
         options: WriterOptions,
     ) -> Result<(Writer, WriterThread), StoreError> {
         let (head, head_hash, last_time) = load_head(&conn)?;
+        let tree = match options.merkle {
+            true => Some(crate::merkle::store::catch_up(&conn, head).map_err(StoreError::from)?),
+            false => None,
+        };
         let committed = Arc::new(AtomicI64::new(head));
         let (events, _) = broadcast::channel(options.broadcast_capacity.max(1));
         let stats = Arc::new(WriterStats::default());
@@ -174,6 +185,7 @@ impl Writer {
             head_hash,
             last_time,
             pending: Vec::new(),
+            tree,
             buf: Vec::with_capacity(1024),
             versions: std::collections::HashMap::new(),
         };

@@ -8,6 +8,7 @@ use crate::catalogue::DomainEvent;
 use crate::chain::{canonical_bytes_into, chain_hash, crc, EventFields};
 use crate::envelope::{NewEvent, Position, RecordedEvent};
 use crate::error::StoreError;
+use crate::merkle::{self, Frontier};
 
 impl WriterState {
     /// Writes one row at the next position, chains it to the head, and applies the projections to it; the head
@@ -50,7 +51,13 @@ impl WriterState {
             crc,
             hash,
         };
-        write_row(&self.conn, &mut *self.projector, &recorded, typed.as_ref())?;
+        write_row(
+            &self.conn,
+            &mut *self.projector,
+            self.tree.as_mut(),
+            &recorded,
+            typed.as_ref(),
+        )?;
         self.head = position;
         self.head_hash = hash;
         self.last_time.clone_from(&recorded.recorded_at);
@@ -59,10 +66,12 @@ impl WriterState {
     }
 }
 
-/// Inserts an event's row and applies every projection to it.
+/// Inserts an event's row, appends its leaf to the Merkle tree (when the writer keeps one), and applies every
+/// projection to it.
 pub(super) fn write_row(
     conn: &Connection,
     projector: &mut dyn Projector,
+    tree: Option<&mut Frontier>,
     e: &RecordedEvent,
     typed: Option<&DomainEvent>,
 ) -> Result<(), StoreError> {
@@ -83,6 +92,9 @@ pub(super) fn write_row(
         e.crc,
         hex_hash(&e.hash, &mut [0u8; 64]),
     ])?;
+    if let Some(tree) = tree {
+        merkle::store::append(conn, tree, &e.hash)?;
+    }
     projector.apply(conn, e, typed).map_err(|err| StoreError::Projection {
         position: e.position,
         detail: err.to_string(),

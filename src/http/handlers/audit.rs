@@ -1,5 +1,6 @@
-//! The audit endpoints: the event trail, one event, one entity's history, the chain's status; and the
-//! analytics counters. (The state as of a position is `?at=` on a client or a file.)
+//! The audit endpoints: the event trail, one event, one entity's history, the chain's status, the signed
+//! checkpoint, the proofs and the tree's tiles; and the analytics counters. (The state as of a position is `?at=`
+//! on a client or a file.)
 
 use cairn_events::{reader, EventFilter, RecordedEvent};
 use cairn_projections::stats;
@@ -9,7 +10,7 @@ use warp::reply::Response;
 use crate::http::answers::{BadLink, ChainStatus, EventsPage, StatsAnswer, StreamHistory};
 use crate::http::error::{ok, ApiError};
 use crate::http::request::Request;
-use crate::services::Services;
+use crate::services::{proofs, Services};
 
 fn time(req: &Request, key: &'static str) -> Result<Option<String>, ApiError> {
     req.query(key)
@@ -115,4 +116,63 @@ pub async fn stats(state: &Services, req: Request) -> Result<Response, ApiError>
         })
         .await?;
     Ok(ok(StatusCode::OK, StatsAnswer { buckets, totals }, None))
+}
+
+/// A body of its own with its content type and caching.
+fn body(bytes: impl Into<bytes::Bytes>, content_type: &'static str, cache: &'static str) -> Response {
+    let mut response = Response::new(bytes.into().into());
+    let headers = response.headers_mut();
+    headers.insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        warp::http::header::CACHE_CONTROL,
+        warp::http::HeaderValue::from_static(cache),
+    );
+    response
+}
+
+pub async fn checkpoint(state: &Services) -> Result<Response, ApiError> {
+    let signed = proofs::latest(state).await?;
+    // Mutable: no cache beyond a second or so (c2sp.org/tlog-tiles).
+    Ok(body(signed.note, "text/plain; charset=utf-8", "no-cache"))
+}
+
+pub fn key(state: &Services) -> Result<Response, ApiError> {
+    let key = format!("{}\n", state.proofs.verifier().encode());
+    Ok(body(key, "text/plain; charset=utf-8", "no-cache"))
+}
+
+/// A size of the tree in the query: a number from 0.
+fn size(req: &Request, key: &'static str) -> Result<Option<u64>, ApiError> {
+    match req.query_i64(key)? {
+        Some(n) if n < 0 => Err(ApiError::bad("INVALID_QUERY", format!("{key} is 0 or more"))),
+        n => Ok(n.map(|n| n as u64)),
+    }
+}
+
+pub async fn inclusion(state: &Services, req: Request) -> Result<Response, ApiError> {
+    let position = req
+        .query_i64("position")?
+        .ok_or_else(|| ApiError::bad("INVALID_QUERY", "position is required"))?;
+    let proof = proofs::inclusion(state, position, size(&req, "size")?).await?;
+    Ok(ok(StatusCode::OK, proof, None))
+}
+
+pub async fn consistency(state: &Services, req: Request) -> Result<Response, ApiError> {
+    let from = size(&req, "from")?.ok_or_else(|| ApiError::bad("INVALID_QUERY", "from is required"))?;
+    let proof = proofs::consistency(state, from, size(&req, "to")?).await?;
+    Ok(ok(StatusCode::OK, proof, None))
+}
+
+pub async fn tile(state: &Services, req: Request) -> Result<Response, ApiError> {
+    let path = req.params.first().cloned().unwrap_or_default();
+    let bytes = proofs::tile(state, path).await?;
+    // A tile's path names its content for ever (a partial one by its width): cache it for good.
+    Ok(body(
+        bytes,
+        "application/octet-stream",
+        "public, max-age=31536000, immutable",
+    ))
 }
