@@ -2,7 +2,7 @@
 # Runs every check cairn has, as CI does: formatting, lints (warnings are errors), and every test of the
 # workspace (unit, integration, property, crash, CLI, browser, doc examples). Works on a fresh Debian machine
 # with a Rust toolchain: it installs Chromium and chromedriver for the browser tests, aiosmtpd for the e-mail
-# alert tests, and restic (the peer `cairn bench agent` times the agent against) when they are missing.
+# alert tests, Python's cryptography for the proofs' second verifier, and restic (the peer `cairn bench agent` times the agent against) when they are missing.
 # Ends with one line totalling the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,18 @@ if ! python3 -c "import aiosmtpd" 2>/dev/null; then
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-aiosmtpd >/dev/null
+  fi
+fi
+
+# The proofs' second verifier (tests/scripts/verify_proofs.py) checks signed notes with Python's cryptography:
+# install it when missing, from PyPI or else from Debian's packages.
+if ! python3 -c "import cryptography.hazmat.primitives.asymmetric.ed25519" 2>/dev/null; then
+  echo "== installing cryptography (for the proofs' second verifier)"
+  if ! python3 -m pip install -q cryptography 2>/dev/null && ! python3 -m pip install -q --user cryptography 2>/dev/null; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-cryptography >/dev/null
   fi
 fi
 

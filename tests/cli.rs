@@ -88,6 +88,9 @@ fn every_failure_is_one_line_on_stderr_and_a_non_zero_exit() {
         vec!["events", "--data", path],
         vec!["replay", "--data", path],
         vec!["backup", "/tmp/never-written.db", "--data", path],
+        vec!["checkpoint", "--data", path],
+        vec!["prove", "--position", "1", "--data", path],
+        vec!["verify", "--proof", "/tmp/no-such-proof.json"],
     ] {
         let (code, _, err) = run(&args);
         assert_ne!(code, 0, "{args:?}");
@@ -100,7 +103,7 @@ fn every_failure_is_one_line_on_stderr_and_a_non_zero_exit() {
     assert_eq!((code, err.contains("unknown event type")), (1, true), "{err}");
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for command in ["replay", "verify", "events", "backup", "bench"] {
+    for command in ["replay", "verify", "events", "backup", "bench", "checkpoint", "prove"] {
         assert!(out.contains(command), "--help lists {command}");
     }
 }
@@ -695,4 +698,250 @@ fn a_two_gib_archive_streams_through_the_server_and_restore_in_flat_memory() {
         "the chain checked during the uploads holds: {events}"
     );
     assert!(events.contains("ArchiveDownloaded"), "{events}");
+}
+
+/// Appends `lines` log lines to a closed data directory, and closes it again.
+fn append_lines(dir: &tempfile::TempDir, lines: usize, text: &str) {
+    let cairn = cairn::Cairn::open(dir.path(), cairn::Options::default()).unwrap();
+    for i in 0..lines {
+        cairn
+            .execute_blocking(
+                cairn::commands::log::RecordLog {
+                    level: "info".into(),
+                    message: format!("{text} {i}"),
+                    source: "agent".into(),
+                    client_id: None,
+                    file_id: None,
+                },
+                common::admin(),
+            )
+            .unwrap();
+    }
+    cairn.close();
+}
+
+/// Signs a checkpoint of the data directory and saves it beside it; answers its path and the verifier key.
+fn saved_checkpoint(dir: &tempfile::TempDir) -> (std::path::PathBuf, String) {
+    let data = dir.path().to_str().unwrap();
+    let (code, note, err) = run(&["checkpoint", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    let path = dir.path().join("saved-checkpoint.txt");
+    std::fs::write(&path, &note).unwrap();
+    let (code, key, err) = run(&["checkpoint", "--data", data, "--key"]);
+    assert_eq!(code, 0, "{err}");
+    (path, key.trim().to_owned())
+}
+
+#[test]
+fn checkpoint_prove_and_verify_let_an_auditor_check_an_event_alone() {
+    let dir = closed_data(12);
+    let data = dir.path().to_str().unwrap();
+    let (saved, key) = saved_checkpoint(&dir);
+    let note = std::fs::read_to_string(&saved).unwrap();
+    assert!(note.contains("\n12\n"), "{note}");
+    assert!(key.starts_with("cairn/"), "{key}");
+    cairn::checkpoint::Verifier::parse(&key).unwrap();
+    let (code, out, err) = run(&["verify", "--data", data, "--checkpoint", saved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("ok: the log (12 events) extends the checkpoint of 12 events"),
+        "{out}"
+    );
+
+    // A proof of a log line checks offline with the key alone, its content included.
+    let (code, proof, err) = run(&[
+        "prove",
+        "--data",
+        data,
+        "--position",
+        "5",
+        "--checkpoint",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let file = dir.path().join("proof.json");
+    std::fs::write(&file, &proof).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(&[
+        "verify",
+        "--data",
+        elsewhere.path().to_str().unwrap(),
+        "--proof",
+        file.to_str().unwrap(),
+        "--key",
+        &key,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("position 5 is in the tree of 12 events") && out.contains("its content hashes"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing written where it checked"
+    );
+    // A registration holds a token's hash: its proof shows the hash's place, not the content.
+    let (code, first, _) = run(&["prove", "--data", data, "--position", "1"]);
+    assert_eq!(code, 0);
+    let first_file = dir.path().join("first.json");
+    std::fs::write(&first_file, &first).unwrap();
+    let (code, out, _) = run(&["verify", "--proof", first_file.to_str().unwrap(), "--key", &key]);
+    assert_eq!(code, 0);
+    assert!(out.contains("only its hash was checked"), "{out}");
+    assert!(!first.contains("token_hash"), "no token's hash in a proof");
+
+    // An altered proof, or another log's key, fails naming why.
+    let mut altered: serde_json::Value = serde_json::from_str(&proof).unwrap();
+    let canonical = altered["canonical"].as_str().unwrap().to_owned();
+    let mut bytes = base64_decode(&canonical);
+    let at = bytes.len() - 40;
+    bytes[at] ^= 1;
+    altered["canonical"] = base64_encode(&bytes).into();
+    std::fs::write(&file, altered.to_string()).unwrap();
+    let (code, _, err) = run(&["verify", "--proof", file.to_str().unwrap(), "--key", &key]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the event at position 5 was altered"), "{err}");
+    let mut moved: serde_json::Value = serde_json::from_str(&proof).unwrap();
+    moved["hashes"][0] = moved["hashes"][1].clone();
+    std::fs::write(&file, moved.to_string()).unwrap();
+    let (code, _, err) = run(&["verify", "--proof", file.to_str().unwrap(), "--key", &key]);
+    assert_eq!(code, 1);
+    assert!(err.contains("position 5 is not in the checkpoint's tree"), "{err}");
+    let other = closed_data(2);
+    let (_, other_key) = saved_checkpoint(&other);
+    std::fs::write(&file, &proof).unwrap();
+    let (code, _, err) = run(&["verify", "--proof", file.to_str().unwrap(), "--key", &other_key]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no signature by"), "{err}");
+
+    // The log grows: it still extends the saved checkpoint, and proves old events in it.
+    append_lines(&dir, 5, "later");
+    let (code, out, err) = run(&["verify", "--data", data, "--checkpoint", saved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("the log (17 events) extends the checkpoint of 12"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["verify", "--data", data]);
+    assert_eq!(code, 0);
+    assert!(out.contains("consistent with the last checkpoint signed"), "{out}");
+    let (code, _, err) = run(&[
+        "prove",
+        "--data",
+        data,
+        "--position",
+        "13",
+        "--checkpoint",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("position 13 is not in the checkpoint's tree of 12 events"),
+        "{err}"
+    );
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[test]
+fn a_tampered_truncated_or_rewritten_log_fails_verify_checkpoint_naming_where() {
+    let tampered = closed_data(12);
+    let (saved, _) = saved_checkpoint(&tampered);
+    let sql = |dir: &tempfile::TempDir, sql: &str| {
+        rusqlite::Connection::open(dir.path().join("cairn.db"))
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap()
+    };
+    let verify = |dir: &tempfile::TempDir| {
+        run(&[
+            "verify",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--checkpoint",
+            saved.to_str().unwrap(),
+        ])
+    };
+    sql(
+        &tampered,
+        "UPDATE events SET data = replace(data, 'line 5', 'line X') WHERE position = 7",
+    );
+    let (code, _, err) = verify(&tampered);
+    assert_eq!(code, 1);
+    assert!(err.contains("chain is broken at position 7"), "{err}");
+
+    let truncated = closed_data(12);
+    std::fs::copy(tampered.path().join("log.key"), truncated.path().join("log.key")).unwrap();
+    sql(&truncated, "DELETE FROM events WHERE position > 8");
+    let (code, _, err) = verify(&truncated);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the log holds 8 events, the checkpoint 12: the log was cut short after position 8"),
+        "{err}"
+    );
+
+    // Cut short, then grown again with another history: the chain verifies, the tree does not.
+    let rewritten = closed_data(12);
+    let (saved_here, _) = saved_checkpoint(&rewritten);
+    sql(&rewritten, "DELETE FROM events WHERE position > 8");
+    let (code, _, err) = run(&["replay", "--data", rewritten.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    append_lines(&rewritten, 6, "another history");
+    let data = rewritten.path().to_str().unwrap();
+    let (code, _, err) = run(&["verify", "--data", data, "--checkpoint", saved_here.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the log's first 12 events give the root") && err.contains("was rewritten"),
+        "{err}"
+    );
+    // Plain verify holds the log against the checkpoint signed last, and `cairn checkpoint` refuses to sign.
+    let (code, _, err) = run(&["verify", "--data", data]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not consistent with the last checkpoint signed (12 events)"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["checkpoint", "--data", data]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not extend the checkpoint of 12"), "{err}");
+}
+
+#[test]
+fn a_damaged_tree_is_found_by_verify_and_replay_and_rebuilt_by_replay() {
+    let dir = closed_data(20);
+    let data = dir.path().to_str().unwrap();
+    // The node over leaves 8..12 (level 2, index 2), changed behind cairn's back.
+    rusqlite::Connection::open(dir.path().join("cairn.db"))
+        .unwrap()
+        .execute(
+            "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE id = (2 << 48) + 2",
+            [],
+        )
+        .unwrap();
+    let (code, _, err) = run(&["verify", "--data", data]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the Merkle tree differs from the log at position 12"),
+        "{err}"
+    );
+    let (code, out, _) = run(&["replay", "--verify", "--data", data]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!("merkle_nodes {}: hash", (2u64 << 48) + 2)),
+        "{out}"
+    );
+    let (code, _, err) = run(&["replay", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["verify", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Merkle tree root"), "{out}");
 }

@@ -63,7 +63,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         hex::encode(report.head_hash),
         base64::engine::general_purpose::STANDARD.encode(checked.root)
     );
-    // The checkpoint the server signed last must still hold for the log as it is.
+    // The checkpoint the server signed last must still hold for the log as it is (a read: no key is made).
+    if checkpoint::kept(data)?.is_none() {
+        return Ok(ExitCode::SUCCESS);
+    }
     let (key, kept) = proofs::open_key(data, None).context("the log's key")?;
     if let Some(kept) = kept {
         if let Err(why) = proofs::check_log(&conn, &kept.checkpoint) {
