@@ -41,7 +41,10 @@ impl Checker {
             .keys()
             .find(|t| {
                 let parts: Vec<&str> = t.split('/').collect();
-                parts.len() == segments.len() && parts.iter().zip(&segments).all(|(p, s)| p.starts_with('{') || p == s)
+                // `/api/audit/tile/{tile}` takes the rest of the path, slashes and all.
+                let rest = t.ends_with("/tile/{tile}") && segments.len() > parts.len();
+                (parts.len() == segments.len() || rest)
+                    && parts.iter().zip(&segments).all(|(p, s)| p.starts_with('{') || p == s)
             })
             .unwrap_or_else(|| panic!("no path of the document matches {path}"))
             .clone()
@@ -281,6 +284,27 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
     call(&app, &mut c, "GET", "/api/events/999999", none.clone()).await; // 404
     call(&app, &mut c, "GET", &format!("/api/streams/client-{a}"), none.clone()).await;
     call(&app, &mut c, "GET", "/api/audit/verify", none.clone()).await;
+    call(&app, &mut c, "GET", "/api/audit/checkpoint", none.clone()).await;
+    call(&app, &mut c, "GET", "/api/audit/key", none.clone()).await;
+    call(
+        &app,
+        &mut c,
+        "GET",
+        "/api/audit/proof/inclusion?position=1",
+        none.clone(),
+    )
+    .await;
+    call(
+        &app,
+        &mut c,
+        "GET",
+        "/api/audit/proof/inclusion?position=0",
+        none.clone(),
+    )
+    .await; // 400
+    call(&app, &mut c, "GET", "/api/audit/proof/consistency?from=1", none.clone()).await;
+    call(&app, &mut c, "GET", "/api/audit/tile/0/000.p/1", none.clone()).await;
+    call(&app, &mut c, "GET", "/api/audit/tile/0/999", none.clone()).await; // 404
     call(&app, &mut c, "GET", "/api/stats?bucket=hour", none.clone()).await;
     call(&app, &mut c, "GET", "/api/activity?limit=10", none.clone()).await;
     call(&app, &mut c, "GET", "/api/attention", none.clone()).await;

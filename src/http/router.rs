@@ -198,8 +198,8 @@ routes! {
     Event GET "/api/events/{position}" Admin (json 200 EventView) "One event.";
     Stream GET "/api/streams/{stream}" Admin (json 200 StreamHistory) "One entity's history.";
     AuditVerify GET "/api/audit/verify" Admin (json 200 ChainStatus) "Recomputes every CRC and the hash chain.";
-    AuditCheckpoint GET "/api/audit/checkpoint" Proofs (raw [200] "text/plain; charset=utf-8") "The latest signed checkpoint of the log's Merkle tree (c2sp.org/tlog-checkpoint in a signed note, Ed25519), at most about a second behind the head.";
-    AuditKey GET "/api/audit/key" Proofs (raw [200] "text/plain; charset=utf-8") "The key that verifies the checkpoints: <name>+<hex key ID>+<base64(0x01 ‖ public key)>.";
+    AuditCheckpoint GET "/api/audit/checkpoint" Proofs (raw [200] "text/plain") "The latest signed checkpoint of the log's Merkle tree (c2sp.org/tlog-checkpoint in a signed note, Ed25519), at most about a second behind the head.";
+    AuditKey GET "/api/audit/key" Proofs (raw [200] "text/plain") "The key that verifies the checkpoints: <name>+<hex key ID>+<base64(0x01 ‖ public key)>.";
     AuditInclusion GET "/api/audit/proof/inclusion" Proofs (json 200 InclusionProof) "The proof that the event at position P is in the tree of size N (default: the latest checkpoint's): ?position=P&size=N.";
     AuditConsistency GET "/api/audit/proof/consistency" Proofs (json 200 ConsistencyProof) "The proof that the tree of size N1 is a prefix of the tree of size N2 (default: the latest checkpoint's): ?from=N1&to=N2.";
     AuditTile GET "/api/audit/tile/{tile*}" Proofs (raw [200] "application/octet-stream") "The tree's tiles (tile/<L>/<N>[.p/<W>]) and entry bundles (tile/entries/<N>[.p/<W>]) of c2sp.org/tlog-tiles, for a static mirror.";

@@ -234,26 +234,19 @@ fn tree_error(e: ProofError) -> ServiceError {
     }
 }
 
-/// The size a proof is for: the one asked, else the latest checkpoint's (signed now if it does not cover
-/// `at_least` yet); at most the tree's.
+/// The size a proof is for: the one asked, else the latest checkpoint's (signed now if the head moved); at
+/// most the tree's.
 async fn size_for(state: &Services, asked: Option<u64>, at_least: u64) -> Result<u64, ServiceError> {
     if let Some(size) = asked {
         return Ok(size);
     }
-    match state.proofs.latest() {
-        Some(s) if s.checkpoint.size >= at_least => Ok(s.checkpoint.size),
-        _ => {
-            let proofs = state.clone();
-            let signed = super::read(&state.cairn, move |conn| {
-                proofs
-                    .proofs
-                    .sign(conn)
-                    .map_err(|e| ServiceError::conflict("CHECKPOINT_REFUSED", e.to_string()))
-            })
-            .await?;
-            Ok(signed.checkpoint.size)
+    let signed = latest(state).await?;
+    if signed.checkpoint.size < at_least {
+        if let Some(why) = state.proofs.refused() {
+            return Err(ServiceError::conflict("CHECKPOINT_REFUSED", why));
         }
     }
+    Ok(signed.checkpoint.size)
 }
 
 /// The proof that the event at `position` is in the tree of `size` leaves (default: the latest checkpoint's).
@@ -309,19 +302,29 @@ pub async fn consistency(state: &Services, from: u64, to: Option<u64>) -> Result
         .await
 }
 
-/// The latest signed checkpoint, signing one first when there is none yet.
+/// The latest signed checkpoint, signed afresh when the head has moved past it (so at most once per batch
+/// written; the signer covers a quiet reader within a second). When signing is refused, the last good one.
 pub async fn latest(state: &Services) -> Result<Signed, ServiceError> {
-    if let Some(signed) = state.proofs.latest() {
-        return Ok(signed);
+    let head = state.cairn.store().head().max(0) as u64;
+    let kept = state.proofs.latest();
+    if let Some(signed) = &kept {
+        if signed.checkpoint.size >= head || state.proofs.refused().is_some() {
+            return Ok(signed.clone());
+        }
     }
     let proofs = state.clone();
-    super::read(&state.cairn, move |conn| {
+    let fresh = super::read(&state.cairn, move |conn| {
         proofs
             .proofs
             .sign(conn)
             .map_err(|e| ServiceError::conflict("CHECKPOINT_REFUSED", e.to_string()))
     })
-    .await
+    .await;
+    match (fresh, kept) {
+        (Ok(signed), _) => Ok(signed),
+        (Err(_), Some(kept)) => Ok(kept),
+        (Err(e), None) => Err(e),
+    }
 }
 
 /// A tile of c2sp.org/tlog-tiles, by its path under `tile/`: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`.

@@ -199,3 +199,126 @@ async fn an_event_of_a_client_opens_the_restore_of_that_moment() {
     b.assert_not_reloaded().await;
     app.stop().await;
 }
+
+/// Waits until the server's signed checkpoint covers `size` events (its signer runs once a second).
+async fn signed(app: &TestApp, size: u64) {
+    for _ in 0..100 {
+        let note = app.get("/api/audit/checkpoint").await;
+        let note = String::from_utf8_lossy(&note.body).into_owned();
+        if note.lines().nth(1).and_then(|n| n.parse::<u64>().ok()) >= Some(size) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no checkpoint of {size} events within 10 s");
+}
+
+/// The checkpoint panel has checked the server's checkpoint against the one this browser kept.
+fn checkpoint_is(state: &str) -> String {
+    format!("return document.getElementById('view').dataset.checkpoint === '{state}'")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_proven_in_the_browser_against_the_signed_checkpoint() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    for i in 0..6 {
+        log_line(&app, "info", &format!("line {i}")).await;
+    }
+    let b = open_audit(&app).await;
+    b.wait_for("the checkpoint, kept at the first look", &checkpoint_is("first"), SOON)
+        .await;
+    assert_eq!(b.eval(&click_first("line 3")).await, true);
+    b.wait_for("the event in full", "return !!document.querySelector('pre.json')", SOON)
+        .await;
+    b.click("Prove").await;
+    let (steps, _) = b
+        .wait_for(
+            "the proof, checked in the browser",
+            "const p = document.querySelector('.proof'); return p && p.dataset.proof === 'ok' && p.querySelectorAll('ol.path li').length",
+            SOON,
+        )
+        .await;
+    // The leaf, one step per level of a tree of 7 or more events, and the root.
+    assert!(steps.as_i64().unwrap() >= 5, "{steps}");
+    let text = b.eval("return document.querySelector('.proof').textContent").await;
+    assert!(
+        text.as_str().unwrap().contains("checked here, in this browser"),
+        "{text}"
+    );
+    b.screenshot("audit-proof").await;
+
+    // An event newer than the last checkpoint is proven too: the server signs one that covers it.
+    log_line(&app, "info", "the newest").await;
+    let total = events_total(&app).await;
+    b.wait_for("the new event, live", &rows_are(total), LIVE).await;
+    assert_eq!(b.eval(&click_first("the newest")).await, true);
+    b.wait_for(
+        "the newest in full",
+        "const p = document.querySelector('pre.json'); return p && p.textContent.includes('the newest')",
+        SOON,
+    )
+    .await;
+    b.click("Prove").await;
+    b.wait_for(
+        "the newest proven",
+        "const p = document.querySelector('.proof'); return p && p.dataset.proof === 'ok'",
+        SOON,
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_visit_checks_that_the_log_still_extends_the_checkpoint_seen_last() {
+    let app = spawn_app().await;
+    app.register("alpha").await;
+    signed(&app, 1).await;
+    let b = open_audit(&app).await;
+    b.wait_for("the first look", &checkpoint_is("first"), SOON).await;
+    let seen = b
+        .eval("return JSON.parse(localStorage.getItem('cairn.checkpoint'))")
+        .await;
+    assert_eq!(seen["size"], 1, "{seen}");
+
+    for i in 0..3 {
+        log_line(&app, "info", &format!("later {i}")).await;
+    }
+    // The next visit finds the log grown, and consistent with what this browser saw.
+    signed(&app, 4).await;
+    b.view(
+        "#/overview",
+        "return !document.querySelector('table[aria-label=\"Events\"]')",
+    )
+    .await;
+    b.view("#/audit", &checkpoint_is("extended")).await;
+    let text = b
+        .eval("return document.querySelector('[aria-label=\"Checkpoint\"]').textContent")
+        .await;
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("has not been rewritten since you last looked on"),
+        "{text}"
+    );
+    assert!(text.contains("its 1 events then are the first of the 4 now"), "{text}");
+
+    // A browser that saw another history (the same key and size, another root) is warned loudly.
+    b.eval("const s = JSON.parse(localStorage.getItem('cairn.checkpoint')); s.root = btoa(String.fromCharCode(...new Uint8Array(32))); localStorage.setItem('cairn.checkpoint', JSON.stringify(s)); return true").await;
+    b.view(
+        "#/overview",
+        "return !document.querySelector('table[aria-label=\"Events\"]')",
+    )
+    .await;
+    b.view("#/audit", &checkpoint_is("rewritten")).await;
+    let alarm = b
+        .eval("return document.querySelector('[role=\"alert\"].alarm').textContent")
+        .await;
+    let alarm = alarm.as_str().unwrap();
+    assert!(
+        alarm.contains("Warning: The log was rewritten: the checkpoint of 4 events you saw on"),
+        "{alarm}"
+    );
+    assert!(alarm.contains("is not a prefix of today's 4 events"), "{alarm}");
+    b.screenshot("audit-rewritten").await;
+    app.stop().await;
+}

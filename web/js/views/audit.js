@@ -1,7 +1,9 @@
-// Audit: the event browser, one event in full, an entity's history, the chain's status, and the state of a
+// Audit: the event browser, one event in full (proven in the signed checkpoint, in the browser), an entity's
+// history, the chain's status, the checkpoint held against the one this browser saw last, and the state of a
 // client or file as of a chosen position.
 
 import { api, qs } from "../api.js";
+import * as proofs from "../proofs.js";
 import * as live from "../live.js";
 import { datetime, describe, el } from "../format.js";
 import { badge, busy, button, field, notice, toolbar } from "../ui.js";
@@ -17,6 +19,7 @@ const PAGE = 100;
 
 export async function mount(root, position) {
   const chain = el("div", { role: "region", "aria-label": "Chain status" }, el("p", { class: "muted", text: "Verifying the chain…" }));
+  const seal = el("div", { role: "region", "aria-label": "Checkpoint" }, el("p", { class: "muted", text: "Checking the signed checkpoint…" }));
   const stream = el("input", { type: "search", placeholder: "client-…, file-…, log, server", "aria-label": "Stream" });
   const type = el("select", { "aria-label": "Type" }, el("option", { value: "", text: "Any type" }), ...TYPES.map((t) => el("option", { value: t, text: t })));
   const actor = el("input", { type: "search", placeholder: "admin:admin, client:…, system", "aria-label": "Actor" });
@@ -108,12 +111,68 @@ export async function mount(root, position) {
     root.dataset.chain = v.ok ? "ok" : "broken";
   }
 
+  // The signed checkpoint against the one this browser kept from its last visit.
+  async function watchCheckpoint() {
+    if (!proofs.available()) {
+      seal.replaceChildren(el("p", { class: "muted", text: "This browser checks proofs only on a secure page (HTTPS, or localhost)." }));
+      return;
+    }
+    const w = await proofs.watch(api);
+    const c = w.checkpoint;
+    const when = w.previous ? datetime(w.previous.seen) : "";
+    const signed = el("span", { class: "muted", text: ` Signed by ${c.origin}: ${c.size} events, root ${c.rootText}` });
+    const says = {
+      first: [badge("checkpoint kept", "ok"), ` First look from this browser: the checkpoint of ${c.size} events is kept here, and each later visit checks that the log still extends it.`],
+      same: [badge("not rewritten", "ok"), ` The log has not been rewritten since you last looked on ${when} (${c.size} events then and now).`],
+      extended: [badge("not rewritten", "ok"), ` The log has not been rewritten since you last looked on ${when}: its ${w.previous?.size} events then are the first of the ${c.size} now.`],
+    }[w.state];
+    if (says) {
+      seal.replaceChildren(el("p", {}, ...says), el("p", { class: "hash" }, signed));
+    } else {
+      const why = w.state === "key-changed"
+        ? `The log's key changed since you last looked on ${when}: this checkpoint is not signed by the key you saw then, so nothing proves the log was kept.`
+        : `The log was rewritten: the checkpoint of ${w.previous.size} events you saw on ${when} is not a prefix of today's ${c.size} events.`;
+      seal.replaceChildren(el("div", { class: "alarm", role: "alert" }, badge(w.state === "key-changed" ? "KEY CHANGED" : "REWRITTEN", "bad"), el("strong", { text: ` Warning: ${why}` })), el("p", { class: "hash" }, signed));
+    }
+    root.dataset.checkpoint = w.state;
+  }
+
+  // Proves one event in the latest checkpoint, in the browser: the signature, then the path from its leaf up.
+  async function prove(e, out) {
+    if (!proofs.available()) {
+      out.replaceChildren(el("p", { class: "error", text: "This browser checks proofs only on a secure page (HTTPS, or localhost)." }));
+      return;
+    }
+    const short = (bytes) => proofs.hex(bytes).slice(0, 16) + "…";
+    try {
+      // An event that came over the live feed carries no hash: the log's copy does.
+      const hash = e.hash || (await api("GET", `/api/events/${e.position}`)).hash;
+      const p = await proofs.prove(api, e.position, hash);
+      out.replaceChildren(
+        el("p", {}, p.ok ? badge("proven", "ok") : badge("proof failed", "bad"),
+          el("span", { text: p.ok
+            ? ` Event #${e.position} is leaf ${e.position - 1} of the tree of ${p.checkpoint.size} events whose root the checkpoint signed by ${p.checkpoint.origin} states; checked here, in this browser.`
+            : ` The path from event #${e.position} leads to ${short(p.root)}, not to the checkpoint's root ${short(p.checkpoint.root)}.` })),
+        el("ol", { class: "path", "aria-label": "Audit path" },
+          el("li", {}, el("span", { class: "muted", text: "leaf SHA-256(0x00 ‖ event hash) " }), el("code", { text: short(p.leaf) })),
+          ...p.steps.map((s) => el("li", {}, el("span", { class: "muted", text: `with the sibling on the ${s.side} ` }), el("code", { text: short(s.sibling) }), " → ", el("code", { text: short(s.hash) }))),
+          el("li", {}, el("span", { class: "muted", text: "the checkpoint's root " }), el("code", { text: short(p.checkpoint.root) }))));
+      out.dataset.proof = p.ok ? "ok" : "failed";
+    } catch (err) {
+      out.replaceChildren(el("p", {}, badge("proof failed", "bad"), el("span", { class: "error", text: ` ${err.message}` })));
+      out.dataset.proof = "failed";
+    }
+  }
+
   async function showEvent(e) {
+    const proof = el("div", { class: "proof", role: "region", "aria-label": "Proof", "aria-live": "polite" });
     detail.replaceChildren(
       el("div", { class: "title-row" }, el("h2", { text: `#${e.position} ${e.type}` }), el("span", { class: "grow" }),
+        button("Prove", (b) => busy(b, () => prove(e, proof)), "ghost small"),
         button("Entity history", (b) => busy(b, () => entity(e.stream)), "ghost small"),
         ...(/^(client|file)-/.test(e.stream) ? [button("State as of this event", (b) => busy(b, () => asOf(e.stream, e.position)), "ghost small")] : []),
         ...(clientOf(e) ? [button("Restore as of this event", () => { location.hash = `#/clients/${clientOf(e)}?restore=${e.position}`; }, "ghost small")] : [])),
+      proof,
       el("pre", { class: "json", tabindex: "0", text: JSON.stringify(e, null, 2) }));
   }
 
@@ -160,7 +219,7 @@ export async function mount(root, position) {
 
   root.replaceChildren(
     el("div", { class: "title-row" }, el("h1", { text: "Audit" }), el("span", { class: "grow" }), button("Verify the chain", (b) => busy(b, verify), "ghost")),
-    el("section", { class: "panel" }, el("h2", { text: "Chain" }), chain),
+    el("section", { class: "panel" }, el("h2", { text: "Chain" }), chain, seal),
     filters,
     el("div", { class: "audit" },
       el("section", { class: "panel" },
@@ -177,6 +236,7 @@ export async function mount(root, position) {
     for (const c of fleet.items) names.set(c.id, c.name);
   } catch { /* names then come from the events alone */ }
   verify().catch((e) => chain.replaceChildren(el("p", { class: "error", text: e.message })));
+  watchCheckpoint().catch((e) => { seal.replaceChildren(el("p", { class: "error", text: `The checkpoint: ${e.message}` })); root.dataset.checkpoint = "error"; });
   await apply();
   if (position) {
     await api("GET", `/api/events/${position}`).then(showEvent).catch((e) => notice(e.message, "error"));
