@@ -213,6 +213,7 @@ fn bench_append_with_data_leaves_a_log_that_verifies_and_replays() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("| normal | 4 | 200 |"), "{out}");
+    assert!(out.contains("the tree's cost"), "{out}");
     let (code, out, _) = run(&["verify", "--data", data.to_str().unwrap()]);
     assert_eq!(
         (code, out.contains("600 events verified")),
@@ -221,6 +222,27 @@ fn bench_append_with_data_leaves_a_log_that_verifies_and_replays() {
     );
     let (code, _, err) = run(&["replay", "--verify", "--data", data.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn bench_proofs_reports_proof_latencies_beside_an_event_read_and_the_signing_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("proofs");
+    let (code, out, err) = run(&["bench", "proofs", "--events", "500", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for row in [
+        "| GET /api/events/{position} (the reference) |",
+        "| GET /api/audit/proof/inclusion |",
+        "| GET /api/audit/proof/consistency |",
+        "| inclusion proof in process |",
+    ] {
+        assert!(out.contains(row), "{row}: {out}");
+    }
+    assert!(out.contains("checkpoints signed per second:"), "{out}");
+    // The log it wrote is a cairn log, its tree whole.
+    let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Merkle tree root"), "{out}");
 }
 
 #[test]

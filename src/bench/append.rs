@@ -1,5 +1,6 @@
 //! `cairn bench append`: events appended per second by raw rusqlite (the reference), by cairn's log alone, and
-//! by cairn with every projection, for a number of producers and a durability.
+//! by cairn with every projection, for a number of producers and a durability; and the log alone without its
+//! Merkle tree, for what the tree costs.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -37,6 +38,11 @@ pub struct Outcome {
     pub batch_projections: f64,
     /// The lowest and highest ratio (log only, with projections) over the rounds.
     pub spread: [(f64, f64); 2],
+    /// The log alone with the writer keeping no Merkle tree.
+    pub without_tree: f64,
+    /// What the tree costs, `1 − log only / without tree`, per round: the median and the range.
+    pub tree_cost: f64,
+    pub tree_cost_spread: (f64, f64),
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -55,9 +61,13 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
     let events = per * config.producers;
     let (mut raws, mut logs, mut projs, mut batches, mut batches_p) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut ratio_log, mut ratio_proj) = (vec![], vec![]);
+    let (mut bare, mut costs) = (vec![], vec![]);
     for _ in 0..config.rounds.max(1) {
         let scratch = tempfile::tempdir()?;
-        let (log_only, batch) = log_only(&scratch.path().join("log"), config, per)?;
+        let (without_tree, _) = log_only(&scratch.path().join("bare"), config, per, false)?;
+        let (log_only, batch) = log_only(&scratch.path().join("log"), config, per, true)?;
+        bare.push(without_tree);
+        costs.push(1.0 - log_only / without_tree);
         let raw = raw(
             &scratch.path().join("raw"),
             config.durability,
@@ -87,6 +97,9 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
         with_projections: median(projs),
         batch: median(batches),
         batch_projections: median(batches_p),
+        without_tree: median(bare),
+        tree_cost_spread: range(&costs),
+        tree_cost: median(costs),
     })
 }
 
@@ -107,13 +120,16 @@ fn producers(count: usize, per: usize, f: impl Fn(usize) -> anyhow::Result<()> +
     Ok(rate(count * per, started.elapsed().as_secs_f64()))
 }
 
-fn log_only(dir: &Path, config: &Config, per: usize) -> anyhow::Result<(f64, f64)> {
+fn log_only(dir: &Path, config: &Config, per: usize, tree: bool) -> anyhow::Result<(f64, f64)> {
     std::fs::create_dir_all(dir)?;
     let store = EventStore::open(
         &dir.join("cairn.db"),
         StoreOptions {
             durability: config.durability,
-            ..StoreOptions::default()
+            writer: cairn_events::WriterOptions {
+                merkle: tree,
+                ..cairn_events::WriterOptions::default()
+            },
         },
         Box::new(NoProjections),
     )?;

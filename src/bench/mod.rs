@@ -5,6 +5,7 @@ pub mod agent;
 pub mod append;
 pub mod http;
 pub mod live;
+pub mod proofs;
 pub mod replay;
 pub mod soak;
 

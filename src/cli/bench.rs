@@ -22,13 +22,16 @@ enum Which {
     Soak,
     /// `cairn agent run` beside `restic backup` on one generated tree: first run, unchanged, 1% changed
     Agent,
+    /// Inclusion and consistency proofs' latency over HTTP (beside reading one event) and in process, on a
+    /// log of a million events; checkpoints signed per second beside Ed25519 alone
+    Proofs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[arg(value_enum)]
     which: Which,
-    /// Events per configuration (default: 20,000 for append, 1,000,000 for replay)
+    /// Events per configuration (default: 20,000 for append, 1,000,000 for replay and proofs)
     #[arg(long, value_name = "N")]
     events: Option<usize>,
     /// Concurrent producers, or connections for http (default: both 1 and 64; 64 for http)
@@ -89,8 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "medians of {} rounds; ratios are to raw SQLite in the same round, with their range",
                 args.rounds
             );
-            println!("| durability | producers | events | raw SQLite ev/s | log only ev/s | ratio (range) | log + projections ev/s | ratio (range) | mean batch (log / +proj) |");
-            println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            println!("| durability | producers | events | raw SQLite ev/s | log only ev/s | ratio (range) | log + projections ev/s | ratio (range) | mean batch (log / +proj) | log without the tree ev/s | the tree's cost (range) |");
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             for d in &durabilities {
                 for p in &producers {
                     let o = bench::append::run(&bench::append::Config {
@@ -101,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         rounds: usize::from(args.rounds),
                     })?;
                     println!(
-                        "| {} | {} | {} | {:.0} | {:.0} | {:.2} ({:.2}–{:.2}) | {:.0} | {:.2} ({:.2}–{:.2}) | {:.1} / {:.1} |",
+                        "| {} | {} | {} | {:.0} | {:.0} | {:.2} ({:.2}–{:.2}) | {:.0} | {:.2} ({:.2}–{:.2}) | {:.1} / {:.1} | {:.0} | {:+.1}% ({:+.1}–{:+.1}%) |",
                         d.as_str(),
                         o.producers,
                         o.events,
@@ -115,7 +118,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         o.spread[1].0,
                         o.spread[1].1,
                         o.batch,
-                        o.batch_projections
+                        o.batch_projections,
+                        o.without_tree,
+                        o.tree_cost * 100.0,
+                        o.tree_cost_spread.0 * 100.0,
+                        o.tree_cost_spread.1 * 100.0
                     );
                 }
             }
@@ -200,6 +207,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if o.lost > 0 {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Which::Proofs => {
+            let events = args.events.unwrap_or(1_000_000);
+            let o = bench::proofs::run(events, 2000, args.data.as_deref())?;
+            println!(
+                "{} events (written with their tree in {:.1} s); {} requests of each kind, one at a time on one connection",
+                o.events, o.generated, o.requests
+            );
+            println!("| request | p50 ms | p99 ms | max ms |");
+            println!("|---|---:|---:|---:|");
+            for (what, l) in [
+                ("GET /api/events/{position} (the reference)", o.http_event),
+                ("GET /api/audit/proof/inclusion", o.http_inclusion),
+                ("GET /api/audit/proof/consistency", o.http_consistency),
+                ("inclusion proof in process", o.inclusion),
+                ("consistency proof in process", o.consistency),
+            ] {
+                println!("| {what} | {:.3} | {:.3} | {:.3} |", l.p50, l.p99, l.max);
+            }
+            println!(
+                "checkpoints signed per second: {:.0} (root read from the tree, then signed); Ed25519 alone: {:.0}/s; ratio {:.2}",
+                o.signing,
+                o.ed25519,
+                o.signing / o.ed25519
+            );
         }
         Which::Agent => {
             let o = bench::agent::run(bench::agent::Config {
