@@ -900,6 +900,26 @@ fn a_tampered_truncated_or_rewritten_log_fails_verify_checkpoint_naming_where() 
     let (code, _, err) = verify(&tampered);
     assert_eq!(code, 1);
     assert!(err.contains("chain is broken at position 7"), "{err}");
+    // A proof made from the tampered log fails too: the event no longer hashes to its leaf.
+    let data = tampered.path().to_str().unwrap();
+    let (code, proof, err) = run(&[
+        "prove",
+        "--data",
+        data,
+        "--position",
+        "7",
+        "--checkpoint",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "the log is not consistent with the checkpoint: {proof}");
+    assert!(err.contains("chain is broken at position 7"), "{err}");
+    let (code, proof, err) = run(&["prove", "--data", data, "--position", "7"]);
+    assert_eq!(code, 0, "{err}");
+    let file = tampered.path().join("tampered-proof.json");
+    std::fs::write(&file, proof).unwrap();
+    let (code, _, err) = run(&["verify", "--proof", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the event at position 7 was altered"), "{err}");
 
     let truncated = closed_data(12);
     std::fs::copy(tampered.path().join("log.key"), truncated.path().join("log.key")).unwrap();
