@@ -959,28 +959,19 @@ fn a_tampered_truncated_or_rewritten_log_fails_verify_checkpoint_naming_where() 
 
 #[test]
 fn a_damaged_tree_is_found_by_verify_and_replay_and_rebuilt_by_replay() {
-    let dir = closed_data(20);
+    let dir = closed_data(600);
     let data = dir.path().to_str().unwrap();
-    // The node over leaves 8..12 (level 2, index 2), changed behind cairn's back.
+    // The node over leaves 256..512 (level 8, index 1), changed behind cairn's back.
     rusqlite::Connection::open(dir.path().join("cairn.db"))
         .unwrap()
-        .execute(
-            "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE id = (2 << 48) + 2",
-            [],
-        )
+        .execute("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE id = (8 << 48) + 1", [])
         .unwrap();
     let (code, _, err) = run(&["verify", "--data", data]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("the Merkle tree differs from the log at position 12"),
-        "{err}"
-    );
+    assert!(err.contains("the Merkle tree differs from the log at position 512"), "{err}");
     let (code, out, _) = run(&["replay", "--verify", "--data", data]);
     assert_eq!(code, 1);
-    assert!(
-        out.contains(&format!("merkle_nodes {}: hash", (2u64 << 48) + 2)),
-        "{out}"
-    );
+    assert!(out.contains(&format!("merkle_nodes {}: hash", (8u64 << 48) + 1)), "{out}");
     let (code, _, err) = run(&["replay", "--data", data]);
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = run(&["verify", "--data", data]);

@@ -13,17 +13,23 @@ use rand::{RngExt, SeedableRng};
 use rusqlite::Connection;
 use sha2::Sha256;
 
+/// A log of `leaves` events, reduced to what the tree reads (each event's hash), with its tree.
 fn tree_of(leaves: u64) -> Connection {
     let conn = Connection::open_in_memory().unwrap();
     conn.execute_batch(
-        "CREATE TABLE merkle_nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+         CREATE TABLE merkle_nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
          PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;",
     )
     .unwrap();
     let mut frontier = Frontier::default();
     conn.execute_batch("BEGIN").unwrap();
-    for i in 0..leaves {
-        store::append(&conn, &mut frontier, &data(i)).unwrap();
+    {
+        let mut insert = conn.prepare("INSERT INTO events (position, hash) VALUES (?1, ?2)").unwrap();
+        for i in 0..leaves {
+            insert.execute(rusqlite::params![i as i64 + 1, hex::encode(data(i))]).unwrap();
+            store::append(&conn, &mut frontier, &data(i)).unwrap();
+        }
     }
     conn.execute_batch("COMMIT").unwrap();
     conn
@@ -139,7 +145,7 @@ fn the_writer_keeps_the_tree_of_its_log_through_failed_commands_and_restarts() {
     let path = dir.path().join("cairn.db");
     let store = EventStore::open(&path, StoreOptions::default(), Box::new(NoProjections)).unwrap();
     let mut waiting = Vec::new();
-    for i in 0..120 {
+    for i in 0..600 {
         // Every seventh command writes and then fails: its batch is rewritten without it, tree included.
         let fails = i % 7 == 3;
         waiting.push(
@@ -161,9 +167,9 @@ fn the_writer_keeps_the_tree_of_its_log_through_failed_commands_and_restarts() {
         .map(|rx| rx.blocking_recv().unwrap())
         .filter(Result::is_err)
         .count();
-    assert_eq!(failed, 17);
+    assert_eq!(failed, 86);
     let head = store.head();
-    assert_eq!(head, 120 - 17);
+    assert_eq!(head, 600 - 86);
     let check = store::check(&store.reader().unwrap(), head).unwrap();
     assert_eq!(check.first_bad, None);
     assert_eq!(check.leaves, head as u64);
@@ -172,8 +178,8 @@ fn the_writer_keeps_the_tree_of_its_log_through_failed_commands_and_restarts() {
     // A writer that starts on a log whose tree was lost builds it again, equal to the one it kept.
     let conn = Connection::open(&path).unwrap();
     let kept = store::check(&conn, head).unwrap().root;
-    // Leaves past 50 and every node above them gone: the right edge of 51 leaves is not there to start from.
-    conn.execute("DELETE FROM merkle_nodes WHERE id > 50", []).unwrap();
+    // The node over the first 512 leaves gone: the right edge is not there to start from.
+    assert_eq!(conn.execute("DELETE FROM merkle_nodes WHERE id = 9 << 48", []).unwrap(), 1);
     drop(conn);
     let store = EventStore::open(&path, StoreOptions::default(), Box::new(NoProjections)).unwrap();
     let conn = store.reader().unwrap();
