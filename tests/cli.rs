@@ -964,14 +964,23 @@ fn a_damaged_tree_is_found_by_verify_and_replay_and_rebuilt_by_replay() {
     // The node over leaves 256..512 (level 8, index 1), changed behind cairn's back.
     rusqlite::Connection::open(dir.path().join("cairn.db"))
         .unwrap()
-        .execute("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE id = (8 << 48) + 1", [])
+        .execute(
+            "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE id = (8 << 48) + 1",
+            [],
+        )
         .unwrap();
     let (code, _, err) = run(&["verify", "--data", data]);
     assert_eq!(code, 1);
-    assert!(err.contains("the Merkle tree differs from the log at position 512"), "{err}");
+    assert!(
+        err.contains("the Merkle tree differs from the log at position 512"),
+        "{err}"
+    );
     let (code, out, _) = run(&["replay", "--verify", "--data", data]);
     assert_eq!(code, 1);
-    assert!(out.contains(&format!("merkle_nodes {}: hash", (8u64 << 48) + 1)), "{out}");
+    assert!(
+        out.contains(&format!("merkle_nodes {}: hash", (8u64 << 48) + 1)),
+        "{out}"
+    );
     let (code, _, err) = run(&["replay", "--data", data]);
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = run(&["verify", "--data", data]);

@@ -25,9 +25,13 @@ fn tree_of(leaves: u64) -> Connection {
     let mut frontier = Frontier::default();
     conn.execute_batch("BEGIN").unwrap();
     {
-        let mut insert = conn.prepare("INSERT INTO events (position, hash) VALUES (?1, ?2)").unwrap();
+        let mut insert = conn
+            .prepare("INSERT INTO events (position, hash) VALUES (?1, ?2)")
+            .unwrap();
         for i in 0..leaves {
-            insert.execute(rusqlite::params![i as i64 + 1, hex::encode(data(i))]).unwrap();
+            insert
+                .execute(rusqlite::params![i as i64 + 1, hex::encode(data(i))])
+                .unwrap();
             store::append(&conn, &mut frontier, &data(i)).unwrap();
         }
     }
@@ -179,7 +183,10 @@ fn the_writer_keeps_the_tree_of_its_log_through_failed_commands_and_restarts() {
     let conn = Connection::open(&path).unwrap();
     let kept = store::check(&conn, head).unwrap().root;
     // The node over the first 512 leaves gone: the right edge is not there to start from.
-    assert_eq!(conn.execute("DELETE FROM merkle_nodes WHERE id = 9 << 48", []).unwrap(), 1);
+    assert_eq!(
+        conn.execute("DELETE FROM merkle_nodes WHERE id = 9 << 48", []).unwrap(),
+        1
+    );
     drop(conn);
     let store = EventStore::open(&path, StoreOptions::default(), Box::new(NoProjections)).unwrap();
     let conn = store.reader().unwrap();

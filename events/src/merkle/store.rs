@@ -129,7 +129,10 @@ pub fn append(conn: &Connection, frontier: &mut Frontier, event_hash: &Hash) -> 
 fn stored_blocks(conn: &Connection) -> rusqlite::Result<u64> {
     let last: Option<i64> = conn.query_row(
         "SELECT max(id) FROM merkle_nodes WHERE id >= ?1 AND id < ?2",
-        [(STORED_FROM as i64) << LEVEL_SHIFT, (STORED_FROM as i64 + 1) << LEVEL_SHIFT],
+        [
+            (STORED_FROM as i64) << LEVEL_SHIFT,
+            (STORED_FROM as i64 + 1) << LEVEL_SHIFT,
+        ],
         |r| r.get(0),
     )?;
     Ok(last.map_or(0, |id| (id - ((STORED_FROM as i64) << LEVEL_SHIFT)) as u64 + 1))
@@ -156,13 +159,20 @@ pub fn catch_up(conn: &Connection, head: Position) -> Result<Frontier, ProofErro
     let whole = head / TILE_WIDTH;
     let blocks = stored_blocks(conn)?;
     if blocks > whole {
-        tracing::warn!(tree = blocks * TILE_WIDTH, log = head, "the tree covers more leaves than the log holds; dropping the extra nodes");
+        tracing::warn!(
+            tree = blocks * TILE_WIDTH,
+            log = head,
+            "the tree covers more leaves than the log holds; dropping the extra nodes"
+        );
         conn.execute_batch("BEGIN IMMEDIATE")?;
         for level in STORED_FROM..64u32 {
             conn.execute(
                 "DELETE FROM merkle_nodes WHERE id >= ?1 AND id < ?2",
                 params![
-                    node_id(Node { level, index: head >> level }),
+                    node_id(Node {
+                        level,
+                        index: head >> level
+                    }),
                     ((level as i64) + 1) << LEVEL_SHIFT
                 ],
             )?;
@@ -176,7 +186,11 @@ pub fn catch_up(conn: &Connection, head: Position) -> Result<Frontier, ProofErro
         Err(ProofError::Missing(node)) => {
             // The right edge is not all there: the tree was damaged behind the writer. It is derived from the
             // log, so it is built again from the first leaf.
-            tracing::warn!(level = node.level, index = node.index, "the Merkle tree lacks a node of its right edge; rebuilding it from the log");
+            tracing::warn!(
+                level = node.level,
+                index = node.index,
+                "the Merkle tree lacks a node of its right edge; rebuilding it from the log"
+            );
             conn.execute("DELETE FROM merkle_nodes", [])?;
             from = 0;
             Frontier::default()
@@ -384,7 +398,9 @@ mod tests {
         assert_eq!(size(&conn).unwrap(), 1000);
         assert_eq!(frontier.root(), memory.frontier.root());
         // Only the nodes of 256 leaves and more are rows: 3 at level 8, 1 at level 9.
-        let rows: i64 = conn.query_row("SELECT count(*) FROM merkle_nodes", [], |r| r.get(0)).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM merkle_nodes", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(rows, 4);
         let mut stored = Stored::new(&conn);
         assert_eq!(Frontier::load(&mut stored, 1000).unwrap(), frontier);
@@ -399,7 +415,10 @@ mod tests {
         let proof = consistency_proof(&mut stored, 300, 1000).unwrap();
         let (old, new) = (root(&mut stored, 300).unwrap(), root(&mut stored, 1000).unwrap());
         verify_consistency(300, 1000, &proof, &old, &new).unwrap();
-        assert!(matches!(stored.node(Node { level: 3, index: 125 }), Err(ProofError::Missing(_))));
+        assert!(matches!(
+            stored.node(Node { level: 3, index: 125 }),
+            Err(ProofError::Missing(_))
+        ));
     }
 
     #[test]
@@ -418,7 +437,10 @@ mod tests {
         assert!(tile(&conn, 2, 0, 2).unwrap().is_none());
         // Each level-1 hash is the root of a full level-0 tile: 256 leaves.
         let mut stored = Stored::new(&conn);
-        assert_eq!(&level1[3 * 32..4 * 32], &subtree_hash(&mut stored, 3 * 256, 4 * 256).unwrap());
+        assert_eq!(
+            &level1[3 * 32..4 * 32],
+            &subtree_hash(&mut stored, 3 * 256, 4 * 256).unwrap()
+        );
         assert_eq!(tile(&conn, 0, 0, 1).unwrap().unwrap(), leaf_hash(&data(0)));
     }
 
