@@ -3,13 +3,12 @@
 //! in the same run.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cairn_events::{Durability, Metadata};
 
 use super::{rate, sample_command, sample_log};
 use crate::client::{Client, Method};
-use crate::services::{feed::LiveConfig, ConnectionLimits, ServerConfig, Services};
 use crate::{Cairn, Options};
 
 #[derive(Debug, Clone)]
@@ -73,21 +72,8 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
             .await?
         };
 
-        let state = Services::new(
-            cairn.clone(),
-            ServerConfig::new(
-                TOKEN.into(),
-                Duration::from_secs(3600),
-                LiveConfig::default(),
-                ConnectionLimits::default(),
-            ),
-        )?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::serve(state, listener, async {
-            let _ = stopped.await;
-        }));
+        let server = super::Served::start(&cairn, TOKEN).await?;
+        let addr = server.addr;
 
         let http_append = concurrently(connections, requests, move |c, per| async move {
             // One client per task: its own keep-alive connection, as a separate backup client would have.
@@ -117,8 +103,7 @@ pub fn run(requests: usize, connections: usize, durability: Durability) -> anyho
             Ok(())
         })
         .await?;
-        let _ = stop.send(());
-        server.await?;
+        server.stop().await?;
         anyhow::Ok(Outcome {
             connections,
             requests,

@@ -39,6 +39,42 @@ pub fn sample_event(i: usize) -> NewEvent {
     NewEvent::from_domain(&DomainEvent::from(sample_log(i)), &Metadata::system())
 }
 
+/// A server over `cairn` on a loopback port of its own, in this process, with `token` as the admin's.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    pub async fn start(cairn: &crate::Cairn, token: &str) -> anyhow::Result<Self> {
+        use crate::services::{feed::LiveConfig, ConnectionLimits, ServerConfig, Services};
+        let state = Services::new(
+            cairn.clone(),
+            ServerConfig::new(
+                token.into(),
+                std::time::Duration::from_secs(3600),
+                LiveConfig::default(),
+                ConnectionLimits::default(),
+            ),
+        )?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::server::serve(state, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { addr, stop, server })
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?;
+        Ok(())
+    }
+}
+
 /// Events per second.
 pub fn rate(events: usize, seconds: f64) -> f64 {
     events as f64 / seconds.max(1e-9)

@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::checkpoint::{Checkpoint, LogKey};
 use crate::client::{Client, Method};
-use crate::services::{feed::LiveConfig, proofs, ConnectionLimits, ServerConfig, Services};
+use crate::services::proofs;
 use crate::{Cairn, Options};
 
 /// Latencies in milliseconds.
@@ -116,21 +116,8 @@ pub fn run(events: usize, requests: usize, data: Option<&std::path::Path>) -> an
     // Over HTTP: one keep-alive connection, one request at a time, so each figure is a request's latency.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (http_event, http_inclusion, http_consistency) = runtime.block_on(async {
-        let state = Services::new(
-            cairn.clone(),
-            ServerConfig::new(
-                TOKEN.into(),
-                Duration::from_secs(3600),
-                LiveConfig::default(),
-                ConnectionLimits::default(),
-            ),
-        )?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::serve(state, listener, async {
-            let _ = stopped.await;
-        }));
+        let server = super::Served::start(&cairn, TOKEN).await?;
+        let addr = server.addr;
         let client = Client::at(addr, TOKEN)?;
         let get = |path: String| {
             let client = client.clone();
@@ -152,8 +139,7 @@ pub fn run(events: usize, requests: usize, data: Option<&std::path::Path>) -> an
             incl.push(get(format!("/api/audit/proof/inclusion?position={p}&size={size}")).await?);
             cons.push(get(format!("/api/audit/proof/consistency?from={m}&to={size}")).await?);
         }
-        let _ = stop.send(());
-        server.await?;
+        server.stop().await?;
         anyhow::Ok((Latency::of(event), Latency::of(incl), Latency::of(cons)))
     })?;
     drop(runtime);

@@ -109,41 +109,44 @@ pub fn consistency_proof(nodes: &mut dyn Nodes, from: u64, to: u64) -> Result<Ve
     Ok(proof)
 }
 
+/// RFC 9162's walk up the tree from node `f` of a level whose last node is `s`, one step per hash of a path of
+/// `count`: whether each hash is a left sibling (hashed before the running one). `Err` says whether the tree
+/// needs "fewer" or "more" hashes than `count`.
+fn sides(mut f: u64, mut s: u64, count: usize) -> Result<Vec<bool>, &'static str> {
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        if s == 0 {
+            return Err("fewer");
+        }
+        let left = f & 1 == 1 || f == s;
+        if left && f & 1 == 0 {
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        }
+        out.push(left);
+        f >>= 1;
+        s >>= 1;
+    }
+    match s {
+        0 => Ok(out),
+        _ => Err("more"),
+    }
+}
+
 /// Checks that `leaf` (a leaf hash) is leaf `index` of the tree of `size` leaves whose root is `root`
 /// (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
     if index >= size {
         return Err(ProofError::LeafOutOfRange { index, size });
     }
-    let (mut f, mut s) = (index, size - 1);
-    let mut r = *leaf;
-    for p in proof {
-        if s == 0 {
-            return Err(ProofError::Invalid(format!(
-                "{} hashes where a tree of {size} needs fewer",
-                proof.len()
-            )));
-        }
-        if f & 1 == 1 || f == s {
-            r = node_hash(p, &r);
-            if f & 1 == 0 {
-                while f & 1 == 0 && f != 0 {
-                    f >>= 1;
-                    s >>= 1;
-                }
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        f >>= 1;
-        s >>= 1;
-    }
-    if s != 0 {
-        return Err(ProofError::Invalid(format!(
-            "{} hashes where a tree of {size} needs more",
-            proof.len()
-        )));
-    }
+    let sides = sides(index, size - 1, proof.len())
+        .map_err(|more| ProofError::Invalid(format!("{} hashes where a tree of {size} needs {more}", proof.len())))?;
+    let r = proof.iter().zip(sides).fold(*leaf, |r, (p, left)| match left {
+        true => node_hash(p, &r),
+        false => node_hash(&r, p),
+    });
     if r != *root {
         return Err(ProofError::Invalid(format!(
             "the path from leaf {index} leads to {}, not to the root {}",
@@ -192,34 +195,20 @@ pub fn verify_consistency(from: u64, to: u64, proof: &[Hash], old: &Hash, new: &
         f >>= 1;
         s >>= 1;
     }
+    let sides = sides(f, s, path.len() - 1).map_err(|more| {
+        ProofError::Invalid(format!(
+            "{} hashes where sizes {from} and {to} need {more}",
+            proof.len()
+        ))
+    })?;
     let (mut fr, mut sr) = (path[0], path[0]);
-    for c in &path[1..] {
-        if s == 0 {
-            return Err(ProofError::Invalid(format!(
-                "{} hashes where sizes {from} and {to} need fewer",
-                proof.len()
-            )));
-        }
-        if f & 1 == 1 || f == s {
+    for (c, left) in path[1..].iter().zip(sides) {
+        if left {
             fr = node_hash(c, &fr);
             sr = node_hash(c, &sr);
-            if f & 1 == 0 {
-                while f & 1 == 0 && f != 0 {
-                    f >>= 1;
-                    s >>= 1;
-                }
-            }
         } else {
             sr = node_hash(&sr, c);
         }
-        f >>= 1;
-        s >>= 1;
-    }
-    if s != 0 {
-        return Err(ProofError::Invalid(format!(
-            "{} hashes where sizes {from} and {to} need more",
-            proof.len()
-        )));
     }
     if fr != *old {
         return Err(ProofError::Invalid(format!(
