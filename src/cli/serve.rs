@@ -53,6 +53,17 @@ pub struct Args {
     /// mirrors
     #[arg(long)]
     public_proofs: bool,
+    /// Publish the log to NATS JetStream after each commit: nats://HOST:PORT, several separated by commas (a
+    /// cluster's servers)
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    publish: Vec<String>,
+    /// The site's name in the fleet: its subject cairn.<site>.events and stream CAIRN_<site> (default: the host's
+    /// name)
+    #[arg(long, value_name = "NAME", requires = "publish")]
+    site: Option<String>,
+    /// The published stream's replicas, at most the cluster's servers
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5), requires = "publish")]
+    publish_replicas: u8,
     /// The checkpoints' origin, which names the log's key (default: cairn/<16 hex digits>, made once per data
     /// directory with <data>/log.key)
     #[arg(long, value_name = "NAME")]
@@ -130,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Options::default()
     };
     let cairn = Cairn::open(&args.data.data, options)?;
+    let publish = publish_config(&args)?;
     let token = admin_token(&args.data.data, args.token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -171,6 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             metrics_public: args.metrics_public,
             public_proofs: args.public_proofs,
             origin: args.origin.clone(),
+            publish: publish.clone(),
             disk_alert_percent: args.disk_alert_percent,
             retain_deleted: args.retain_deleted,
             backup_every: args.backup_every,
@@ -316,4 +329,39 @@ async fn shutdown_signal() {
         tracing::error!(error = %e, "cannot listen for SIGINT");
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `--publish`, `--site` and `--publish-replicas` as the publisher takes them.
+fn publish_config(args: &Args) -> anyhow::Result<Option<crate::services::publish::PublishConfig>> {
+    if args.publish.is_empty() {
+        return Ok(None);
+    }
+    let site = match &args.site {
+        Some(site) => site.clone(),
+        None => std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| {
+                h.trim()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                    .collect()
+            })
+            .filter(|h: &String| crate::services::publish::is_site_name(h))
+            .unwrap_or_else(|| "site".to_owned()),
+    };
+    anyhow::ensure!(
+        crate::services::publish::is_site_name(&site),
+        "--site is 1 to 64 letters, digits, '-' or '_', not {site:?}"
+    );
+    for server in &args.publish {
+        anyhow::ensure!(
+            server.starts_with("nats://") || server.starts_with("tls://") || !server.contains("://"),
+            "--publish takes nats://HOST:PORT, not {server:?}"
+        );
+    }
+    Ok(Some(crate::services::publish::PublishConfig {
+        servers: args.publish.clone(),
+        site,
+        replicas: usize::from(args.publish_replicas),
+    }))
 }

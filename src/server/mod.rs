@@ -66,6 +66,13 @@ pub async fn serve(
     let relay = tokio::spawn(feed::relay(services.cairn.clone(), services.feed.clone()));
     let stats = tokio::spawn(feed::publish_stats(services.clone()));
     let signer = tokio::spawn(crate::services::proofs::run_signer(services.clone()));
+    let publisher = services.config.publish.clone().map(|config| {
+        tokio::spawn(crate::services::publish::run(
+            services.cairn.clone(),
+            config,
+            services.publication.clone(),
+        ))
+    });
     let hub = services.feed.clone();
     let shutdown = async move {
         shutdown.await;
@@ -92,6 +99,9 @@ pub async fn serve(
     relay.abort();
     stats.abort();
     signer.abort();
+    if let Some(p) = publisher {
+        p.abort();
+    }
 }
 
 /// `/api/live` upgrades go to the live adapter; a refusal is answered with the HTTP API's envelope.

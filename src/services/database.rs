@@ -153,8 +153,12 @@ pub async fn info(cairn: &Cairn) -> Result<Info, ServiceError> {
     .await
 }
 
-/// integrity_check, foreign_key_check, the chain, projection checkpoints against the head, the WAL's size.
-pub async fn health(cairn: &Cairn) -> Result<Health, ServiceError> {
+/// integrity_check, foreign_key_check, the chain, projection checkpoints against the head, the WAL's size; and
+/// the publication to NATS, when the site publishes.
+pub async fn health(
+    cairn: &Cairn,
+    publication: Option<super::publish::PublicationStatus>,
+) -> Result<Health, ServiceError> {
     let db = crate::datadir::db_path(cairn.root());
     let head = cairn.store().head();
     super::read(cairn, move |conn| {
@@ -199,6 +203,16 @@ pub async fn health(cairn: &Cairn) -> Result<Health, ServiceError> {
                 super::activity::bytes(&WAL_WARN.into())
             ),
         });
+        if let Some(p) = publication {
+            checks.push(Check {
+                name: "publication",
+                ok: p.connected && p.error.is_none(),
+                detail: match p.error {
+                    Some(e) => format!("{}: acknowledged {}, lag {}: {e}", p.subject, p.acknowledged, p.lag),
+                    None => format!("{}: acknowledged {}, lag {}", p.subject, p.acknowledged, p.lag),
+                },
+            });
+        }
         Ok(Health {
             ok: checks.iter().all(|c| c.ok),
             checks,

@@ -126,6 +126,23 @@ pub async fn exposition(services: &Services) -> Result<String, ServiceError> {
         "Events the slowest projection has yet to apply",
         gauge(status.head_position - lowest),
     );
+    if let Some(p) = &status.publication {
+        registry.register(
+            "publication_lag",
+            "Events committed that JetStream has yet to acknowledge",
+            gauge(p.lag),
+        );
+        registry.register(
+            "publication_acknowledged_position",
+            "The last position JetStream acknowledged",
+            gauge(p.acknowledged),
+        );
+        registry.register(
+            "publication_connected",
+            "Whether the publisher is connected to NATS",
+            gauge(i64::from(p.connected)),
+        );
+    }
     let uptime = i64::try_from(status.uptime_seconds).unwrap_or(i64::MAX);
     registry.register_with_unit("uptime", "Time since the server started", Unit::Seconds, gauge(uptime));
 

@@ -18,6 +18,7 @@
 //! - [`database`]: the database itself: size, health, the table browser, row edits as events, backup,
 //!   optimize.
 //! - [`metrics`]: `/metrics`, the figures in the OpenMetrics text format Prometheus scrapes.
+//! - [`publish`]: the site's log published to NATS JetStream, in order and exactly once (`serve --publish`).
 //! - [`proofs`]: signed checkpoints of the log's Merkle tree, inclusion and consistency proofs, tiles.
 //! - [`feed`]: the live feed's relay: committed events encoded once, without gaps, plus stats and progress.
 
@@ -35,6 +36,7 @@ pub mod logs;
 pub mod metrics;
 pub mod presence;
 pub mod proofs;
+pub mod publish;
 pub mod status;
 pub mod upload;
 pub mod verify;
@@ -62,6 +64,8 @@ pub struct ServerConfig {
     pub public_proofs: bool,
     /// The checkpoints' origin and the key's name (default: the name made with `<data>/log.key`).
     pub origin: Option<String>,
+    /// Publish the log to NATS JetStream (`serve --publish`).
+    pub publish: Option<publish::PublishConfig>,
     /// How often the backup monitor looks for overdue clients.
     pub backup_check: Duration,
     /// How often the whole hash chain is verified (a break is recorded as `ChainBroken`).
@@ -141,6 +145,7 @@ impl ServerConfig {
             metrics_public: false,
             public_proofs: false,
             origin: None,
+            publish: None,
             backup_check: Duration::from_secs(30),
             chain_check: Duration::from_secs(6 * 60 * 60),
             disk_check: Duration::from_secs(30),
@@ -169,6 +174,8 @@ pub struct Services {
     pub feed: Arc<feed::Feed>,
     /// The log's key and its latest signed checkpoint.
     pub proofs: Arc<proofs::Proofs>,
+    /// What the publisher to NATS has done (nothing when the site does not publish).
+    pub publication: Arc<publish::Publication>,
 }
 
 impl Services {
@@ -179,6 +186,7 @@ impl Services {
             .map_err(|e| ServiceError::internal(format!("the log's key: {e}")))?;
         Ok(Self {
             proofs: Arc::new(proofs),
+            publication: Arc::new(publish::Publication::default()),
             presence: Arc::new(presence::Presence::new(feed.clone())),
             feed,
             cairn,
@@ -186,6 +194,12 @@ impl Services {
             started: Instant::now(),
             telemetry: Arc::new(Telemetry::default()),
         })
+    }
+
+    /// The publication to NATS as it stands, when the site publishes.
+    pub fn publication_status(&self) -> Option<publish::PublicationStatus> {
+        let config = self.config.publish.as_ref()?;
+        Some(self.publication.status(config, self.cairn.store().head()))
     }
 
     /// Runs a read on a pooled read-only connection, off the async workers.

@@ -25,6 +25,8 @@ pub struct Status {
     pub uptime_seconds: u64,
     pub events_total: i64,
     pub head_position: i64,
+    /// The publication of the log to NATS (`serve --publish`): null when the site does not publish.
+    pub publication: Option<super::publish::PublicationStatus>,
 }
 
 /// The figures now: three small queries on a pooled read-only connection (the storage figures are running
@@ -32,6 +34,7 @@ pub struct Status {
 pub async fn figures(services: &Services) -> Result<Status, ServiceError> {
     let head = services.cairn.store().head();
     let uptime = services.started.elapsed().as_secs();
+    let publication = services.publication_status();
     services
         .read(move |conn| {
             let (total_clients, clients_connected) = clients::counts(conn)?;
@@ -53,6 +56,7 @@ pub async fn figures(services: &Services) -> Result<Status, ServiceError> {
                 uptime_seconds: uptime,
                 events_total: head,
                 head_position: head,
+                publication,
             })
         })
         .await

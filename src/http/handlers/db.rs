@@ -20,7 +20,11 @@ pub async fn info(state: &Services) -> Result<Response, ApiError> {
 }
 
 pub async fn health(state: &Services) -> Result<Response, ApiError> {
-    Ok(ok(StatusCode::OK, database::health(&state.cairn).await?, None))
+    Ok(ok(
+        StatusCode::OK,
+        database::health(&state.cairn, state.publication_status()).await?,
+        None,
+    ))
 }
 
 pub async fn table(state: &Services, req: Request) -> Result<Response, ApiError> {

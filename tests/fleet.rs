@@ -1,0 +1,333 @@
+//! The fleet, against a real 3-node NATS JetStream cluster on loopback (`nats-server`, which the test command
+//! installs): sites publish their logs (`serve --publish`), in order and exactly once, through a NATS node killed
+//! and restarted, a site killed and restarted, and the whole cluster down and back.
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cairn_events::ChainVerifier;
+use common::process::{raw_send, serve, Running};
+
+const TOKEN: &str = "fleet-admin-token-0123456789";
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Three `nats-server`s with JetStream, clustered on loopback; each killed when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+    client_ports: Vec<u16>,
+    cluster_ports: Vec<u16>,
+    nodes: Vec<Option<Running>>,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut c = Self {
+            dir: tempfile::tempdir().unwrap(),
+            client_ports,
+            cluster_ports,
+            nodes: vec![None, None, None],
+        };
+        for i in 0..3 {
+            c.start_node(i);
+        }
+        c
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let routes: Vec<String> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| format!("nats://127.0.0.1:{}", self.cluster_ports[j]))
+            .collect();
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.client_ports[i].to_string(), "-js"])
+            .arg("-sd")
+            .arg(self.dir.path().join(format!("n{i}")))
+            .args(["--server_name", &format!("n{i}"), "--cluster_name", "cairn-test"])
+            .args(["--cluster", &format!("nats://127.0.0.1:{}", self.cluster_ports[i])])
+            .args(["--routes", &routes.join(",")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server runs (scripts/test.sh installs it)");
+        self.nodes[i] = Some(Running(child));
+    }
+
+    /// SIGKILL, as a crash would.
+    fn kill_node(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            node.0.kill().unwrap();
+            node.0.wait().unwrap();
+        }
+    }
+
+    fn urls(&self) -> String {
+        self.client_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// A site: `cairn serve --publish` over its own data directory.
+struct Site {
+    name: &'static str,
+    dir: tempfile::TempDir,
+    server: Option<Running>,
+    addr: String,
+}
+
+impl Site {
+    fn start(name: &'static str, cluster: &Cluster) -> Self {
+        let mut site = Self {
+            name,
+            dir: tempfile::tempdir().unwrap(),
+            server: None,
+            addr: String::new(),
+        };
+        site.restart(cluster);
+        site
+    }
+
+    fn restart(&mut self, cluster: &Cluster) {
+        let urls = cluster.urls();
+        let (child, _out, addr) = serve(
+            self.dir.path(),
+            &[
+                "--token",
+                TOKEN,
+                "--publish",
+                &urls,
+                "--site",
+                self.name,
+                "--publish-replicas",
+                "3",
+            ],
+        );
+        self.server = Some(Running(child));
+        self.addr = addr;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.0.kill().unwrap();
+            s.0.wait().unwrap();
+        }
+    }
+
+    /// Some work: a client and a few log lines (each an event, each acknowledged).
+    fn work(&self, round: usize) {
+        let client = raw_send(
+            &self.addr,
+            "POST",
+            "/api/clients",
+            TOKEN,
+            format!(r#"{{"name":"{}-{round}"}}"#, self.name).as_bytes(),
+        );
+        assert!(client["client"]["id"].is_string(), "{client}");
+        for i in 0..5 {
+            let line = raw_send(
+                &self.addr,
+                "POST",
+                "/api/logs",
+                TOKEN,
+                format!(
+                    r#"{{"level":"info","message":"{} round {round} line {i}","source":"fleet"}}"#,
+                    self.name
+                )
+                .as_bytes(),
+            );
+            assert!(line.is_object(), "{line}");
+        }
+    }
+
+    fn publication(&self) -> serde_json::Value {
+        let status = common::process::raw_get(&self.addr, "/api/status", &format!("authorization: Bearer {TOKEN}\r\n"));
+        let body = status.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let mut p = json["data"]["publication"].clone();
+        p["head"] = json["data"]["head_position"].clone();
+        p
+    }
+
+    /// Waits until JetStream acknowledged the whole log.
+    fn wait_published(&self, limit: Duration) -> i64 {
+        let started = Instant::now();
+        loop {
+            let p = self.publication();
+            if p["lag"] == 0 && p["connected"] == true {
+                return p["acknowledged"].as_i64().unwrap();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{} not published within {limit:?}: {p}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Every message of a site's stream, in the stream's order: each the event at its position, once, chaining.
+async fn check_stream(cluster: &Cluster, site: &str, head: i64) {
+    let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|u| u.parse().unwrap()).collect();
+    let client = async_nats::connect(servers).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(format!("CAIRN_{site}")).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages as i64, head, "{site}: one message per event");
+    assert_eq!(info.state.last_sequence as i64, head);
+    let mut verifier = ChainVerifier::new();
+    for seq in 1..=head as u64 {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        assert_eq!(m.subject.as_str(), format!("cairn.{site}.events"));
+        assert_eq!(m.headers.get("Cairn-Position").unwrap().as_str(), seq.to_string());
+        let e: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let event = cairn_events::RecordedEvent {
+            position: e["position"].as_i64().unwrap(),
+            id: e["id"].as_str().unwrap().parse().unwrap(),
+            stream: e["stream"].as_str().unwrap().into(),
+            version: e["version"].as_i64().unwrap(),
+            event_type: e["type"].as_str().unwrap().into(),
+            schema: e["schema"].as_u64().unwrap() as u32,
+            data: e["data"].as_str().unwrap().into(),
+            metadata: e["metadata"].as_str().unwrap().into(),
+            recorded_at: e["recorded_at"].as_str().unwrap().into(),
+            crc: e["crc"].as_u64().unwrap() as u32,
+            hash: hex::decode(e["hash"].as_str().unwrap()).unwrap().try_into().unwrap(),
+        };
+        assert_eq!(m.headers.get("Nats-Msg-Id").unwrap().as_str(), event.id.to_string());
+        verifier
+            .check(&event)
+            .unwrap_or_else(|err| panic!("{site} at {seq}: {err}"));
+    }
+}
+
+#[test]
+fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and_an_outage() {
+    let mut cluster = Cluster::start();
+    let mut paris = Site::start("paris", &cluster);
+    let lyon = Site::start("lyon", &cluster);
+    let soon = Duration::from_secs(30);
+    for round in 0..3 {
+        paris.work(round);
+        lyon.work(round);
+    }
+    paris.wait_published(soon);
+    lyon.wait_published(soon);
+
+    // One NATS node crashes and comes back: the R3 streams carry on.
+    cluster.kill_node(0);
+    for round in 3..6 {
+        paris.work(round);
+        lyon.work(round);
+    }
+    cluster.start_node(0);
+    paris.wait_published(soon);
+    lyon.wait_published(soon);
+
+    // A site crashes mid-stream and restarts: it resumes where JetStream stopped, nothing sent twice.
+    paris.work(6);
+    paris.kill();
+    paris.restart(&cluster);
+    paris.work(7);
+    paris.wait_published(soon);
+
+    // The whole cluster is down: the sites keep working, their lag grows, and the backlog goes when it is back.
+    for i in 0..3 {
+        cluster.kill_node(i);
+    }
+    paris.work(8);
+    lyon.work(8);
+    let p = paris.publication();
+    assert!(p["lag"].as_i64().unwrap() >= 6, "{p}");
+    for i in 0..3 {
+        cluster.start_node(i);
+    }
+    let paris_head = paris.wait_published(Duration::from_secs(60));
+    let lyon_head = lyon.wait_published(Duration::from_secs(60));
+    // Six events a round (nine rounds at paris, seven at lyon) and a ServerStarted for each start.
+    assert_eq!((paris_head, lyon_head), (9 * 6 + 2, 7 * 6 + 1));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        check_stream(&cluster, "paris", paris_head).await;
+        check_stream(&cluster, "lyon", lyon_head).await;
+    });
+    drop(paris);
+    drop(lyon);
+    drop(cluster);
+}
+
+#[test]
+fn a_site_whose_nats_never_answers_works_and_says_how_far_behind_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!("nats://127.0.0.1:{}", free_port());
+    let (child, _out, addr) = serve(dir.path(), &["--token", TOKEN, "--publish", &nowhere, "--site", "dc-2"]);
+    let _server = Running(child);
+    for i in 0..3 {
+        let line = raw_send(
+            &addr,
+            "POST",
+            "/api/logs",
+            TOKEN,
+            format!(r#"{{"level":"info","message":"offline {i}"}}"#).as_bytes(),
+        );
+        assert!(line.is_object(), "{line}");
+    }
+    let auth = format!("authorization: Bearer {TOKEN}\r\n");
+    let started = Instant::now();
+    let publication = loop {
+        let status = common::process::raw_get(&addr, "/api/status", &auth);
+        let json: serde_json::Value = serde_json::from_str(status.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let p = json["data"]["publication"].clone();
+        if p["error"].is_string() {
+            break p;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no error reported: {p}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(publication["connected"], false);
+    assert_eq!(publication["subject"], "cairn.dc-2.events");
+    assert!(publication["lag"].as_i64().unwrap() >= 4, "{publication}");
+    let health = common::process::raw_get(&addr, "/api/db/health", &auth);
+    assert!(health.contains(r#""name":"publication","ok":false"#), "{health}");
+    let metrics = common::process::raw_get(&addr, "/metrics", &auth);
+    assert!(metrics.contains("cairn_publication_lag "), "{metrics}");
+    assert!(metrics.contains("cairn_publication_connected 0"), "{metrics}");
+}
+
+#[test]
+fn a_bad_site_name_or_nats_url_is_refused_before_the_server_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--publish", "nats://127.0.0.1:4222", "--site", "a.b"],
+            "--site is 1 to 64",
+        ),
+        (vec!["--publish", "http://127.0.0.1:4222"], "--publish takes nats://"),
+    ] {
+        let (code, _, err) =
+            common::process::run(&[&["serve", "--data", data, "--listen", "127.0.0.1:0"][..], &args[..]].concat());
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(says) && err.lines().count() == 1, "{args:?}: {err}");
+    }
+    let (code, _, _) = common::process::run(&["serve", "--data", data, "--site", "paris"]);
+    assert_eq!(code, 2, "--site needs --publish");
+}
