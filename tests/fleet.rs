@@ -180,6 +180,52 @@ impl Site {
     }
 }
 
+/// A hub (`cairn hub --nats`) over its own data directory; answers it and its address.
+fn start_hub(dir: &std::path::Path, cluster: &Cluster) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = common::cairn_bin()
+        .args([
+            "hub",
+            "--nats",
+            &cluster.urls(),
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+        ])
+        .arg("--data")
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    (Running(child), common::process::address_in(&first))
+}
+
+fn get(addr: &str, path: &str) -> serde_json::Value {
+    let answer = common::process::raw_get(addr, path, &format!("authorization: Bearer {TOKEN}\r\n"));
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_default()
+}
+
+/// Waits until the hub has applied `head` events of `site`; answers the site's card.
+fn hub_reaches(hub: &str, site: &str, head: i64, limit: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let card = get(hub, &format!("/api/fleet/sites/{site}"))["data"].clone();
+        if card["head_position"] == head {
+            return card;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the hub did not reach {head} of {site}: {card}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Every message of a site's stream, in the stream's order: each the event at its position, once, chaining.
 async fn check_stream(cluster: &Cluster, site: &str, head: i64) {
     let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|u| u.parse().unwrap()).collect();
@@ -220,6 +266,8 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
     let mut cluster = Cluster::start();
     let mut paris = Site::start("paris", &cluster);
     let lyon = Site::start("lyon", &cluster);
+    let hub_dir = tempfile::tempdir().unwrap();
+    let (hub_server, hub) = start_hub(hub_dir.path(), &cluster);
     let soon = Duration::from_secs(30);
     for round in 0..3 {
         paris.work(round);
@@ -269,6 +317,65 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
         check_stream(&cluster, "paris", paris_head).await;
         check_stream(&cluster, "lyon", lyon_head).await;
     });
+
+    // The hub followed both through it all: every event once, in order (its replicas verify the chain as they
+    // apply), and each site's figures are the site's own.
+    for (site, head) in [(&paris, paris_head), (&lyon, lyon_head)] {
+        let card = hub_reaches(&hub, site.name, head, Duration::from_secs(60));
+        assert_eq!(card["chain"]["ok"], true, "{card}");
+        let status = get(&site.addr, "/api/status")["data"].clone();
+        for figure in [
+            "total_clients",
+            "clients_connected",
+            "total_files",
+            "storage_used_bytes",
+            "stored_bytes",
+            "total_transfers",
+        ] {
+            assert_eq!(
+                card[figure], status[figure],
+                "{}: {figure}: {card} against {status}",
+                site.name
+            );
+        }
+        let event = get(&site.addr, &format!("/api/events/{head}"))["data"].clone();
+        assert_eq!(card["head_hash"], event["hash"], "{}", site.name);
+    }
+    let sites = get(&hub, "/api/fleet/sites")["data"].clone();
+    assert_eq!(sites.as_array().unwrap().len(), 2, "{sites}");
+    let clients = get(&hub, "/api/fleet/clients?q=paris-3")["data"].clone();
+    assert_eq!(clients.as_array().unwrap().len(), 1, "{clients}");
+    assert_eq!(clients[0]["site"], "paris");
+    let joined = get(&hub, "/api/events?type=FleetSiteJoined")["data"]["total"].clone();
+    assert_eq!(joined, 2);
+
+    // A forged stream: three of paris's events copied as they are, then one whose hash does not chain.
+    runtime.block_on(forge(&cluster, "paris", "evil", 3));
+    let started = Instant::now();
+    let card = loop {
+        let card = get(&hub, "/api/fleet/sites/evil")["data"].clone();
+        if card["state"] == "broken" {
+            break card;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "evil never broke: {card}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(card["head_position"], 3, "{card}");
+    assert_eq!(card["chain"]["first_bad"], 4, "{card}");
+    assert!(
+        card["chain"]["detail"].as_str().unwrap().contains("does not chain"),
+        "{card}"
+    );
+    let broken = get(&hub, "/api/events?type=FleetSiteBroken")["data"].clone();
+    assert_eq!(broken["total"], 1, "{broken}");
+    assert_eq!(broken["events"][0]["data"]["site"], "evil");
+    // The others carry on, and the broken one comes first.
+    let sites = get(&hub, "/api/fleet/sites")["data"].clone();
+    assert_eq!(sites[0]["site"], "evil");
+    paris.work(9);
+    let paris_head = paris.wait_published(soon);
+    hub_reaches(&hub, "paris", paris_head, soon);
+    drop(hub_server);
     drop(paris);
     drop(lyon);
     drop(cluster);
@@ -330,4 +437,34 @@ fn a_bad_site_name_or_nats_url_is_refused_before_the_server_listens() {
     }
     let (code, _, _) = common::process::run(&["serve", "--data", data, "--site", "paris"]);
     assert_eq!(code, 2, "--site needs --publish");
+}
+
+/// Publishes to a new stream of site `forged` the first `good` events of `from`'s stream as they are, then the
+/// next one with its hash changed.
+async fn forge(cluster: &Cluster, from: &str, forged: &str, good: u64) {
+    let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|u| u.parse().unwrap()).collect();
+    let client = async_nats::connect(servers).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let source = js.get_stream(format!("CAIRN_{from}")).await.unwrap();
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: format!("CAIRN_{forged}"),
+        subjects: vec![format!("cairn.{forged}.events")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for seq in 1..=good + 1 {
+        let m = source.get_raw_message(seq).await.unwrap();
+        let mut payload = m.payload.to_vec();
+        if seq == good + 1 {
+            let mut e: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            e["hash"] = serde_json::Value::String("00".repeat(32));
+            payload = serde_json::to_vec(&e).unwrap();
+        }
+        js.publish(format!("cairn.{forged}.events"), payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
 }

@@ -308,6 +308,22 @@ pub struct ChainBroken {
     pub detail: String,
 }
 
+/// A hub began to follow a site's published log (`cairn hub`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FleetSiteJoined {
+    pub site: String,
+}
+
+/// A hub found a site's published log broken: a gap, a reordering, or an event that does not chain. The hub
+/// stops applying that site's events there; the other sites go on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FleetSiteBroken {
+    pub site: String,
+    /// The first position that does not follow.
+    pub first_bad: u64,
+    pub detail: String,
+}
+
 /// The data directory's disk crossed the alerting threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DiskNearlyFull {
@@ -333,6 +349,8 @@ pub enum AlertKind {
     ChainBroken,
     /// `DiskNearlyFull`.
     DiskNearlyFull,
+    /// `FleetSiteBroken`: a hub found a site's published log broken.
+    SiteBroken,
     /// `AlertTestRequested`: only ever sent to the target it names, whatever the rules.
     Test,
 }
@@ -346,6 +364,7 @@ impl AlertKind {
         AlertKind::ClientTimeout,
         AlertKind::ChainBroken,
         AlertKind::DiskNearlyFull,
+        AlertKind::SiteBroken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -356,6 +375,7 @@ impl AlertKind {
             AlertKind::ClientTimeout => "client_timeout",
             AlertKind::ChainBroken => "chain_broken",
             AlertKind::DiskNearlyFull => "disk_nearly_full",
+            AlertKind::SiteBroken => "site_broken",
             AlertKind::Test => "test",
         }
     }
@@ -369,6 +389,7 @@ impl AlertKind {
             AlertKind::ClientTimeout => "ClientDisconnected",
             AlertKind::ChainBroken => "ChainBroken",
             AlertKind::DiskNearlyFull => "DiskNearlyFull",
+            AlertKind::SiteBroken => "FleetSiteBroken",
             AlertKind::Test => "AlertTestRequested",
         }
     }
@@ -537,6 +558,11 @@ pub fn run_stream(id: Uuid) -> String {
     format!("run-{id}")
 }
 
+/// The stream of a site a hub follows.
+pub fn site_stream(site: &str) -> String {
+    format!("site-{site}")
+}
+
 pub fn client_stream(id: Uuid) -> String {
     format!("client-{id}")
 }
@@ -590,6 +616,8 @@ catalogue! {
     DatabaseBackupRemoved => |_| SERVER_STREAM.to_owned(),
     ChainBroken => |_| SERVER_STREAM.to_owned(),
     DiskNearlyFull => |_| SERVER_STREAM.to_owned(),
+    FleetSiteJoined => |e| site_stream(&e.site),
+    FleetSiteBroken => |e| site_stream(&e.site),
     AlertTargetAdded => |e| alert_target_stream(e.target_id),
     AlertTargetRemoved => |e| alert_target_stream(e.target_id),
     AlertRuleAdded => |e| alert_rule_stream(e.rule_id),

@@ -46,6 +46,30 @@ pub struct RebuildOptions {
     pub copy_events: bool,
 }
 
+/// Inserts an event row as it was recorded elsewhere (a copy of a log: `--until --into`, a hub's replica of a
+/// site), its position, times and hashes unchanged.
+pub fn insert_event(target: &Connection, event: &cairn_events::RecordedEvent) -> rusqlite::Result<()> {
+    target
+        .prepare_cached(
+            "INSERT INTO events (position, id, stream, version, type, schema, data, metadata, recorded_at, crc, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            event.position,
+            event.id.to_string(),
+            event.stream,
+            event.version,
+            event.event_type,
+            event.schema,
+            event.data,
+            event.metadata,
+            event.recorded_at,
+            event.crc,
+            hex::encode(event.hash),
+        ])
+        .map(drop)
+}
+
 /// Readies a fresh scratch database for [`rebuild`]: no journal and no syncing, since a crash or an error only
 /// loses the scratch file, which is then removed. Call before any other connection opens or attaches it.
 pub fn prepare_target(target: &Connection) -> rusqlite::Result<()> {
@@ -81,25 +105,7 @@ pub fn rebuild(
             })?;
             verifier.check(&event)?;
             if options.copy_events {
-                target
-                    .prepare_cached(
-                        "INSERT INTO events (position, id, stream, version, type, schema, data, metadata,
-                                             recorded_at, crc, hash)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    )?
-                    .execute(params![
-                        event.position,
-                        event.id.to_string(),
-                        event.stream,
-                        event.version,
-                        event.event_type,
-                        event.schema,
-                        event.data,
-                        event.metadata,
-                        event.recorded_at,
-                        event.crc,
-                        hex::encode(event.hash),
-                    ])?;
+                insert_event(target, &event)?;
             }
             merkle::store::append(target, &mut tree, &event.hash)?;
             Projections::apply_event(target, &event, None).map_err(|source| RebuildError::Apply {

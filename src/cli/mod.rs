@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod checkpoint;
 mod events;
+mod hub;
 mod prove;
 mod replay;
 mod restore;
@@ -67,6 +68,8 @@ impl ServerArg {
 enum Command {
     /// Run the server: the HTTP API over the data directory, until SIGINT or SIGTERM
     Serve(serve::Args),
+    /// Run a hub: a server that follows every site's published log on NATS JetStream and shows the fleet
+    Hub(hub::Args),
     /// Rebuild the read tables from the event log (verifying every CRC and the chain as it reads)
     Replay(replay::Args),
     /// Check every event's CRC, the hash chain and the Merkle tree (or a saved checkpoint, or an offline proof);
@@ -102,6 +105,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     };
     match cli.command {
         Command::Serve(a) => serve::run(a),
+        Command::Hub(a) => hub::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Checkpoint(a) => checkpoint::run(a),

@@ -64,6 +64,9 @@ pub struct Args {
     /// The published stream's replicas, at most the cluster's servers
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5), requires = "publish")]
     publish_replicas: u8,
+    /// Follow these NATS servers' site streams as a hub (set by `cairn hub --nats`)
+    #[arg(skip)]
+    pub(super) hub: Vec<String>,
     /// The checkpoints' origin, which names the log's key (default: cairn/<16 hex digits>, made once per data
     /// directory with <data>/log.key)
     #[arg(long, value_name = "NAME")]
@@ -184,6 +187,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             public_proofs: args.public_proofs,
             origin: args.origin.clone(),
             publish: publish.clone(),
+            hub: (!args.hub.is_empty()).then(|| crate::services::fleet::FleetConfig {
+                servers: args.hub.clone(),
+            }),
             disk_alert_percent: args.disk_alert_percent,
             retain_deleted: args.retain_deleted,
             backup_every: args.backup_every,

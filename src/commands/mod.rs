@@ -6,13 +6,14 @@
 //! the events (which applies the projections), places an uploaded blob, and schedules orphaned blobs for removal
 //! after the commit.
 //!
-//! One file per area: [`client`], [`file`], [`log`], [`transfer`], [`run`], [`server`], [`alert`]; [`state`] reads the
+//! One file per area: [`client`], [`file`], [`log`], [`transfer`], [`run`], [`server`], [`alert`], [`fleet`]; [`state`] reads the
 //! read tables.
 
 pub mod alert;
 pub mod blobs;
 pub mod client;
 pub mod file;
+pub mod fleet;
 pub mod log;
 pub mod run;
 pub mod server;

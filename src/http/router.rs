@@ -12,6 +12,7 @@ use crate::services::alerts::AlertsSetup;
 use crate::services::archive::Preview;
 use crate::services::console::QueryResult;
 use crate::services::database::{Backup, BackupEntry, Health, Info, Optimized, TablePage, Verified};
+use crate::services::fleet::{FleetClient, SiteSummary};
 use crate::services::health::Attention;
 use crate::services::history::StorageHistory;
 use crate::services::proofs::{ConsistencyProof, InclusionProof};
@@ -75,6 +76,9 @@ pub enum Endpoint {
     AuditInclusion,
     AuditConsistency,
     AuditTile,
+    FleetSites,
+    FleetSite,
+    FleetClients,
     Stats,
     OpenApi,
     System,
@@ -203,6 +207,9 @@ routes! {
     AuditInclusion GET "/api/audit/proof/inclusion" Proofs (json 200 InclusionProof) "The proof that the event at position P is in the tree of size N (default: the latest checkpoint's): ?position=P&size=N.";
     AuditConsistency GET "/api/audit/proof/consistency" Proofs (json 200 ConsistencyProof) "The proof that the tree of size N1 is a prefix of the tree of size N2 (default: the latest checkpoint's): ?from=N1&to=N2.";
     AuditTile GET "/api/audit/tile/{tile*}" Proofs (raw [200] "application/octet-stream") "The tree's tiles (tile/<L>/<N>[.p/<W>]) and entry bundles (tile/entries/<N>[.p/<W>]) of c2sp.org/tlog-tiles, for a static mirror.";
+    FleetSites GET "/api/fleet/sites" Admin (json 200 Vec<SiteSummary>) "A hub's sites, worst state first: up, lagging, down or broken, with each site's head, lag, chain and figures (404 NOT_A_HUB on a site).";
+    FleetSite GET "/api/fleet/sites/{site}" Admin (json 200 SiteSummary) "One site of a hub's fleet.";
+    FleetClients GET "/api/fleet/clients" Admin (json 200 Vec<FleetClient>) "Every site's clients (site, q: a name's part), by site and name, at most 1000.";
     Stats GET "/api/stats" Admin (json 200 StatsAnswer) "Counters per minute, hour or day (from, to, bucket), and totals.";
     OpenApi GET "/api/openapi.json" Public (raw [200] "application/json") "This document.";
     System GET "/api/system" Admin (json 200 Sample) "Telemetry: CPU, memory, the data directory's disk, the process's RSS.";

@@ -66,6 +66,14 @@ pub async fn serve(
     let relay = tokio::spawn(feed::relay(services.cairn.clone(), services.feed.clone()));
     let stats = tokio::spawn(feed::publish_stats(services.clone()));
     let signer = tokio::spawn(crate::services::proofs::run_signer(services.clone()));
+    let follower = match (&services.fleet, services.config.hub.clone()) {
+        (Some(fleet), Some(config)) => Some(tokio::spawn(crate::services::fleet::run(
+            services.clone(),
+            fleet.clone(),
+            config,
+        ))),
+        _ => None,
+    };
     let publisher = services.config.publish.clone().map(|config| {
         tokio::spawn(crate::services::publish::run(
             services.cairn.clone(),
@@ -101,6 +109,9 @@ pub async fn serve(
     signer.abort();
     if let Some(p) = publisher {
         p.abort();
+    }
+    if let Some(f) = follower {
+        f.abort();
     }
 }
 

@@ -101,6 +101,13 @@ fn describe_in_full(e: &RecordedEvent) -> String {
             data["position"]
         ),
         "ChainBroken" => format!("the hash chain is broken at position {}", data["first_bad"]),
+        "FleetSiteJoined" => format!("site {} joined the fleet", s("site")),
+        "FleetSiteBroken" => format!(
+            "site {}'s published log is broken at position {}: {}",
+            s("site"),
+            data["first_bad"],
+            s("detail")
+        ),
         "DiskNearlyFull" => format!(
             "disk nearly full: {} free of {} (alert at {}% used)",
             bytes(&data["available_bytes"]),

@@ -222,6 +222,7 @@ fn kind_of(e: &RecordedEvent, data: &Value, target: Uuid) -> Option<AlertKind> {
         "ClientDisconnected" if data["reason"] == "timeout" => AlertKind::ClientTimeout,
         "ChainBroken" => AlertKind::ChainBroken,
         "DiskNearlyFull" => AlertKind::DiskNearlyFull,
+        "FleetSiteBroken" => AlertKind::SiteBroken,
         "AlertTestRequested" if data["target_id"].as_str() == Some(&target.to_string()) => AlertKind::Test,
         _ => return None,
     })
@@ -229,7 +230,7 @@ fn kind_of(e: &RecordedEvent, data: &Value, target: Uuid) -> Option<AlertKind> {
 
 fn severity(kind: AlertKind) -> (&'static str, u8) {
     match kind {
-        AlertKind::ChainBroken | AlertKind::VerificationFailed => ("critical", 9),
+        AlertKind::ChainBroken | AlertKind::VerificationFailed | AlertKind::SiteBroken => ("critical", 9),
         AlertKind::TransferFailed | AlertKind::DiskNearlyFull => ("error", 7),
         AlertKind::BackupOverdue | AlertKind::ClientTimeout => ("warning", 5),
         AlertKind::Test => ("info", 3),
@@ -291,6 +292,7 @@ fn headline(kind: AlertKind) -> &'static str {
         AlertKind::ClientTimeout => "client stopped answering",
         AlertKind::ChainBroken => "the log's hash chain is broken",
         AlertKind::DiskNearlyFull => "disk nearly full",
+        AlertKind::SiteBroken => "a site's published log is broken",
         AlertKind::Test => "test alert",
     }
 }

@@ -18,6 +18,7 @@
 //! - [`database`]: the database itself: size, health, the table browser, row edits as events, backup,
 //!   optimize.
 //! - [`metrics`]: `/metrics`, the figures in the OpenMetrics text format Prometheus scrapes.
+//! - [`fleet`]: the hub: every site's published log followed, checked and replicated; the fleet's views.
 //! - [`publish`]: the site's log published to NATS JetStream, in order and exactly once (`serve --publish`).
 //! - [`proofs`]: signed checkpoints of the log's Merkle tree, inclusion and consistency proofs, tiles.
 //! - [`feed`]: the live feed's relay: committed events encoded once, without gaps, plus stats and progress.
@@ -30,6 +31,7 @@ pub mod console;
 pub mod database;
 pub mod error;
 pub mod feed;
+pub mod fleet;
 pub mod health;
 pub mod history;
 pub mod logs;
@@ -66,6 +68,8 @@ pub struct ServerConfig {
     pub origin: Option<String>,
     /// Publish the log to NATS JetStream (`serve --publish`).
     pub publish: Option<publish::PublishConfig>,
+    /// Follow the fleet's published logs (`cairn hub`).
+    pub hub: Option<fleet::FleetConfig>,
     /// How often the backup monitor looks for overdue clients.
     pub backup_check: Duration,
     /// How often the whole hash chain is verified (a break is recorded as `ChainBroken`).
@@ -146,6 +150,7 @@ impl ServerConfig {
             public_proofs: false,
             origin: None,
             publish: None,
+            hub: None,
             backup_check: Duration::from_secs(30),
             chain_check: Duration::from_secs(6 * 60 * 60),
             disk_check: Duration::from_secs(30),
@@ -176,6 +181,8 @@ pub struct Services {
     pub proofs: Arc<proofs::Proofs>,
     /// What the publisher to NATS has done (nothing when the site does not publish).
     pub publication: Arc<publish::Publication>,
+    /// The fleet a hub follows (`None` on a site).
+    pub fleet: Option<Arc<fleet::Fleet>>,
 }
 
 impl Services {
@@ -187,6 +194,7 @@ impl Services {
         Ok(Self {
             proofs: Arc::new(proofs),
             publication: Arc::new(publish::Publication::default()),
+            fleet: config.hub.as_ref().map(|_| Arc::new(fleet::Fleet::default())),
             presence: Arc::new(presence::Presence::new(feed.clone())),
             feed,
             cairn,

@@ -65,6 +65,23 @@ pub fn subject(site: &str) -> String {
     format!("cairn.{site}.events")
 }
 
+/// The plain NATS subject a site's heartbeat goes to, once a second: `{"site", "head"}`.
+pub fn heartbeat_subject(site: &str) -> String {
+    format!("cairn.{site}.heartbeat")
+}
+
+/// How often a site says it is up.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A task aborted when its handle goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The stream that holds a site's events.
 pub fn stream_name(site: &str) -> String {
     format!("CAIRN_{site}")
@@ -168,6 +185,40 @@ pub fn encode(e: &RecordedEvent) -> Vec<u8> {
     .expect("an event serialises")
 }
 
+/// The event a message carries, as [`encode`] wrote it; `Err` says why it is not one.
+pub fn decode(bytes: &[u8]) -> Result<RecordedEvent, String> {
+    #[derive(serde::Deserialize)]
+    struct Owned {
+        position: Position,
+        id: uuid::Uuid,
+        stream: String,
+        version: i64,
+        #[serde(rename = "type")]
+        event_type: String,
+        schema: u32,
+        data: String,
+        metadata: String,
+        recorded_at: String,
+        crc: u32,
+        hash: String,
+    }
+    let w: Owned = serde_json::from_slice(bytes).map_err(|e| format!("not an event's message: {e}"))?;
+    let hash = reader::decode_hash(w.hash.as_bytes()).ok_or("its hash is not 64 hex digits")?;
+    Ok(RecordedEvent {
+        position: w.position,
+        id: w.id,
+        stream: w.stream,
+        version: w.version,
+        event_type: w.event_type,
+        schema: w.schema,
+        data: w.data,
+        metadata: w.metadata,
+        recorded_at: w.recorded_at,
+        crc: w.crc,
+        hash,
+    })
+}
+
 /// Publishes the log until the task is aborted: connects (again and again while NATS is away), finds where the
 /// stream stops, sends what follows, and waits for commits.
 pub async fn run(cairn: Cairn, config: PublishConfig, publication: Arc<Publication>) {
@@ -192,6 +243,25 @@ async fn session(cairn: &Cairn, config: &PublishConfig, publication: &Publicatio
         .connection_timeout(Duration::from_secs(2))
         .connect(servers)
         .await?;
+    // Once a second, on plain NATS, the site says it is up and where its head is: a hub tells a quiet site from
+    // one that is down, and its lag from the head's distance.
+    let heartbeat = {
+        let (client, cairn, subject, site) = (
+            client.clone(),
+            cairn.clone(),
+            heartbeat_subject(&config.site),
+            config.site.clone(),
+        );
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                let beat = serde_json::json!({ "site": site, "head": cairn.store().head() });
+                if client.publish(subject.clone(), beat.to_string().into()).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        }))
+    };
     let js = jetstream::new(client);
     let mut stream = js
         .get_or_create_stream(stream::Config {
@@ -248,6 +318,9 @@ async fn session(cairn: &Cairn, config: &PublishConfig, publication: &Publicatio
         let waiting = in_flight.len();
         acked = settle(&mut in_flight, waiting, acked, publication).await?;
         keep(cairn.root(), acked)?;
+        if heartbeat.0.is_finished() {
+            anyhow::bail!("the connection to NATS ended");
+        }
         if batch.len() < WINDOW {
             // Caught up: wait for the next commit (or look again in a while, should a notice be missed).
             let _ = tokio::time::timeout(Duration::from_secs(1), commits.recv()).await;

@@ -70,6 +70,8 @@ function what(e) {
     case "BlobsPurged": return `${(d.blobs || []).length} contents purged (${d.reason})`;
     case "DatabaseBackupVerified": return d.ok ? `backup ${d.destination} checks out` : `backup ${d.destination} is damaged: ${d.detail}`;
     case "DatabaseBackupRemoved": return `backup ${d.destination} removed (${d.reason})`;
+    case "FleetSiteJoined": return `site ${d.site} joined the fleet`;
+    case "FleetSiteBroken": return `site ${d.site}'s published log is broken at position ${d.first_bad}: ${d.detail}`;
     case "ArchiveDownloaded": return `archive of ${d.files} files (${bytes(d.bytes)}) as of position ${d.position} downloaded`;
     default: return e.type;
   }

@@ -6,6 +6,7 @@ mod audit;
 mod clients;
 mod db;
 mod files;
+mod fleet;
 mod logs;
 mod runs;
 mod status;
@@ -64,6 +65,9 @@ pub async fn dispatch(state: &Services, endpoint: Endpoint, req: Request) -> Res
         AuditInclusion => audit::inclusion(state, req).await,
         AuditConsistency => audit::consistency(state, req).await,
         AuditTile => audit::tile(state, req).await,
+        FleetSites => fleet::sites(state).await,
+        FleetSite => fleet::site(state, req).await,
+        FleetClients => fleet::clients(state, req).await,
         Stats => audit::stats(state, req).await,
         System => status::system(state).await,
         Activity => status::activity(state, req).await,

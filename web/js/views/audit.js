@@ -14,7 +14,8 @@ const TYPES = ["ClientRegistered", "ClientUpdated", "ClientConnected", "ClientDi
   "FileStored", "FileVerified", "FileDownloaded", "FileDeleted", "TransferStarted", "TransferCompleted", "TransferFailed",
   "LogRecorded", "LogsCleared", "ServerStarted", "ServerStopped", "DatabaseBackedUp", "DatabaseOptimized",
   "ChainBroken", "DiskNearlyFull", "AlertTargetAdded", "AlertTargetRemoved", "AlertRuleAdded", "AlertRuleRemoved",
-  "AlertTestRequested", "AlertDelivered", "AlertDeliveryFailed", "ArchiveDownloaded", "BlobsPurged", "DatabaseBackupVerified", "DatabaseBackupRemoved"];
+  "AlertTestRequested", "AlertDelivered", "AlertDeliveryFailed", "ArchiveDownloaded", "BlobsPurged", "DatabaseBackupVerified", "DatabaseBackupRemoved",
+  "FleetSiteJoined", "FleetSiteBroken"];
 const PAGE = 100;
 
 export async function mount(root, position) {
