@@ -27,6 +27,8 @@ pub struct Status {
     pub head_position: i64,
     /// The publication of the log to NATS (`serve --publish`): null when the site does not publish.
     pub publication: Option<super::publish::PublicationStatus>,
+    /// Whether this server is a hub (`cairn hub`), with a fleet to show.
+    pub hub: bool,
 }
 
 /// The figures now: three small queries on a pooled read-only connection (the storage figures are running
@@ -35,6 +37,7 @@ pub async fn figures(services: &Services) -> Result<Status, ServiceError> {
     let head = services.cairn.store().head();
     let uptime = services.started.elapsed().as_secs();
     let publication = services.publication_status();
+    let hub = services.fleet.is_some();
     services
         .read(move |conn| {
             let (total_clients, clients_connected) = clients::counts(conn)?;
@@ -57,6 +60,7 @@ pub async fn figures(services: &Services) -> Result<Status, ServiceError> {
                 events_total: head,
                 head_position: head,
                 publication,
+                hub,
             })
         })
         .await

@@ -20,6 +20,7 @@ mod audit;
 mod clients;
 mod database;
 mod files;
+mod fleet;
 mod logs;
 mod overview;
 mod resume;

@@ -8,11 +8,14 @@ import * as audit from "./views/audit.js";
 import * as clients from "./views/clients.js";
 import * as database from "./views/database.js";
 import * as files from "./views/files.js";
+import * as fleet from "./views/fleet.js";
 import * as logs from "./views/logs.js";
 import * as overview from "./views/overview.js";
 
 // Each view has its own address: #/name, #/name/id (one client, one event, one table), #/name?filters.
-const VIEWS = { overview, clients, files, logs, analytics, alerts, database, audit };
+const VIEWS = { overview, clients, files, logs, analytics, alerts, database, audit, fleet };
+// Views a server may not have: Fleet only on a hub. Shown once the server says it has them.
+const HIDDEN = new Set(["fleet"]);
 
 let unmount = null;
 let mounted = null; // the route being mounted, so that a slow one does not outlive a newer one
@@ -27,7 +30,7 @@ function takeTokenFromUrl() {
 
 function renderNav(current) {
   const nav = document.getElementById("nav");
-  nav.replaceChildren(...Object.entries(VIEWS).map(([name, view]) => {
+  nav.replaceChildren(...Object.entries(VIEWS).filter(([name]) => !HIDDEN.has(name) || name === current).map(([name, view]) => {
     const a = document.createElement("a");
     a.href = `#/${name}`;
     a.textContent = view.title;
@@ -128,6 +131,10 @@ async function start() {
   window.addEventListener("hashchange", route);
   live.connect();
   route();
+  if (await fleet.available()) {
+    HIDDEN.delete("fleet");
+    renderNav((location.hash.match(/^#\/(\w+)/) || [])[1] || "overview");
+  }
 }
 
 start();

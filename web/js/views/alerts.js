@@ -14,6 +14,7 @@ const KIND_NAMES = {
   client_timeout: "Client timed out",
   chain_broken: "Chain broken",
   disk_nearly_full: "Disk nearly full",
+  site_broken: "Site broken (hub)",
   test: "Test",
 };
 
