@@ -468,3 +468,28 @@ async fn forge(cluster: &Cluster, from: &str, forged: &str, good: u64) {
             .unwrap();
     }
 }
+
+#[test]
+fn bench_fleet_reports_the_sites_rates_the_hubs_ingest_and_the_lag() {
+    let (code, out, err) = common::process::run(&[
+        "bench",
+        "fleet",
+        "--events",
+        "100",
+        "--producers",
+        "2",
+        "--durability",
+        "normal",
+        "--rate",
+        "20",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("| 2 | 200 |"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    for cell in &cells[3..9] {
+        assert!(cell.parse::<f64>().is_ok_and(|v| v > 0.0), "{row}");
+    }
+}

@@ -305,8 +305,8 @@ async fn every_answer_of_every_route_matches_the_openapi_document() {
     call(&app, &mut c, "GET", "/api/audit/proof/consistency?from=1", none.clone()).await;
     call(&app, &mut c, "GET", "/api/audit/tile/0/000.p/1", none.clone()).await;
     call(&app, &mut c, "GET", "/api/audit/tile/0/999", none.clone()).await; // 404
-    // The fleet's routes answer on a hub; here, a site, NOT_A_HUB (tests/fleet.rs and tests/browser/fleet.rs
-    // check a hub's answers).
+                                                                            // The fleet's routes answer on a hub; here, a site, NOT_A_HUB (tests/fleet.rs and tests/browser/fleet.rs
+                                                                            // check a hub's answers).
     for path in ["/api/fleet/sites", "/api/fleet/sites/paris", "/api/fleet/clients?q=a"] {
         assert_eq!(call(&app, &mut c, "GET", path, none.clone()).await.status, 404);
     }

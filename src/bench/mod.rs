@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod append;
+pub mod fleet;
 pub mod http;
 pub mod live;
 pub mod proofs;

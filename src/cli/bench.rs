@@ -25,6 +25,9 @@ enum Which {
     /// Inclusion and consistency proofs' latency over HTTP (beside reading one event) and in process, on a
     /// log of a million events; checkpoints signed per second beside Ed25519 alone
     Proofs,
+    /// N sites (1, 4, 16; --producers N for one) appending into a 3-node NATS JetStream cluster started here and
+    /// a hub: their append rate with publishing beside without, the hub's ingest rate, commit-to-hub lag
+    Fleet,
 }
 
 #[derive(Debug, clap::Args)]
@@ -232,6 +235,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 o.ed25519,
                 o.signing / o.ed25519
             );
+        }
+        Which::Fleet => {
+            let per = args.events.unwrap_or(2000);
+            let durability = args.durability.unwrap_or(Durability::Full);
+            let rate = args.rate.unwrap_or(50);
+            let shapes: Vec<usize> = args.producers.map_or(vec![1, 4, 16], |p| vec![usize::from(p)]);
+            println!(
+                "durability {}; {per} events per site as fast as each can, then {rate} events/s per site for 3 s for the lag; a 3-node JetStream cluster (replicas 3) and the hub in this process",
+                durability.as_str()
+            );
+            println!("| sites | events | appends ev/s, not publishing | publishing | ratio | hub ingest ev/s | commit → hub p50 ms | p99 ms |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for sites in shapes {
+                let o = bench::fleet::run(sites, per, rate, durability)?;
+                println!(
+                    "| {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} |",
+                    o.sites,
+                    o.events,
+                    o.without,
+                    o.with,
+                    o.with / o.without,
+                    o.ingest,
+                    o.lag_p50,
+                    o.lag_p99
+                );
+            }
         }
         Which::Agent => {
             let o = bench::agent::run(bench::agent::Config {

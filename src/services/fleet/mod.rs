@@ -57,6 +57,11 @@ impl Fleet {
         f(sites.entry(site.to_owned()).or_default());
     }
 
+    /// The last position of `site` the hub applied (0 before any).
+    pub fn applied(&self, site: &str) -> Position {
+        self.get(site).applied
+    }
+
     fn get(&self, site: &str) -> Seen {
         let sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         sites.get(site).cloned().unwrap_or_default()
@@ -172,16 +177,20 @@ async fn follow(services: &Services, fleet: &Fleet, js: &jetstream::Context, sit
             },
         )
         .await?;
+    // Pulled continuously; a batch is what has arrived (up to 512), applied in one transaction.
+    let mut incoming = consumer.messages().await?;
     loop {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(512)
-            .expires(Duration::from_secs(1))
-            .messages()
-            .await?;
-        let mut messages = Vec::new();
-        while let Some(m) = batch.next().await {
-            messages.push(m.map_err(|e| anyhow::anyhow!("{e}"))?);
+        let first = incoming
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the consumer's messages ended"))?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut messages = vec![first];
+        while messages.len() < 512 {
+            match tokio::time::timeout(Duration::from_millis(2), incoming.next()).await {
+                Ok(Some(m)) => messages.push(m.map_err(|e| anyhow::anyhow!("{e}"))?),
+                _ => break,
+            }
         }
         let Some(last) = messages.last() else {
             continue;
