@@ -207,19 +207,33 @@ pub fn run(sites: usize, per: usize, rate_per_site: u32, durability: Durability)
         let total: i64 = heads.iter().sum();
         let ingest = rate(total as usize, started.elapsed().as_secs_f64());
 
-        // Lag: each site at `rate_per_site` for three seconds; each commit's time against when the hub had it.
+        // Lag: each site, in a task of its own, commits at `rate_per_site` for three seconds; a watcher looks at
+        // the hub every half millisecond and times each commit from its acknowledgement to the hub's having it.
+        let pending: Arc<std::sync::Mutex<Vec<(usize, i64, Instant)>>> = Arc::default();
         let interval = Duration::from_secs_f64(1.0 / f64::from(rate_per_site.max(1)));
         let rounds = (rate_per_site as usize * 3).max(1);
+        let producers: Vec<_> = live
+            .iter()
+            .enumerate()
+            .map(|(s, cairn)| {
+                let (cairn, pending) = (cairn.clone(), pending.clone());
+                tokio::spawn(async move {
+                    let mut next = Instant::now();
+                    for i in 0..rounds {
+                        cairn.execute(sample_command(i), Metadata::system()).await?;
+                        let at = Instant::now();
+                        let head = cairn.store().head();
+                        pending.lock().unwrap_or_else(|p| p.into_inner()).push((s, head, at));
+                        next += interval;
+                        tokio::time::sleep_until(next.into()).await;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
         let mut lags = Vec::new();
-        let mut pending: Vec<(usize, i64, Instant)> = Vec::new();
-        let mut next = Instant::now();
-        for i in 0..rounds {
-            for (s, cairn) in live.iter().enumerate() {
-                let done = cairn.execute(sample_command(i), Metadata::system()).await?;
-                let _ = done;
-                pending.push((s, cairn.store().head(), Instant::now()));
-            }
-            pending.retain(|(s, p, at)| {
+        let watch = |lags: &mut Vec<f64>| {
+            pending.lock().unwrap_or_else(|p| p.into_inner()).retain(|(s, p, at)| {
                 if fleet.applied(&names[*s]) >= *p {
                     lags.push(at.elapsed().as_secs_f64() * 1e3);
                     false
@@ -227,22 +241,21 @@ pub fn run(sites: usize, per: usize, rate_per_site: u32, durability: Durability)
                     true
                 }
             });
-            next += interval;
-            tokio::time::sleep_until(next.into()).await;
+        };
+        while producers.iter().any(|p| !p.is_finished()) {
+            watch(&mut lags);
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        for p in producers {
+            p.await??;
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !pending.is_empty() && Instant::now() < deadline {
-            pending.retain(|(s, p, at)| {
-                if fleet.applied(&names[*s]) >= *p {
-                    lags.push(at.elapsed().as_secs_f64() * 1e3);
-                    false
-                } else {
-                    true
-                }
-            });
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        while !pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && Instant::now() < deadline {
+            watch(&mut lags);
+            tokio::time::sleep(Duration::from_micros(500)).await;
         }
-        anyhow::ensure!(pending.is_empty(), "{} commits never reached the hub", pending.len());
+        let left = pending.lock().unwrap_or_else(|p| p.into_inner()).len();
+        anyhow::ensure!(left == 0, "{left} commits never reached the hub");
         follower.abort();
         for p in publishers {
             p.abort();
