@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should panic where it stopped
 
 mod common;
+#[path = "common/webhook.rs"]
+mod webhook;
 
 use std::time::{Duration, Instant};
 
@@ -181,7 +183,7 @@ impl Site {
 }
 
 /// A hub (`cairn hub --nats`) over its own data directory; answers it and its address.
-fn start_hub(dir: &std::path::Path, cluster: &Cluster) -> (Running, String) {
+fn start_hub(dir: &std::path::Path, cluster: &Cluster, hook: &str) -> (Running, String) {
     use std::io::BufRead;
     let mut child = common::cairn_bin()
         .args([
@@ -193,6 +195,7 @@ fn start_hub(dir: &std::path::Path, cluster: &Cluster) -> (Running, String) {
             "--token",
             TOKEN,
         ])
+        .args(["--alert-webhook", hook])
         .arg("--data")
         .arg(dir)
         .stdout(std::process::Stdio::piped())
@@ -266,8 +269,14 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
     let mut cluster = Cluster::start();
     let mut paris = Site::start("paris", &cluster);
     let lyon = Site::start("lyon", &cluster);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let hook = runtime.block_on(webhook::Receiver::start());
     let hub_dir = tempfile::tempdir().unwrap();
-    let (hub_server, hub) = start_hub(hub_dir.path(), &cluster);
+    let (hub_server, hub) = start_hub(hub_dir.path(), &cluster, &hook.url());
     let soon = Duration::from_secs(30);
     for round in 0..3 {
         paris.work(round);
@@ -299,6 +308,17 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
     }
     paris.work(8);
     lyon.work(8);
+    // An upload too: the site takes it while it cannot publish.
+    let clients = get(&paris.addr, "/api/clients")["data"]["items"].clone();
+    let id = clients[0]["id"].as_str().unwrap().to_owned();
+    let stored = raw_send(
+        &paris.addr,
+        "POST",
+        &format!("/api/clients/{id}/files?name=offline.txt"),
+        TOKEN,
+        b"written while NATS was down",
+    );
+    assert!(stored["id"].is_string(), "{stored}");
     let p = paris.publication();
     assert!(p["lag"].as_i64().unwrap() >= 6, "{p}");
     for i in 0..3 {
@@ -306,13 +326,10 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
     }
     let paris_head = paris.wait_published(Duration::from_secs(60));
     let lyon_head = lyon.wait_published(Duration::from_secs(60));
-    // Six events a round (nine rounds at paris, seven at lyon) and a ServerStarted for each start.
-    assert_eq!((paris_head, lyon_head), (9 * 6 + 2, 7 * 6 + 1));
+    // Six events a round (nine rounds at paris, seven at lyon), a ServerStarted for each start, and the upload's
+    // three (its transfer started, the file stored, the transfer completed).
+    assert_eq!((paris_head, lyon_head), (9 * 6 + 2 + 3, 7 * 6 + 1));
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     runtime.block_on(async {
         check_stream(&cluster, "paris", paris_head).await;
         check_stream(&cluster, "lyon", lyon_head).await;
@@ -369,6 +386,25 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
     let broken = get(&hub, "/api/events?type=FleetSiteBroken")["data"].clone();
     assert_eq!(broken["total"], 1, "{broken}");
     assert_eq!(broken["events"][0]["data"]["site"], "evil");
+    // And the alert went out.
+    let started = Instant::now();
+    let alert = loop {
+        let got: Vec<_> = hook
+            .received()
+            .into_iter()
+            .filter(|r| r.body["kind"] == "site_broken")
+            .collect();
+        if let Some(first) = got.first() {
+            break first.body.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no site_broken alert: {:?}",
+            hook.received()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(alert["event"]["data"]["first_bad"], 4, "{alert}");
     // The others carry on, and the broken one comes first.
     let sites = get(&hub, "/api/fleet/sites")["data"].clone();
     assert_eq!(sites[0]["site"], "evil");

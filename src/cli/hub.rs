@@ -19,6 +19,9 @@ pub struct Args {
     /// The admin token (default: the one in <data>/admin.token, generated at first start)
     #[arg(long, value_name = "T")]
     token: Option<String>,
+    /// Send every alert (a site broken among them) to this webhook, as `serve --alert-webhook` does
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
 }
 
 /// `serve`'s arguments, parsed as `serve` would parse them, so the hub is a cairn server in every other way.
@@ -44,6 +47,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     ];
     if let Some(token) = args.token {
         serve.extend(["--token".to_owned(), token]);
+    }
+    if let Some(url) = args.alert_webhook {
+        serve.extend(["--alert-webhook".to_owned(), url]);
     }
     let mut parsed = AsServe::try_parse_from(serve)?.serve;
     parsed.hub = args.nats;
