@@ -411,6 +411,20 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
     paris.work(9);
     let paris_head = paris.wait_published(soon);
     hub_reaches(&hub, "paris", paris_head, soon);
+
+    // A second hub, from nothing, follows the same streams through its own consumer: the same fleet.
+    let second_dir = tempfile::tempdir().unwrap();
+    let (second_server, second) = start_hub(second_dir.path(), &cluster, &hook.url());
+    hub_reaches(&second, "paris", paris_head, Duration::from_secs(60));
+    hub_reaches(&second, "lyon", lyon_head, Duration::from_secs(60));
+    let card = hub_reaches(&second, "evil", 3, Duration::from_secs(60));
+    assert_eq!(card["chain"]["first_bad"], 4, "{card}");
+    // The first hub lost nothing to the second.
+    paris.work(10);
+    let paris_head = paris.wait_published(soon);
+    hub_reaches(&hub, "paris", paris_head, soon);
+    hub_reaches(&second, "paris", paris_head, soon);
+    drop(second_server);
     drop(hub_server);
     drop(paris);
     drop(lyon);

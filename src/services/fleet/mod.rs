@@ -23,8 +23,13 @@ use super::{ServiceError, Services};
 use crate::commands::fleet::{JoinSite, MarkSiteBroken};
 use replica::Replica;
 
-/// The durable consumer the hub reads each site's stream through.
-pub const CONSUMER: &str = "cairn-hub";
+/// The durable consumer a hub reads each site's stream through: `cairn-hub-<16 hex digits>`, of the hub's own
+/// origin (stable and unique per data directory), so that hubs never share one and each follows every event.
+pub fn consumer_name(origin: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(origin.as_bytes());
+    format!("cairn-hub-{}", &hex::encode(digest)[..16])
+}
 
 /// A site without a heartbeat for this long is down.
 pub const DOWN_AFTER: Duration = Duration::from_secs(10);
@@ -161,22 +166,30 @@ async fn follow(services: &Services, fleet: &Fleet, js: &jetstream::Context, sit
     }
     fleet.seen(site, |s| s.applied = replica.head());
     let stream = js.get_stream(publish::stream_name(site)).await?;
-    let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            consumer::pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                ack_policy: consumer::AckPolicy::All,
-                deliver_policy: match replica.head() {
-                    0 => consumer::DeliverPolicy::All,
-                    head => consumer::DeliverPolicy::ByStartSequence {
-                        start_sequence: head as u64 + 1,
-                    },
-                },
-                ..Default::default()
+    let name = consumer_name(services.proofs.verifier().name());
+    let config = consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        ack_policy: consumer::AckPolicy::All,
+        deliver_policy: match replica.head() {
+            0 => consumer::DeliverPolicy::All,
+            head => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: head as u64 + 1,
             },
-        )
-        .await?;
+        },
+        ..Default::default()
+    };
+    let mut consumer: consumer::PullConsumer = stream.get_or_create_consumer(&name, config.clone()).await?;
+    // A consumer that acknowledged past this replica (a hub that lost its data directory, or another hub's) would
+    // skip events: it starts again where the replica stands.
+    if consumer.info().await?.ack_floor.stream_sequence > replica.head().max(0) as u64 {
+        tracing::warn!(
+            site,
+            head = replica.head(),
+            "the hub's consumer is ahead of its replica; following from the replica's head"
+        );
+        stream.delete_consumer(&name).await?;
+        consumer = stream.get_or_create_consumer(&name, config).await?;
+    }
     // Pulled continuously; a batch is what has arrived (up to 512), applied in one transaction.
     let mut incoming = consumer.messages().await?;
     loop {
