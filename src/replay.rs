@@ -97,7 +97,10 @@ pub fn replay(root: &Path, mode: &Mode, progress: impl FnMut(i64)) -> Result<Rep
         if lock.is_none() {
             lock = Some(DataDir::open(root)?);
         }
-        drop(schema::open_writable(&db, Durability::Full)?);
+        let conn = schema::open_writable(&db, Durability::Full)?;
+        // Migration 9's tree is built from the log (SQL cannot hash), as the writer would as it starts.
+        cairn_events::merkle::store::catch_up(&conn, reader::head(&conn)?).map_err(StoreError::from)?;
+        drop(conn);
     }
     let _lock = lock;
     let live = schema::open_read_only(&db)?;

@@ -78,15 +78,14 @@ pub fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<
     ))
 }
 
-/// Opens (creating if needed) the read-write connection, checks the file is ours, and migrates it; a log
-/// without its Merkle tree (from before migration 9) gets it built, as SQL cannot hash.
+/// Opens (creating if needed) the read-write connection, checks the file is ours, and migrates it. (A log
+/// without its Merkle tree, from before migration 9, gets it from `merkle::store::catch_up`, which the writer
+/// runs as it starts and `cairn replay` after migrating: SQL cannot hash.)
 pub fn open_writable(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     configure(&conn, durability).map_err(|e| classify(path, e))?;
     migrate(&mut conn, path)?;
-    let head = crate::reader::head(&conn)?;
-    crate::merkle::store::catch_up(&conn, head)?;
     Ok(conn)
 }
 
